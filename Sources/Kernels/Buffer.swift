@@ -1,0 +1,42 @@
+/// A fixed-size, zero-initialised, heap-allocated array of scalars with a stable address.
+///
+/// Every large array in the project (parameters, gradients, Adam moments, activation caches)
+/// is a `Buffer`: allocated once, addressed through `ptr`, freed in `deinit`. Kernels take raw
+/// pointers into these, so nothing is allocated or bounds-checked in the hot loops.
+public final class Buffer<S: Scalar>: @unchecked Sendable {
+    public let count: Int
+    public let ptr: UnsafeMutablePointer<S>
+
+    public init(count: Int) {
+        precondition(count >= 0, "Buffer count must be non-negative")
+        self.count = count
+        ptr = .allocate(capacity: max(count, 1))
+        ptr.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    public convenience init(_ values: [S]) {
+        self.init(count: values.count)
+        values.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress { ptr.update(from: base, count: values.count) }
+        }
+    }
+
+    deinit { ptr.deallocate() }
+
+    public var buffer: UnsafeMutableBufferPointer<S> { .init(start: ptr, count: count) }
+    public var array: [S] { Array(buffer) }
+
+    @inlinable public subscript(i: Int) -> S {
+        get { ptr[i] }
+        set { ptr[i] = newValue }
+    }
+
+    /// Overwrites every element with zero.
+    public func zero() { ptr.update(repeating: 0, count: count) }
+
+    /// Overwrites this buffer with `other`, which must have the same count.
+    public func copy(from other: Buffer<S>) {
+        precondition(other.count == count, "Buffer.copy: count \(other.count) != \(count)")
+        ptr.update(from: other.ptr, count: count)
+    }
+}

@@ -1,0 +1,256 @@
+import Foundation
+
+/// Every setting of a run, flat. One table (`Config.fields`) names, documents, parses and
+/// prints each field, so config files, `--set key=value`, the checkpoint's `config` attribute
+/// and `Configs/README.md` can never disagree.
+///
+/// Defaults are the spec's (`shared/spec/model.md`), i.e. the released code's MC_Maze settings.
+public struct Config: Equatable, Sendable {
+    public enum EncoderInput: String, CaseIterable, Sendable { case current, lagged }
+    public enum Potential: String, CaseIterable, Sendable { case allPairs, diagonal }
+    public enum Dynamics: String, CaseIterable, Sendable { case secondOrder, firstOrder }
+    public enum Decoder: String, CaseIterable, Sendable { case transformer, linear }
+
+    // Architecture
+    public var hidden = 280
+    public var groups = 4
+    public var kernelSize = 3
+    public var heads = 2
+    public var feedForward = 512
+    public var encoderInput = EncoderInput.current
+    public var potential = Potential.allPairs
+    public var dynamics = Dynamics.secondOrder
+    public var decoder = Decoder.transformer
+    // Physics
+    public var dt = 0.01
+    public var mass = 1.0
+    public var damping = 0.55
+    public var temperature = 1.0
+    public var coupling = 1.0
+    public var velocityPriorVar = 0.1
+    // Regularisation
+    public var cdKeep = 0.5
+    public var dropout = 0.1
+    public var decoderDropout = 0.1
+    public var klWeight = 0.1
+    public var klWarmupEpochs = 500
+    // Optimisation
+    public var learningRate = 3e-3
+    public var adamBeta1 = 0.9
+    public var adamBeta2 = 0.999
+    public var adamEps = 1e-8
+    public var weightDecay = 2e-5
+    public var weightDecayWarmupEpochs = 500
+    public var gradClip = 200.0
+    public var lrFactor = 0.95
+    public var lrPatience = 10
+    public var minLearningRate = 1e-5
+    // Training and prediction
+    public var batchSize = 256
+    public var epochs = 2000
+    public var predictionSamples = 50
+    public var seed = 0
+
+    public init() {}
+
+    /// Width of the decoder input S_t: [z, v, h] = 3H, or [z, h] = 2H without velocity.
+    public var decoderWidth: Int { (dynamics == .secondOrder ? 3 : 2) * hidden }
+    /// Length of one potential group, L = H / G.
+    public var groupLength: Int { hidden / groups }
+}
+
+/// A config problem, phrased for the person who has to fix it.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// One row of the field table.
+public struct ConfigField: Sendable {
+    public let name: String
+    public let doc: String
+    /// The accepted values, for `--help` and the README (e.g. "current | lagged", "> 0").
+    public let domain: String
+    public let get: @Sendable (Config) -> String
+    public let set: @Sendable (inout Config, String) throws -> Void
+    /// The value as JSON (number or string), for the checkpoint's `config` attribute.
+    public let json: @Sendable (Config) -> Any
+
+    static func int(_ name: String, _ key: WritableKeyPath<Config, Int> & Sendable, _ domain: String, _ doc: String) -> ConfigField {
+        ConfigField(
+            name: name, doc: doc, domain: domain, get: { String($0[keyPath: key]) },
+            set: { config, text in
+                guard let v = Int(text.trimmingCharacters(in: .whitespaces)) else {
+                    throw ConfigError("\(name) must be an integer, got '\(text)'")
+                }
+                config[keyPath: key] = v
+            },
+            json: { $0[keyPath: key] })
+    }
+
+    static func real(_ name: String, _ key: WritableKeyPath<Config, Double> & Sendable, _ domain: String, _ doc: String) -> ConfigField {
+        ConfigField(
+            name: name, doc: doc, domain: domain, get: { formatReal($0[keyPath: key]) },
+            set: { config, text in
+                guard let v = Double(text.trimmingCharacters(in: .whitespaces)), v.isFinite else {
+                    throw ConfigError("\(name) must be a finite number, got '\(text)'")
+                }
+                config[keyPath: key] = v
+            },
+            json: { $0[keyPath: key] })
+    }
+
+    static func choice<E: RawRepresentable & CaseIterable & Sendable>(
+        _ name: String, _ key: WritableKeyPath<Config, E> & Sendable, _ doc: String
+    ) -> ConfigField where E.RawValue == String {
+        let options = E.allCases.map(\.rawValue)
+        return ConfigField(
+            name: name, doc: doc, domain: options.joined(separator: " | "), get: { $0[keyPath: key].rawValue },
+            set: { config, text in
+                guard let v = E(rawValue: text.trimmingCharacters(in: .whitespaces)) else {
+                    throw ConfigError("\(name) must be one of \(options.joined(separator: ", ")), got '\(text)'")
+                }
+                config[keyPath: key] = v
+            },
+            json: { $0[keyPath: key].rawValue })
+    }
+}
+
+/// Shortest text that parses back to the same Double.
+func formatReal(_ v: Double) -> String { "\(v)" }
+
+extension Config {
+    /// The field table: the single source of truth for names, docs and parsing.
+    public static let fields: [ConfigField] = [
+        .int("hidden", \.hidden, "> 0, divisible by groups", "H: GRU width, and the size of z and of v."),
+        .int("groups", \.groups, "> 0", "G: channels of the coupled-oscillator potential; L = H/G."),
+        .int("kernelSize", \.kernelSize, "odd, > 0", "K: taps of the potential's conv1d kernel (zero padding K/2)."),
+        .int("heads", \.heads, "> 0, divides the decoder width", "Attention heads of the Transformer decoder."),
+        .int("feedForward", \.feedForward, "> 0", "Fff: feed-forward width of the Transformer decoder."),
+        .choice("encoderInput", \.encoderInput, "GRU input at step t: current = x[min(t,T-1)] (paper, Algorithm 1); lagged = x[min(t-1,T-1)] (released code)."),
+        .choice("potential", \.potential, "allPairs: U = k·Σ_i Σ_j <V_i, Z_j> (released code); diagonal: U = k·Σ_i <V_i, Z_i> (paper's zᵀWz)."),
+        .choice("dynamics", \.dynamics, "secondOrder: underdamped Langevin in (z, v); firstOrder: overdamped, no velocity (ablation)."),
+        .choice("decoder", \.decoder, "transformer: one post-norm Transformer encoder layer; linear: readout straight from S_t (ablation)."),
+        .real("dt", \.dt, "> 0", "Langevin time step."),
+        .real("mass", \.mass, "> 0", "Mass m in v' = v - dt·f(z)/m."),
+        .real("damping", \.damping, "[0, 1)", "Damping g: mu_t = (1-g)·v', noise variance 2·g·temperature."),
+        .real("temperature", \.temperature, ">= 0", "Temperature of the Langevin noise."),
+        .real("coupling", \.coupling, "any", "Coupling strength k of the potential."),
+        .real("velocityPriorVar", \.velocityPriorVar, "> 0", "Variance of the N(0, s²) prior in the transition KL."),
+        .real("cdKeep", \.cdKeep, "(0, 1]", "Coordinated dropout keep probability p (1 disables coordinated dropout)."),
+        .real("dropout", \.dropout, "[0, 1)", "Dropout rate on every GRU hidden state."),
+        .real("decoderDropout", \.decoderDropout, "[0, 1)", "Dropout rate inside the Transformer layer (attention weights, attention output, feed-forward)."),
+        .real("klWeight", \.klWeight, ">= 0", "Final KL weight beta."),
+        .int("klWarmupEpochs", \.klWarmupEpochs, ">= 0", "beta(epoch) = klWeight·min(epoch/klWarmupEpochs, 1); 0 = no warm-up."),
+        .real("learningRate", \.learningRate, "> 0", "Adam learning rate at the start."),
+        .real("adamBeta1", \.adamBeta1, "[0, 1)", "Adam beta1."),
+        .real("adamBeta2", \.adamBeta2, "[0, 1)", "Adam beta2."),
+        .real("adamEps", \.adamEps, "> 0", "Adam epsilon."),
+        .real("weightDecay", \.weightDecay, ">= 0", "Final coupled L2 weight decay (added to the gradient, as torch.optim.Adam does)."),
+        .int("weightDecayWarmupEpochs", \.weightDecayWarmupEpochs, ">= 0", "Weight decay ramps linearly from 0 over this many epochs; 0 = no ramp."),
+        .real("gradClip", \.gradClip, ">= 0", "Global gradient-norm clip; 0 disables clipping."),
+        .real("lrFactor", \.lrFactor, "(0, 1)", "ReduceLROnPlateau factor on the validation loss."),
+        .int("lrPatience", \.lrPatience, ">= 0", "ReduceLROnPlateau patience, in epochs."),
+        .real("minLearningRate", \.minLearningRate, ">= 0", "ReduceLROnPlateau lower bound on the learning rate."),
+        .int("batchSize", \.batchSize, "> 0", "Global batch size in trials (the same at any world size)."),
+        .int("epochs", \.epochs, "> 0", "Training epochs."),
+        .int("predictionSamples", \.predictionSamples, ">= 0", "Stochastic passes averaged in log-rate space for prediction; 0 = one deterministic mean-path pass."),
+        .int("seed", \.seed, ">= 0", "Seed of every random draw (initialisation, dropout, noise, shuffling)."),
+    ]
+
+    public static func field(named name: String) -> ConfigField? { fields.first { $0.name == name } }
+
+    /// Sets one field from its text form, as `--set key=value` and config files do.
+    /// `source` names where the pair came from, for the error message.
+    public mutating func set(_ key: String, _ value: String, source: String = "--set") throws {
+        guard let field = Config.field(named: key) else {
+            let close = Config.fields.map(\.name).filter { $0.lowercased() == key.lowercased() || $0.lowercased().hasPrefix(key.lowercased().prefix(4)) }
+            let hint = close.isEmpty ? "" : " Did you mean \(close.joined(separator: " or "))?"
+            throw ConfigError("\(source): unknown config key '\(key)'.\(hint) Run `lflow-dist help config` or see Configs/README.md for every key.")
+        }
+        do { try field.set(&self, value) } catch let error as ConfigError {
+            throw ConfigError("\(source): \(error.message)")
+        }
+    }
+
+    /// Applies `key=value` overrides, in order.
+    public mutating func apply(overrides: [String]) throws {
+        for item in overrides {
+            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
+                throw ConfigError("--set expects key=value, got '\(item)'. Example: --set hidden=64")
+            }
+            try set(String(item[..<eq]), String(item[item.index(after: eq)...]), source: "--set \(item)")
+        }
+    }
+
+    /// Every problem that would make the model impossible, in one message.
+    public func validate() throws {
+        var problems: [String] = []
+        func need(_ ok: Bool, _ message: String) { if !ok { problems.append(message) } }
+        need(hidden > 0, "hidden must be > 0 (got \(hidden))")
+        need(groups > 0, "groups must be > 0 (got \(groups))")
+        if hidden > 0 && groups > 0 {
+            need(hidden % groups == 0, "hidden (\(hidden)) must be divisible by groups (\(groups)); try hidden=\(max(groups, hidden / groups * groups))")
+        }
+        need(kernelSize > 0 && kernelSize % 2 == 1, "kernelSize must be odd and > 0 (got \(kernelSize))")
+        need(heads > 0, "heads must be > 0 (got \(heads))")
+        if heads > 0 && hidden > 0 && decoder == .transformer {
+            need(decoderWidth % heads == 0, "decoder width \(decoderWidth) (= \(dynamics == .secondOrder ? 3 : 2)·hidden) must be divisible by heads (\(heads))")
+        }
+        need(feedForward > 0, "feedForward must be > 0 (got \(feedForward))")
+        need(dt > 0, "dt must be > 0 (got \(dt))")
+        need(mass > 0, "mass must be > 0 (got \(mass)); it divides the force")
+        need(damping >= 0 && damping < 1, "damping must be in [0, 1) (got \(damping))")
+        need(temperature >= 0, "temperature must be >= 0 (got \(temperature))")
+        need(velocityPriorVar > 0, "velocityPriorVar must be > 0 (got \(velocityPriorVar))")
+        need(cdKeep > 0 && cdKeep <= 1, "cdKeep must be in (0, 1] (got \(cdKeep)); 1 disables coordinated dropout")
+        need(dropout >= 0 && dropout < 1, "dropout must be in [0, 1) (got \(dropout))")
+        need(decoderDropout >= 0 && decoderDropout < 1, "decoderDropout must be in [0, 1) (got \(decoderDropout))")
+        need(klWeight >= 0, "klWeight must be >= 0 (got \(klWeight))")
+        need(klWarmupEpochs >= 0, "klWarmupEpochs must be >= 0 (got \(klWarmupEpochs))")
+        need(learningRate > 0, "learningRate must be > 0 (got \(learningRate))")
+        need(adamBeta1 >= 0 && adamBeta1 < 1, "adamBeta1 must be in [0, 1) (got \(adamBeta1))")
+        need(adamBeta2 >= 0 && adamBeta2 < 1, "adamBeta2 must be in [0, 1) (got \(adamBeta2))")
+        need(adamEps > 0, "adamEps must be > 0 (got \(adamEps))")
+        need(weightDecay >= 0, "weightDecay must be >= 0 (got \(weightDecay))")
+        need(weightDecayWarmupEpochs >= 0, "weightDecayWarmupEpochs must be >= 0 (got \(weightDecayWarmupEpochs))")
+        need(gradClip >= 0, "gradClip must be >= 0 (got \(gradClip)); 0 disables clipping")
+        need(lrFactor > 0 && lrFactor < 1, "lrFactor must be in (0, 1) (got \(lrFactor))")
+        need(lrPatience >= 0, "lrPatience must be >= 0 (got \(lrPatience))")
+        need(minLearningRate >= 0, "minLearningRate must be >= 0 (got \(minLearningRate))")
+        need(batchSize > 0, "batchSize must be > 0 (got \(batchSize))")
+        need(epochs > 0, "epochs must be > 0 (got \(epochs))")
+        need(predictionSamples >= 0, "predictionSamples must be >= 0 (got \(predictionSamples))")
+        need(seed >= 0, "seed must be >= 0 (got \(seed))")
+        if !problems.isEmpty {
+            throw ConfigError("impossible config:\n  - " + problems.joined(separator: "\n  - "))
+        }
+    }
+
+    /// The resolved config as a JSON object, keys in table order (stored in checkpoints).
+    public func json() -> String {
+        let body = Config.fields.map { field -> String in
+            let value = field.json(self)
+            let text: String
+            if let s = value as? String { text = "\"\(s)\"" } else { text = field.get(self) }
+            return "  \"\(field.name)\": \(text)"
+        }
+        return "{\n" + body.joined(separator: ",\n") + "\n}"
+    }
+
+    /// Reads a config from the JSON written by `json()`. Unknown keys are an error.
+    public static func fromJSON(_ text: String, source: String) throws -> Config {
+        guard let data = text.data(using: .utf8),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ConfigError("\(source): the config is not a JSON object")
+        }
+        var config = Config()
+        for (key, value) in object.sorted(by: { $0.key < $1.key }) {
+            let text: String
+            if let n = value as? NSNumber, !(value is String) { text = n.stringValue } else { text = "\(value)" }
+            try config.set(key, text, source: source)
+        }
+        return config
+    }
+}
