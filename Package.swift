@@ -36,11 +36,13 @@ let package = Package(
         .target(name: "Model", dependencies: ["Kernels"], swiftSettings: optimised),
         // NLB tensor files: reading and validation.
         .target(name: "Data", dependencies: ["HDF5"], swiftSettings: optimised),
+        // NLB metrics: co-bps, fp-bps, vel R² (ridge + CV), PSTH R², R².
+        .target(name: "Metrics", swiftSettings: optimised),
         // HDF5 checkpoints in PyTorch state_dict names and shapes.
         .target(name: "Checkpoint", dependencies: ["HDF5", "Model"], swiftSettings: optimised),
         // Orchestration: config files, batches from data, inspect (later: trainer, search).
         .target(name: "Training",
-                dependencies: ["Model", "Data", "Checkpoint", "Kernels", "Yams"],
+                dependencies: ["Model", "Data", "Checkpoint", "Metrics", "Kernels", "Yams"],
                 swiftSettings: optimised),
         .executableTarget(
             name: "lflow-dist",
@@ -51,6 +53,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
         .testTarget(name: "IOTests", dependencies: ["HDF5", "Data", "Checkpoint", "Model", "Training"]),
+        .testTarget(name: "MetricsTests", dependencies: ["Metrics", "HDF5"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["lflow-dist", "HDF5"]),
     ]
 )

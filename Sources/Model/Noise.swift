@@ -1,0 +1,67 @@
+import Kernels
+
+/// Where the random draws of one forward pass come from.
+///
+/// Every draw is keyed by (seed, purpose, epoch, step, global trial index, element), never by
+/// rank or by position in the local batch, so a trial sees the same noise at any world size.
+public struct NoiseContext: Sendable {
+    /// false: deterministic mode (no dropout, no coordinated dropout, mean path, no sampling).
+    public var stochastic: Bool
+    public var seed: Int
+    public var epoch: Int
+    public var step: Int
+    /// Global index of each row of the local batch (count = local batch size).
+    public var trialIndices: [Int]
+
+    public init(stochastic: Bool, seed: Int = 0, epoch: Int = 0, step: Int = 0, trialIndices: [Int]) {
+        self.stochastic = stochastic
+        self.seed = seed
+        self.epoch = epoch
+        self.step = step
+        self.trialIndices = trialIndices
+    }
+
+    public static func deterministic(batch: Int) -> NoiseContext {
+        NoiseContext(stochastic: false, trialIndices: Array(0..<batch))
+    }
+
+    public func stream(_ purpose: NoisePurpose) -> NoiseStream {
+        NoiseStream(seed: UInt64(seed), purpose: purpose, epoch: epoch, step: step)
+    }
+
+    /// Overwrites `out`, laid out (rows, batch, width) with the batch index in the middle
+    /// (time-major activations), with per-trial draws: trial b's draws 0..<rows·width fill
+    /// out[r, b, :] for r in order. `scratch` holds at least rows·width elements.
+    public func fill<S: Scalar>(
+        _ purpose: NoisePurpose, normal: Bool, into out: UnsafeMutablePointer<S>,
+        rows: Int, width: Int, scratch: UnsafeMutablePointer<S>
+    ) {
+        let batch = trialIndices.count
+        let s = stream(purpose)
+        for (b, trial) in trialIndices.enumerated() {
+            if normal {
+                s.fillNormal(trial: trial, into: scratch, count: rows * width)
+            } else {
+                s.fillUniform(trial: trial, into: scratch, count: rows * width)
+            }
+            for r in 0..<rows {
+                (out + (r * batch + b) * width).update(from: scratch + r * width, count: width)
+            }
+        }
+    }
+
+    /// Overwrites `mask` (rows, batch, width) with an inverted-dropout mask: 0 with probability
+    /// `rate`, else 1/(1-rate). In deterministic mode, or with rate 0, every entry is 1.
+    public func dropoutMask<S: Scalar>(
+        _ purpose: NoisePurpose, rate: Double, into mask: UnsafeMutablePointer<S>,
+        rows: Int, width: Int, scratch: UnsafeMutablePointer<S>
+    ) {
+        let count = rows * trialIndices.count * width
+        guard stochastic && rate > 0 else {
+            mask.update(repeating: 1, count: count)
+            return
+        }
+        fill(purpose, normal: false, into: mask, rows: rows, width: width, scratch: scratch)
+        Elementwise.dropoutMask(mask, rate: S(rate), count: count)
+    }
+}
