@@ -33,9 +33,10 @@ let package = Package(
         // Thin Swift wrapper over libhdf5: owned handles, typed dataset and attribute I/O.
         .target(name: "HDF5", dependencies: ["CHDF5", "CShims"], swiftSettings: optimised),
         // LangevinFlow: config, parameter layout, layers (forward above backward), loss, Adam.
-        .target(name: "Model", dependencies: ["Kernels"], swiftSettings: optimised),
-        // NLB tensor files: reading and validation.
-        .target(name: "Data", dependencies: ["HDF5"], swiftSettings: optimised),
+        .target(name: "Model",
+                dependencies: ["Kernels", .product(name: "RealModule", package: "swift-numerics")], swiftSettings: optimised),
+        // NLB tensor files: reading and validation; the built-in Lorenz generator.
+        .target(name: "Data", dependencies: ["HDF5", "Kernels"], swiftSettings: optimised),
         // NLB metrics: co-bps, fp-bps, vel R² (ridge + CV), PSTH R², R².
         .target(name: "Metrics", swiftSettings: optimised),
         // HDF5 checkpoints in PyTorch state_dict names and shapes.

@@ -165,7 +165,7 @@ extension Config {
     /// `source` names where the pair came from, for the error message.
     public mutating func set(_ key: String, _ value: String, source: String = "--set") throws {
         guard let field = Config.field(named: key) else {
-            let close = Config.fields.map(\.name).filter { $0.lowercased() == key.lowercased() || $0.lowercased().hasPrefix(key.lowercased().prefix(4)) }
+            let close = Config.fields.map(\.name).filter { editDistance($0.lowercased(), key.lowercased()) <= 2 }
             let hint = close.isEmpty ? "" : " Did you mean \(close.joined(separator: " or "))?"
             throw ConfigError("\(source): unknown config key '\(key)'.\(hint) Run `lflow-dist help config` or see Configs/README.md for every key.")
         }
@@ -253,4 +253,18 @@ extension Config {
         }
         return config
     }
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    var previous = Array(0...b.count)
+    for i in 1...max(a.count, 1) where !a.isEmpty {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in stride(from: 1, through: b.count, by: 1) {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return a.isEmpty ? b.count : previous[b.count]
 }

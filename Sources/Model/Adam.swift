@@ -1,0 +1,65 @@
+import Kernels
+import RealModule
+
+/// Adam over the flat parameter buffer, `torch.optim.Adam` semantics with coupled L2 weight
+/// decay (g ← g + λθ before the moments), plus `clip_grad_norm_`-style global clipping.
+/// The moments m and v share the parameters' layout, so a checkpoint stores them per name.
+public final class Adam<S: Scalar> {
+    public let exp_avg: Buffer<S>       // m
+    public let exp_avg_sq: Buffer<S>    // v
+    /// Optimiser steps taken so far (PyTorch's `state['step']`).
+    public var step = 0
+    public var beta1: Double, beta2: Double, eps: Double
+
+    public init(count: Int, config: Config) {
+        exp_avg = Buffer(count: count)
+        exp_avg_sq = Buffer(count: count)
+        beta1 = config.adamBeta1
+        beta2 = config.adamBeta2
+        eps = config.adamEps
+    }
+
+    /// Scales `grads` so that its global L2 norm is at most `maxNorm` (0 disables), as
+    /// `torch.nn.utils.clip_grad_norm_`: coef = maxNorm / (norm + 1e-6), applied when < 1.
+    /// Returns the norm before clipping.
+    @discardableResult
+    public static func clipGradNorm(_ grads: Buffer<S>, maxNorm: Double) -> Double {
+        var sq = 0.0
+        for i in 0..<grads.count { let g = Double(grads[i]); sq += g * g }
+        let norm = sq.squareRoot()
+        guard maxNorm > 0 else { return norm }
+        let coef = maxNorm / (norm + 1e-6)
+        if coef < 1 { Elementwise.scale(grads.ptr, by: S(coef), count: grads.count) }
+        return norm
+    }
+
+    /// One Adam step on `params` with `grads` (not modified).
+    public func update(params: Buffer<S>, grads: Buffer<S>, learningRate: Double, weightDecay: Double) {
+        precondition(params.count == exp_avg.count && grads.count == exp_avg.count)
+        step += 1
+        let b1 = S(beta1), b2 = S(beta2), wd = S(weightDecay)
+        let stepSize = S(learningRate / (1 - Double.pow(beta1, Double(step))))
+        let bc2Sqrt = S((1 - Double.pow(beta2, Double(step))).squareRoot())
+        let e = S(eps)
+        let p = params.ptr, g = grads.ptr, m = exp_avg.ptr, v = exp_avg_sq.ptr
+        for i in 0..<params.count {
+            let grad = g[i] + wd * p[i]
+            m[i] = b1 * m[i] + (1 - b1) * grad
+            v[i] = b2 * v[i] + (1 - b2) * grad * grad
+            p[i] -= stepSize * m[i] / (v[i].squareRoot() / bc2Sqrt + e)
+        }
+    }
+}
+
+extension Config {
+    /// β(epoch) = klWeight · min(epoch / klWarmupEpochs, 1).
+    public func klWeight(atEpoch epoch: Int) -> Double {
+        klWarmupEpochs == 0 ? klWeight : klWeight * min(Double(epoch) / Double(klWarmupEpochs), 1)
+    }
+
+    /// Weight decay ramped linearly from 0 over weightDecayWarmupEpochs.
+    public func weightDecay(atEpoch epoch: Int) -> Double {
+        weightDecayWarmupEpochs == 0
+            ? weightDecay : weightDecay * min(Double(epoch) / Double(weightDecayWarmupEpochs), 1)
+    }
+}

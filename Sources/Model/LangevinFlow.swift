@@ -1,0 +1,201 @@
+import Kernels
+
+/// The three parts of the negative ELBO of one forward pass.
+public struct LossValues: Equatable, Sendable {
+    /// Mean Poisson NLL exp(ℓ) - yℓ over the observed entries.
+    public var reconstruction: Double
+    /// Unweighted KL: initial z and v terms plus the transition terms, divided by the batch.
+    public var kl: Double
+    /// reconstruction + klWeight · kl.
+    public var total: Double
+}
+
+/// What the loss is normalised by. Data-parallel training passes the *global* counts so that
+/// summed per-rank gradients are the gradients of the global loss.
+public struct LossNormalisation: Equatable, Sendable {
+    /// Observed (non-NaN) target entries in the global batch.
+    public var observedEntries: Int
+    /// Trials in the global batch.
+    public var trials: Int
+
+    public init(observedEntries: Int, trials: Int) {
+        self.observedEntries = observedEntries
+        self.trials = trials
+    }
+}
+
+/// A batch of targets, time-major (steps, B, Nout): [held-in, held-out] for the T observed
+/// bins, then [held-in forward, held-out forward]. NaN marks a missing bin. Sized once.
+public final class Batch<S: Scalar> {
+    public let dims: DataDims
+    public let capacity: Int
+    public var count: Int
+    public let targets: Buffer<S>
+
+    public init(dims: DataDims, capacity: Int) {
+        self.dims = dims
+        self.capacity = capacity
+        count = capacity
+        targets = Buffer(count: dims.steps * capacity * dims.outputs)
+    }
+
+    /// Sets row `b` from one trial given trial-major arrays: observed (T, Nin) and (T, Nho),
+    /// forward (F, Nin) and (F, Nho). Missing forward arrays leave NaN (masked out).
+    public func setTrial(_ b: Int, heldIn: UnsafePointer<S>, heldOut: UnsafePointer<S>,
+                         heldInForward: UnsafePointer<S>?, heldOutForward: UnsafePointer<S>?) {
+        let nIn = dims.heldIn, nOut = dims.outputs, nHo = dims.heldOut
+        for t in 0..<dims.steps {
+            let row = targets.ptr + (t * count + b) * nOut
+            if t < dims.bins {
+                row.update(from: heldIn + t * nIn, count: nIn)
+                (row + nIn).update(from: heldOut + t * nHo, count: nHo)
+            } else {
+                let f = t - dims.bins
+                if let heldInForward { row.update(from: heldInForward + f * nIn, count: nIn) } else { row.update(repeating: .nan, count: nIn) }
+                if let heldOutForward { (row + nIn).update(from: heldOutForward + f * nHo, count: nHo) } else { (row + nIn).update(repeating: .nan, count: nHo) }
+            }
+        }
+    }
+}
+
+/// LangevinFlow (spec `model.md`): a GRU encoder, a Langevin latent integrator under a
+/// coupled-oscillator potential, and a Transformer decoder to Poisson log-rates.
+///
+/// The model knows no communicator and no file: it computes the loss of a batch and
+/// accumulates gradients into `params.grads`. Every activation cache is sized once from
+/// (config, dims, maxBatch); nothing is allocated in `forward` or `backward`.
+public final class LangevinFlow<S: Scalar> {
+    public let config: Config
+    public let dims: DataDims
+    public let maxBatch: Int
+    public let params: ParameterSet<S>
+
+    let inputs: CoordinatedDropout<S>
+    public let encoder: GRUEncoder<S>
+    let zHead: PosteriorHead<S>
+    let vHead: PosteriorHead<S>?
+    let potential: CoupledOscillatorPotential<S>
+    public let dynamics: LangevinDynamics<S>
+    let transformer: TransformerLayer<S>?
+    let readout: PoissonReadout<S>
+
+    /// S_t = [z_t, v_t, h_t] (or [z_t, h_t] in first order)       // (steps, B, D)
+    public let latents: Buffer<S>
+    let decoded: Buffer<S>          // transformer output            // (steps, B, D)
+    let dDecoded: Buffer<S>, dLatents: Buffer<S>                     // (steps, B, D)
+    let dStates: Buffer<S>          // d loss / d h_t                // (steps, B, H)
+
+    // What backward needs from the last forward.
+    var lastBatch = 0
+    var lastScale = (reconstruction: S(0), kl: S(0))
+
+    public init(config: Config, dims: DataDims, maxBatch: Int) {
+        self.config = config
+        self.dims = dims
+        self.maxBatch = maxBatch
+        let layout = ParameterLayout(config: config, dims: dims)
+        params = ParameterSet(layout: layout)
+        let steps = dims.steps, d = config.decoderWidth, h = config.hidden
+        inputs = CoordinatedDropout(config: config, dims: dims, maxBatch: maxBatch)
+        encoder = GRUEncoder(config: config, dims: dims, maxBatch: maxBatch)
+        zHead = PosteriorHead(latent: "z", hidden: h, maxBatch: maxBatch)
+        vHead = config.dynamics == .secondOrder ? PosteriorHead(latent: "v", hidden: h, maxBatch: maxBatch) : nil
+        potential = CoupledOscillatorPotential(config: config)
+        dynamics = LangevinDynamics(config: config, steps: steps, maxBatch: maxBatch)
+        transformer = config.decoder == .transformer ? TransformerLayer(config: config, steps: steps, maxBatch: maxBatch) : nil
+        readout = PoissonReadout(width: d, outputs: dims.outputs, steps: steps, maxBatch: maxBatch)
+        latents = Buffer(count: steps * maxBatch * d)
+        decoded = Buffer(count: transformer == nil ? 0 : steps * maxBatch * d)
+        dDecoded = Buffer(count: steps * maxBatch * d)
+        dLatents = Buffer(count: transformer == nil ? 0 : steps * maxBatch * d)
+        dStates = Buffer(count: steps * maxBatch * h)
+    }
+
+    /// Log-rates of the last forward pass                          // (steps, B, Nout)
+    public var logRates: Buffer<S> { readout.logRates }
+
+    /// Runs the model on `batch` and returns the loss. `normalisation` defaults to this batch's
+    /// own counts. `klWeight` is β (the warm-up schedule is the trainer's).
+    @discardableResult
+    public func forward(_ batch: Batch<S>, noise: NoiseContext, klWeight: Double,
+                        normalisation: LossNormalisation? = nil) -> LossValues {
+        let b = batch.count, steps = dims.steps
+        precondition(b <= maxBatch && noise.trialIndices.count == b, "batch of \(b) does not fit the model's caches")
+        let observed = inputs.prepare(rawTargets: batch.targets.ptr, batch: b, noise: noise)
+        let norm = normalisation ?? LossNormalisation(observedEntries: observed, trials: b)
+
+        encoder.forward(x: inputs.input.ptr, batch: b, params: params, noise: noise)
+        let h0 = encoder.states.ptr                                                  // (B, H)
+        var kl = zHead.forward(h0: h0, sample: dynamics.positions.ptr, batch: b, params: params, noise: noise)
+        if let vHead {
+            kl += vHead.forward(h0: h0, sample: dynamics.velocities.ptr, batch: b, params: params, noise: noise)
+        }
+        potential.build(params: params)
+        kl += dynamics.forward(forceMatrix: potential.forceMatrix.ptr, batch: b, noise: noise)
+        assembleLatents(batch: b)
+        let decoderOut: UnsafeMutablePointer<S>
+        if let transformer {
+            transformer.forward(x: latents.ptr, out: decoded.ptr, batch: b, params: params, noise: noise)
+            decoderOut = decoded.ptr
+        } else {
+            decoderOut = latents.ptr
+        }
+        readout.forward(x: decoderOut, rows: steps * b, params: params)
+        let nll = readout.nll(targets: inputs.targets.ptr, lossMask: inputs.lossMask.ptr, rows: steps * b)
+
+        let reconstruction = Double(nll) / Double(max(norm.observedEntries, 1))
+        let klMean = Double(kl) / Double(max(norm.trials, 1))
+        lastBatch = b
+        lastScale = (S(1) / S(max(norm.observedEntries, 1)), S(klWeight) / S(max(norm.trials, 1)))
+        return LossValues(reconstruction: reconstruction, kl: klMean, total: reconstruction + klWeight * klMean)
+    }
+
+    /// Backward of the last `forward`: accumulates d total / d θ into `params.grads`.
+    public func backward() {
+        let b = lastBatch, steps = dims.steps, rows = steps * b
+        let decoderIn = transformer == nil ? latents.ptr : decoded.ptr
+        readout.backward(dx: dDecoded.ptr, x: decoderIn, targets: inputs.targets.ptr, gradMask: inputs.gradMask.ptr,
+                         scale: lastScale.reconstruction, rows: rows, params: params)
+        let dS: UnsafeMutablePointer<S>
+        if let transformer {
+            dLatents.ptr.update(repeating: 0, count: rows * config.decoderWidth)
+            transformer.backward(dOut: dDecoded.ptr, dx: dLatents.ptr, x: latents.ptr, batch: b, params: params)
+            dS = dLatents.ptr
+        } else {
+            dS = dDecoded.ptr
+        }
+        splitLatentGradient(dS, batch: b)
+        dynamics.backward(forceMatrix: potential.forceMatrix.ptr, klScale: lastScale.kl, batch: b)
+        let h0 = encoder.states.ptr
+        zHead.backward(dSample: dynamics.dPositions.ptr, klScale: lastScale.kl, h0: h0, dh0: dStates.ptr, batch: b, params: params)
+        vHead?.backward(dSample: dynamics.dVelocities.ptr, klScale: lastScale.kl, h0: h0, dh0: dStates.ptr, batch: b, params: params)
+        potential.backward(dForceMatrix: dynamics.dForceMatrix.ptr, params: params)
+        encoder.backward(dStates: dStates.ptr, dx: nil, x: inputs.input.ptr, batch: b, params: params)
+    }
+
+    /// S_t = [z_t, v_t, h_t] row by row.
+    func assembleLatents(batch: Int) {
+        let h = config.hidden, d = config.decoderWidth
+        for row in 0..<(dims.steps * batch) {
+            let out = latents.ptr + row * d
+            out.update(from: dynamics.positions.ptr + row * h, count: h)
+            if vHead != nil {
+                (out + h).update(from: dynamics.velocities.ptr + row * h, count: h)
+            }
+            (out + d - h).update(from: encoder.states.ptr + row * h, count: h)
+        }
+    }
+
+    /// Overwrites dPositions, dVelocities and dStates with the slices of d loss / d S_t.
+    func splitLatentGradient(_ dS: UnsafePointer<S>, batch: Int) {
+        let h = config.hidden, d = config.decoderWidth
+        for row in 0..<(dims.steps * batch) {
+            let g = dS + row * d
+            (dynamics.dPositions.ptr + row * h).update(from: g, count: h)
+            if vHead != nil {
+                (dynamics.dVelocities.ptr + row * h).update(from: g + h, count: h)
+            }
+            (dStates.ptr + row * h).update(from: g + d - h, count: h)
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Testing
+@testable import Kernels
+
+@Suite("Philox and keyed noise")
+struct PhiloxTests {
+    @Test("Philox4x32-10 known-answer vectors (Random123 kat_vectors)")
+    func knownAnswers() {
+        #expect(Philox.block(SIMD4(0, 0, 0, 0), key: SIMD2(0, 0)) == SIMD4(0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8))
+        #expect(Philox.block(SIMD4(repeating: 0xffff_ffff), key: SIMD2(repeating: 0xffff_ffff))
+                == SIMD4(0x408f_276d, 0x41c8_3b0e, 0xa20b_c7c6, 0x6d54_51fd))
+        #expect(Philox.block(SIMD4(0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344), key: SIMD2(0xa409_3822, 0x299f_31d0))
+                == SIMD4(0xd16c_fe09, 0x94fd_cceb, 0x5001_e420, 0x2412_6ea1))
+    }
+
+    @Test("Draws depend only on their keys, not on how many are taken")
+    func keyed() {
+        let s = NoiseStream(seed: 42, purpose: .langevin, epoch: 3, step: 17)
+        var long = [Double](repeating: 0, count: 37), short = [Double](repeating: 0, count: 10)
+        long.withUnsafeMutableBufferPointer { s.fillNormal(trial: 5, into: $0.baseAddress!, count: 37) }
+        short.withUnsafeMutableBufferPointer { s.fillNormal(trial: 5, into: $0.baseAddress!, count: 10) }
+        #expect(Array(long[0..<10]) == short)
+        var other = [Double](repeating: 0, count: 10)
+        other.withUnsafeMutableBufferPointer { s.fillNormal(trial: 6, into: $0.baseAddress!, count: 10) }
+        #expect(other != short)
+        let nextStep = NoiseStream(seed: 42, purpose: .langevin, epoch: 3, step: 18)
+        other.withUnsafeMutableBufferPointer { nextStep.fillNormal(trial: 5, into: $0.baseAddress!, count: 10) }
+        #expect(other != short)
+    }
+
+    @Test("Uniform and normal moments")
+    func moments() {
+        let n = 200_000
+        let s = NoiseStream(seed: 1, purpose: .synthetic)
+        let u = Buffer<Double>(count: n), z = Buffer<Double>(count: n)
+        s.fillUniform(trial: 0, into: u.ptr, count: n)
+        s.fillNormal(trial: 1, into: z.ptr, count: n)
+        let uMean = u.array.reduce(0, +) / Double(n)
+        let zMean = z.array.reduce(0, +) / Double(n)
+        let zVar = z.array.map { ($0 - zMean) * ($0 - zMean) }.reduce(0, +) / Double(n)
+        #expect(abs(uMean - 0.5) < 0.005 && u.array.allSatisfy { $0 >= 0 && $0 < 1 })
+        #expect(abs(zMean) < 0.01 && abs(zVar - 1) < 0.01)
+    }
+}
+
+@Suite("Linear and GEMM")
+struct LinearTests {
+    @Test("Linear forward and backward against loops, in Float and Double")
+    func linear() {
+        func check<S: Scalar>(_: S.Type, tolerance: S) {
+            let rows = 5, inDim = 4, outDim = 3
+            let x = Buffer<S>(count: rows * inDim), w = Buffer<S>(count: outDim * inDim), b = Buffer<S>(count: outDim)
+            let s = NoiseStream(seed: 9, purpose: .synthetic)
+            s.fillNormal(trial: 0, into: x.ptr, count: x.count)
+            s.fillNormal(trial: 1, into: w.ptr, count: w.count)
+            s.fillNormal(trial: 2, into: b.ptr, count: b.count)
+            let y = Buffer<S>(count: rows * outDim)
+            Linear.forward(y: y.ptr, x: x.ptr, weight: w.ptr, bias: b.ptr, rows: rows, inDim: inDim, outDim: outDim)
+            for r in 0..<rows {
+                for o in 0..<outDim {
+                    var acc = b[o]
+                    for i in 0..<inDim { acc += x[r * inDim + i] * w[o * inDim + i] }
+                    #expect(abs(y[r * outDim + o] - acc) <= tolerance)
+                }
+            }
+            // Backward accumulates: start from ones and check the increments.
+            let dy = Buffer<S>(count: rows * outDim)
+            s.fillNormal(trial: 3, into: dy.ptr, count: dy.count)
+            let dx = Buffer<S>([S](repeating: 1, count: rows * inDim))
+            let dw = Buffer<S>([S](repeating: 1, count: outDim * inDim))
+            let db = Buffer<S>([S](repeating: 1, count: outDim))
+            Linear.backward(dx: dx.ptr, dWeight: dw.ptr, dBias: db.ptr, dy: dy.ptr, x: x.ptr, weight: w.ptr,
+                            rows: rows, inDim: inDim, outDim: outDim)
+            for r in 0..<rows {
+                for i in 0..<inDim {
+                    var acc: S = 1
+                    for o in 0..<outDim { acc += dy[r * outDim + o] * w[o * inDim + i] }
+                    #expect(abs(dx[r * inDim + i] - acc) <= tolerance)
+                }
+            }
+            for o in 0..<outDim {
+                var accB: S = 1
+                for r in 0..<rows { accB += dy[r * outDim + o] }
+                #expect(abs(db[o] - accB) <= tolerance)
+                for i in 0..<inDim {
+                    var acc: S = 1
+                    for r in 0..<rows { acc += dy[r * outDim + o] * x[r * inDim + i] }
+                    #expect(abs(dw[o * inDim + i] - acc) <= tolerance)
+                }
+            }
+        }
+        check(Float.self, tolerance: 1e-5)
+        check(Double.self, tolerance: 1e-13)
+    }
+}

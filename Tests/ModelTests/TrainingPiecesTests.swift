@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+import Kernels
+@testable import Model
+
+@Suite("Coordinated dropout")
+struct CoordinatedDropoutTests {
+    @Test("Input scaling, masks, NaN handling and keep rate")
+    func masks() {
+        var config = tinyConfig()
+        config.cdKeep = 0.7
+        let dims = DataDims(bins: 20, forwardBins: 3, heldIn: 30, heldOut: 4)
+        let b = 8
+        let cd = CoordinatedDropout<Double>(config: config, dims: dims, maxBatch: b)
+        let batch = Batch<Double>(dims: dims, capacity: b)
+        for i in 0..<batch.targets.count { batch.targets[i] = Double(1 + i % 3) }
+        batch.targets[0] = .nan                       // t 0, trial 0, held-in neuron 0
+        let noise = NoiseContext(stochastic: true, seed: 2, trialIndices: Array(0..<b))
+        let observed = cd.prepare(rawTargets: batch.targets.ptr, batch: b, noise: noise)
+        #expect(observed == batch.targets.count - 1)
+        #expect(cd.input[0] == 0 && cd.lossMask[0] == 0 && cd.gradMask[0] == 0 && cd.targets[0] == 0)
+
+        var kept = 0, total = 0, blocked = 0
+        let nOut = dims.outputs
+        for t in 0..<dims.steps {
+            for trial in 0..<b {
+                for n in 0..<nOut {
+                    let row = (t * b + trial) * nOut + n
+                    if t == 0 && trial == 0 && n == 0 { continue }
+                    let y = batch.targets[row]
+                    if t < dims.bins && n < dims.heldIn {
+                        let x = cd.input[(t * b + trial) * dims.heldIn + n]
+                        total += 1
+                        if x != 0 {
+                            kept += 1
+                            #expect(abs(x - y / 0.7) < 1e-12)
+                        } else {
+                            #expect(cd.gradMask[row] == 1, "a dropped input always carries the gradient")
+                        }
+                        if x != 0 && cd.gradMask[row] == 0 { blocked += 1 }
+                    } else {
+                        #expect(cd.gradMask[row] == 1, "held-out and forward entries always carry the gradient")
+                    }
+                    #expect(cd.lossMask[row] == 1)
+                }
+            }
+        }
+        // keep ~ Bernoulli(0.7); a kept entry is blocked unless pass ~ Bernoulli(0.3).
+        let keepRate = Double(kept) / Double(total), blockRate = Double(blocked) / Double(kept)
+        #expect(abs(keepRate - 0.7) < 0.03, "keep rate \(keepRate)")
+        #expect(abs(blockRate - 0.7) < 0.03, "blocked share of kept entries \(blockRate)")
+    }
+
+    @Test("Deterministic mode: no coordinated dropout")
+    func deterministic() {
+        let config = tinyConfig()
+        let cd = CoordinatedDropout<Double>(config: config, dims: tinyDims, maxBatch: 2)
+        let batch = Batch<Double>(dims: tinyDims, capacity: 2)
+        randomTargets(batch, seed: 4, missing: false)
+        _ = cd.prepare(rawTargets: batch.targets.ptr, batch: 2, noise: .deterministic(batch: 2))
+        for i in 0..<cd.gradMask.count { #expect(cd.gradMask[i] == 1) }
+        #expect(cd.input[0] == batch.targets[0])
+    }
+}
+
+@Suite("Adam and schedules")
+struct AdamTests {
+    @Test("Matches the PyTorch update rule over several steps")
+    func matchesTorch() {
+        let config = Config()
+        let adam = Adam<Double>(count: 3, config: config)
+        let p = Buffer<Double>([0.5, -1.0, 2.0])
+        let g = Buffer<Double>(count: 3)
+        let grads: [[Double]] = [[0.1, -0.2, 0.3], [0.05, 0.4, -0.1], [-0.3, 0.0, 0.2]]
+        for step in grads {
+            for i in 0..<3 { g[i] = step[i] }
+            adam.update(params: p, grads: g, learningRate: 0.01, weightDecay: 0.02)
+        }
+        // Independent form: p -= lr/bc1 · m / (√v/√bc2 + eps).
+        var q = [0.5, -1.0, 2.0], m = [0.0, 0, 0], v = [0.0, 0, 0]
+        for (k, step) in grads.enumerated() {
+            let t = Double(k + 1)
+            for i in 0..<3 {
+                let gi = step[i] + 0.02 * q[i]
+                m[i] = 0.9 * m[i] + 0.1 * gi
+                v[i] = 0.999 * v[i] + 0.001 * gi * gi
+                let bc1: Double = 1 - pow(0.9, t), bc2: Double = 1 - pow(0.999, t)
+                let denom: Double = v[i].squareRoot() / bc2.squareRoot() + 1e-8
+                q[i] -= 0.01 / bc1 * m[i] / denom
+            }
+        }
+        for i in 0..<3 { #expect(abs(p[i] - q[i]) < 1e-15) }
+        // The first Adam step moves each parameter by about lr against the gradient.
+        let first = Adam<Double>(count: 1, config: config)
+        let x = Buffer<Double>([1.0]), gx = Buffer<Double>([0.5])
+        first.update(params: x, grads: gx, learningRate: 0.1, weightDecay: 0)
+        #expect(abs(x[0] - 0.9) < 1e-7)
+        #expect(adam.step == 3)
+    }
+
+    @Test("Global-norm clipping as clip_grad_norm_")
+    func clipping() {
+        let g = Buffer<Double>([3, 4])
+        let norm = Adam<Double>.clipGradNorm(g, maxNorm: 1)
+        #expect(norm == 5)
+        #expect(abs(g[0] - 3 / (5 + 1e-6)) < 1e-15 && abs(g[1] - 4 / (5 + 1e-6)) < 1e-15)
+        let small = Buffer<Double>([0.3, 0.4])
+        Adam<Double>.clipGradNorm(small, maxNorm: 1)
+        #expect(small[0] == 0.3 && small[1] == 0.4)
+        let off = Buffer<Double>([30, 40])
+        Adam<Double>.clipGradNorm(off, maxNorm: 0)
+        #expect(off[0] == 30)
+    }
+
+    @Test("KL and weight-decay warm-up")
+    func schedules() {
+        var c = Config()
+        c.klWeight = 0.1
+        c.klWarmupEpochs = 500
+        c.weightDecay = 2e-5
+        c.weightDecayWarmupEpochs = 500
+        #expect(c.klWeight(atEpoch: 0) == 0)
+        #expect(abs(c.klWeight(atEpoch: 250) - 0.05) < 1e-15)
+        #expect(c.klWeight(atEpoch: 900) == 0.1)
+        #expect(abs(c.weightDecay(atEpoch: 100) - 4e-6) < 1e-18)
+        c.klWarmupEpochs = 0
+        #expect(c.klWeight(atEpoch: 0) == 0.1)
+    }
+}
