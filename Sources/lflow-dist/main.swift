@@ -1,1 +1,19 @@
-print("lflow-dist")
+import ArgumentParser
+
+/// lflow-dist: train, inspect and evaluate LangevinFlow models of neural population activity.
+struct LflowDist: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lflow-dist",
+        abstract: "LangevinFlow for neural population data: data-parallel training over MPI, NLB in and out.",
+        discussion: """
+        Every subcommand that takes --config also takes --set key=value (repeatable) to override \
+        any config field; `lflow-dist config --fields` lists them all.
+
+        Examples:
+          lflow-dist init --config Configs/tiny.yaml --data data.h5 --out init.h5
+          lflow-dist inspect --checkpoint init.h5 --data data.h5 --trials 4 --out state.h5
+        """,
+        subcommands: [Synth.self, Init.self, Inspect.self, ConfigCommand.self])
+}
+
+LflowDist.main()

@@ -41,5 +41,7 @@ static inline unsigned lf_h5f_acc_excl(void) { return H5F_ACC_EXCL; }
 static inline unsigned lf_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 static inline unsigned lf_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }
 static inline size_t lf_h5t_variable(void) { return H5T_VARIABLE; }
+static inline hid_t lf_h5e_default(void) { return H5E_DEFAULT; }
+static inline hid_t lf_h5p_link_create(void) { return H5P_LINK_CREATE; }
 
 #endif

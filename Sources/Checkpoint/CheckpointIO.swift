@@ -1,0 +1,110 @@
+import Foundation
+import HDF5
+import Kernels
+import Model
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A checkpoint problem: names the file and, for a mismatch, the parameter.
+public struct CheckpointError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// HDF5 checkpoints that h5py and PyTorch users can read: every parameter under
+/// `model/<name>` in PyTorch state_dict names and shapes (float32, row-major), the resolved
+/// config as the JSON root attribute `config`, and `schema_version`.
+public enum CheckpointIO {
+    public static let schemaVersion: Int64 = 1
+    public static let format = "lflow-dist checkpoint"
+
+    /// Writes atomically: a temporary file in the same directory, fsync, rename over `path`,
+    /// fsync the directory. A crash at any point leaves either the old file or the new one.
+    /// `extra` may add more datasets and attributes before the file is closed.
+    public static func write<S: Scalar>(path: String, layout: ParameterLayout, values: Buffer<S>, config: Config,
+                                        extra: (H5File) throws -> Void = { _ in }) throws {
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CheckpointError("cannot write checkpoint '\(path)': the directory '\(directory)' does not exist. Create it or choose another --out.")
+        }
+        let temporary = url.deletingLastPathComponent()
+            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
+        do {
+            do {
+                let file = try H5File.create(temporary)
+                for entry in layout.entries {
+                    let floats = (0..<entry.count).map { Float(values[entry.offset + $0]) }
+                    try file.write("model/\(entry.name)", shape: entry.shape, floats: floats)
+                }
+                try file.writeAttribute("config", string: config.json())
+                try file.writeAttribute("schema_version", int: schemaVersion)
+                try file.writeAttribute("format", string: format)
+                try extra(file)
+                try file.flush()
+            }   // the file is closed here, before fsync and rename
+            try fsync(path: temporary)
+            guard rename(temporary, path) == 0 else {
+                throw CheckpointError("cannot move the finished checkpoint into place at '\(path)': \(String(cString: strerror(errno)))")
+            }
+            try fsync(path: directory)
+        } catch {
+            unlink(temporary)
+            if let error = error as? CheckpointError { throw error }
+            throw CheckpointError("cannot write checkpoint '\(path)': \(error). Nothing was written at that path; check free space and permissions.")
+        }
+    }
+
+    static func fsync(path: String) throws {
+        let fd = Glibc.open(path, O_RDONLY)
+        guard fd >= 0 else { throw CheckpointError("cannot open '\(path)' to sync it: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard Glibc.fsync(fd) == 0 else { throw CheckpointError("fsync of '\(path)' failed: \(String(cString: strerror(errno))) (disk full?)") }
+    }
+
+    static func openFile(_ path: String) throws -> H5File {
+        do { return try H5File.open(path) } catch let error as HDF5Error {
+            throw CheckpointError("cannot read checkpoint \(error)")
+        }
+    }
+
+    /// The config stored in the checkpoint.
+    public static func readConfig(path: String) throws -> Config {
+        let file = try openFile(path)
+        guard file.hasAttribute("config") else {
+            throw CheckpointError("'\(path)' has no `config` attribute: it is not an lflow-dist checkpoint (write one with `lflow-dist init`)")
+        }
+        do {
+            return try Config.fromJSON(try file.readAttributeString("config"), source: "\(path) (config attribute)")
+        } catch let error as ConfigError {
+            throw CheckpointError(error.message)
+        }
+    }
+
+    /// Reads every parameter of `layout` into `values`, refusing a checkpoint whose tensors do
+    /// not match the layout by name and shape.
+    public static func read<S: Scalar>(path: String, into values: Buffer<S>, layout: ParameterLayout) throws {
+        let file = try openFile(path)
+        let stored = Set((try? file.children(of: "model")) ?? [])
+        guard !stored.isEmpty else {
+            throw CheckpointError("'\(path)' has no model/ parameters: it is not an lflow-dist checkpoint")
+        }
+        let advice = "This checkpoint was made for a model of other sizes or options. Use the config and data it was made with, or run `lflow-dist init` again."
+        for entry in layout.entries {
+            guard stored.contains(entry.name) else {
+                throw CheckpointError("'\(path)': parameter \(entry.name) \(entry.shape) is missing. \(advice)")
+            }
+            let (shape, floats) = try file.readFloats("model/\(entry.name)")
+            guard shape == entry.shape else {
+                throw CheckpointError("'\(path)': parameter \(entry.name) is \(shape) in the file but \(entry.shape) for this config and data. \(advice)")
+            }
+            for i in 0..<entry.count { values[entry.offset + i] = S(floats[i]) }
+        }
+        let extra = stored.subtracting(layout.entries.map(\.name))
+        if !extra.isEmpty {
+            throw CheckpointError("'\(path)': parameters \(extra.sorted().joined(separator: ", ")) are not in this model. \(advice)")
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import Model
+import Yams
+
+/// Config files: a flat YAML mapping of `key: value`, every key a `Config` field.
+public enum ConfigFile {
+    /// Defaults, then the file (if any), then `--set` overrides in order; then validation.
+    public static func resolve(path: String?, overrides: [String]) throws -> Config {
+        var config = Config()
+        if let path { try apply(path: path, to: &config) }
+        try config.apply(overrides: overrides)
+        try config.validate()
+        return config
+    }
+
+    /// Applies every `key: value` of the YAML file at `path`.
+    public static func apply(path: String, to config: inout Config) throws {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ConfigError("config file '\(path)' does not exist. Check the path; Configs/ holds ready-made configs (tiny, lorenz, mc_maze, mc_rtt, area2_bump, dmfc_rsg).")
+        }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigError("config file '\(path)' cannot be read as UTF-8 text.")
+        }
+        let node: Any?
+        do { node = try Yams.load(yaml: text) } catch {
+            throw ConfigError("\(path): not valid YAML (\(error)). A config is a flat list of `key: value` lines.")
+        }
+        guard let node else { return }                          // an empty file keeps the defaults
+        guard let mapping = node as? [String: Any] else {
+            throw ConfigError("\(path): a config must be a flat mapping of `key: value` lines")
+        }
+        for key in mapping.keys.sorted() {
+            let value = mapping[key]!
+            if value is [Any] || value is [String: Any] {
+                throw ConfigError("\(path): '\(key)' must be a single value, not a list or mapping")
+            }
+            try config.set(key, "\(value)", source: path)
+        }
+    }
+
+    /// The config as YAML, in field-table order, with each field's doc as a comment.
+    public static func yaml(_ config: Config) -> String {
+        Config.fields.map { "\($0.name): \($0.get(config))    # \($0.doc)" }.joined(separator: "\n") + "\n"
+    }
+
+    /// The Markdown table of every field (Configs/README.md is generated from it).
+    public static func markdownTable() -> String {
+        let defaults = Config()
+        var lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
+        for field in Config.fields {
+            let doc = field.doc.replacingOccurrences(of: "|", with: "\\|")
+            let domain = field.domain.replacingOccurrences(of: "|", with: "\\|")
+            lines.append("| `\(field.name)` | `\(field.get(defaults))` | \(domain) | \(doc) |")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
