@@ -24,8 +24,13 @@ public final class GRUEncoder<S: Scalar> {
     /// Gradients w.r.t. the gate pre-activations                      // (T, B, 3H), (steps, B, 3H)
     let dInputGates: Buffer<S>, dHiddenGates: Buffer<S>
     let noiseScratch: Buffer<S>
+    let weightIH: ParameterSlot, weightHH: ParameterSlot, biasIH: ParameterSlot, biasHH: ParameterSlot
 
-    public init(config: Config, dims: DataDims, maxBatch: Int) {
+    public init(config: Config, dims: DataDims, maxBatch: Int, layout: ParameterLayout) {
+        weightIH = layout.slot("encoder.weight_ih")
+        weightHH = layout.slot("encoder.weight_hh")
+        biasIH = layout.slot("encoder.bias_ih")
+        biasHH = layout.slot("encoder.bias_hh")
         hidden = config.hidden
         inputs = dims.heldIn
         bins = dims.bins
@@ -59,8 +64,8 @@ public final class GRUEncoder<S: Scalar> {
     /// Overwrites `states` (steps, B, H) from the input `x` (T, B, Nin).
     public func forward(x: UnsafePointer<S>, batch: Int, params: ParameterSet<S>, noise: NoiseContext) {
         let h = hidden, h3 = 3 * h
-        let wih = params.value("encoder.weight_ih"), whh = params.value("encoder.weight_hh")
-        let bih = params.value("encoder.bias_ih"), bhh = params.value("encoder.bias_hh")
+        let wih = params.value(weightIH), whh = params.value(weightHH)
+        let bih = params.value(biasIH), bhh = params.value(biasHH)
         // All input projections in one GEMM.
         Linear.forward(y: inputGates.ptr, x: x, weight: wih, bias: bih, rows: bins * batch, inDim: inputs, outDim: h3)
         noise.dropoutMask(.encoderDropout, rate: dropout, into: dropMask.ptr, rows: steps, width: h, scratch: noiseScratch.ptr)
@@ -99,7 +104,7 @@ public final class GRUEncoder<S: Scalar> {
     public func backward(dStates: UnsafeMutablePointer<S>, dx: UnsafeMutablePointer<S>?,
                          x: UnsafePointer<S>, batch: Int, params: ParameterSet<S>) {
         let h = hidden, h3 = 3 * h
-        let whh = params.value("encoder.weight_hh")
+        let whh = params.value(weightHH)
         dInputGates.ptr.update(repeating: 0, count: bins * batch * h3)
 
         for t in stride(from: steps - 1, through: 0, by: -1) {
@@ -139,15 +144,15 @@ public final class GRUEncoder<S: Scalar> {
         if steps > 1 {
             S.gemm(transA: true, transB: false, m: h3, n: h, k: (steps - 1) * batch, alpha: 1,
                    a: dHiddenGates.ptr + batch * h3, lda: h3, b: states.ptr, ldb: h,
-                   beta: 1, c: params.grad("encoder.weight_hh"), ldc: h)
+                   beta: 1, c: params.grad(weightHH), ldc: h)
         }
-        let dbhh = params.grad("encoder.bias_hh")
+        let dbhh = params.grad(biasHH)
         for row in 0..<(steps * batch) {
             let g = dHiddenGates.ptr + row * h3
             for j in 0..<h3 { dbhh[j] += g[j] }
         }
-        Linear.backward(dx: dx, dWeight: params.grad("encoder.weight_ih"), dBias: params.grad("encoder.bias_ih"),
-                        dy: dInputGates.ptr, x: x, weight: params.value("encoder.weight_ih"),
+        Linear.backward(dx: dx, dWeight: params.grad(weightIH), dBias: params.grad(biasIH),
+                        dy: dInputGates.ptr, x: x, weight: params.value(weightIH),
                         rows: bins * batch, inDim: inputs, outDim: h3)
     }
 }

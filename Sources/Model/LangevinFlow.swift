@@ -97,13 +97,13 @@ public final class LangevinFlow<S: Scalar> {
         params = ParameterSet(layout: layout)
         let steps = dims.steps, d = config.decoderWidth, h = config.hidden
         inputs = CoordinatedDropout(config: config, dims: dims, maxBatch: maxBatch)
-        encoder = GRUEncoder(config: config, dims: dims, maxBatch: maxBatch)
-        zHead = PosteriorHead(latent: "z", hidden: h, maxBatch: maxBatch)
-        vHead = config.dynamics == .secondOrder ? PosteriorHead(latent: "v", hidden: h, maxBatch: maxBatch) : nil
-        potential = CoupledOscillatorPotential(config: config)
+        encoder = GRUEncoder(config: config, dims: dims, maxBatch: maxBatch, layout: layout)
+        zHead = PosteriorHead(latent: "z", hidden: h, maxBatch: maxBatch, layout: layout)
+        vHead = config.dynamics == .secondOrder ? PosteriorHead(latent: "v", hidden: h, maxBatch: maxBatch, layout: layout) : nil
+        potential = CoupledOscillatorPotential(config: config, layout: layout)
         dynamics = LangevinDynamics(config: config, steps: steps, maxBatch: maxBatch)
-        transformer = config.decoder == .transformer ? TransformerLayer(config: config, steps: steps, maxBatch: maxBatch) : nil
-        readout = PoissonReadout(width: d, outputs: dims.outputs, steps: steps, maxBatch: maxBatch)
+        transformer = config.decoder == .transformer ? TransformerLayer(config: config, steps: steps, maxBatch: maxBatch, layout: layout) : nil
+        readout = PoissonReadout(width: d, outputs: dims.outputs, steps: steps, maxBatch: maxBatch, layout: layout)
         latents = Buffer(count: steps * maxBatch * d)
         decoded = Buffer(count: transformer == nil ? 0 : steps * maxBatch * d)
         dDecoded = Buffer(count: steps * maxBatch * d)

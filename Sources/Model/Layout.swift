@@ -44,6 +44,13 @@ public struct ParameterEntry: Equatable, Sendable {
     public var range: Range<Int> { offset..<(offset + count) }
 }
 
+/// A parameter tensor's place in the flat buffers, resolved by name once (at layer
+/// construction) so that the training step does no name lookups.
+public struct ParameterSlot: Equatable, Sendable {
+    public let offset: Int
+    public let count: Int
+}
+
 /// The single source of truth for the parameters: names, shapes, offsets and initialisation.
 /// Allocation, initialisation, checkpoint names and gradient-check names all derive from it.
 public struct ParameterLayout: Equatable, Sendable {
@@ -65,6 +72,12 @@ public struct ParameterLayout: Equatable, Sendable {
     }
 
     public subscript(name: String) -> ParameterEntry? { index[name].map { entries[$0] } }
+
+    /// The slot of a parameter the layout must have (a missing name is a programming error).
+    public func slot(_ name: String) -> ParameterSlot {
+        guard let entry = self[name] else { preconditionFailure("no parameter named \(name) in this layout") }
+        return ParameterSlot(offset: entry.offset, count: entry.count)
+    }
 
     /// The LangevinFlow layout for a config and data sizes, in the spec's order.
     public init(config c: Config, dims: DataDims) {

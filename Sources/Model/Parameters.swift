@@ -33,11 +33,10 @@ public final class ParameterSet<S: Scalar> {
         }
     }
 
-    public func value(_ name: String) -> UnsafeMutablePointer<S> { values.ptr + offset(name) }
-    public func grad(_ name: String) -> UnsafeMutablePointer<S> { grads.ptr + offset(name) }
+    @inlinable public func value(_ slot: ParameterSlot) -> UnsafeMutablePointer<S> { values.ptr + slot.offset }
+    @inlinable public func grad(_ slot: ParameterSlot) -> UnsafeMutablePointer<S> { grads.ptr + slot.offset }
 
-    private func offset(_ name: String) -> Int {
-        guard let entry = layout[name] else { preconditionFailure("no parameter named \(name) in this layout") }
-        return entry.offset
-    }
+    /// By name, for tests and tools; layers resolve slots once instead.
+    public func value(_ name: String) -> UnsafeMutablePointer<S> { value(layout.slot(name)) }
+    public func grad(_ name: String) -> UnsafeMutablePointer<S> { grad(layout.slot(name)) }
 }

@@ -10,7 +10,7 @@ public final class PosteriorHead<S: Scalar> {
     public static var logVarMax: S { 5 }
 
     let hidden: Int
-    let meanName: String, logVarName: String
+    let meanWeight: ParameterSlot, meanBias: ParameterSlot, logVarWeight: ParameterSlot, logVarBias: ParameterSlot
     let purpose: NoisePurpose
     public let mean: Buffer<S>          // (B, H)
     let logVarRaw: Buffer<S>            // (B, H) before the clamp
@@ -20,10 +20,12 @@ public final class PosteriorHead<S: Scalar> {
     let noiseScratch: Buffer<S>
 
     /// `latent` is "z" or "v": the heads are linear_<latent>_means and linear_<latent>_logvar.
-    public init(latent: String, hidden: Int, maxBatch: Int) {
+    public init(latent: String, hidden: Int, maxBatch: Int, layout: ParameterLayout) {
         self.hidden = hidden
-        meanName = "linear_\(latent)_means"
-        logVarName = "linear_\(latent)_logvar"
+        meanWeight = layout.slot("linear_\(latent)_means.weight")
+        meanBias = layout.slot("linear_\(latent)_means.bias")
+        logVarWeight = layout.slot("linear_\(latent)_logvar.weight")
+        logVarBias = layout.slot("linear_\(latent)_logvar.bias")
         purpose = latent == "z" ? .posteriorZ : .posteriorV
         mean = Buffer(count: maxBatch * hidden)
         logVarRaw = Buffer(count: maxBatch * hidden)
@@ -38,10 +40,10 @@ public final class PosteriorHead<S: Scalar> {
     public func forward(h0: UnsafePointer<S>, sample: UnsafeMutablePointer<S>, batch: Int,
                         params: ParameterSet<S>, noise: NoiseContext) -> S {
         let h = hidden, count = batch * h
-        Linear.forward(y: mean.ptr, x: h0, weight: params.value("\(meanName).weight"),
-                       bias: params.value("\(meanName).bias"), rows: batch, inDim: h, outDim: h)
-        Linear.forward(y: logVarRaw.ptr, x: h0, weight: params.value("\(logVarName).weight"),
-                       bias: params.value("\(logVarName).bias"), rows: batch, inDim: h, outDim: h)
+        Linear.forward(y: mean.ptr, x: h0, weight: params.value(meanWeight),
+                       bias: params.value(meanBias), rows: batch, inDim: h, outDim: h)
+        Linear.forward(y: logVarRaw.ptr, x: h0, weight: params.value(logVarWeight),
+                       bias: params.value(logVarBias), rows: batch, inDim: h, outDim: h)
         if noise.stochastic {
             noise.fill(purpose, normal: true, into: epsilon.ptr, rows: 1, width: h, scratch: noiseScratch.ptr)
         } else {
@@ -70,9 +72,9 @@ public final class PosteriorHead<S: Scalar> {
             let raw = logVarRaw[i]
             dLogVar[i] = (raw >= Self.logVarMin && raw <= Self.logVarMax) ? dlv : 0
         }
-        Linear.backward(dx: dh0, dWeight: params.grad("\(meanName).weight"), dBias: params.grad("\(meanName).bias"),
-                        dy: dMean.ptr, x: h0, weight: params.value("\(meanName).weight"), rows: batch, inDim: h, outDim: h)
-        Linear.backward(dx: dh0, dWeight: params.grad("\(logVarName).weight"), dBias: params.grad("\(logVarName).bias"),
-                        dy: dLogVar.ptr, x: h0, weight: params.value("\(logVarName).weight"), rows: batch, inDim: h, outDim: h)
+        Linear.backward(dx: dh0, dWeight: params.grad(meanWeight), dBias: params.grad(meanBias),
+                        dy: dMean.ptr, x: h0, weight: params.value(meanWeight), rows: batch, inDim: h, outDim: h)
+        Linear.backward(dx: dh0, dWeight: params.grad(logVarWeight), dBias: params.grad(logVarBias),
+                        dy: dLogVar.ptr, x: h0, weight: params.value(logVarWeight), rows: batch, inDim: h, outDim: h)
     }
 }

@@ -17,10 +17,12 @@ public final class CoupledOscillatorPotential<S: Scalar> {
     let normalised: Buffer<S>            // Ŵ (G, G, K)
     let norms: Buffer<S>                 // max(‖W_oi‖, 1e-8) (G, G)
     let dNormalised: Buffer<S>           // (G, G, K) scratch
+    let kernel: ParameterSlot
 
     static var normFloor: S { 1e-8 }
 
-    public init(config: Config) {
+    public init(config: Config, layout: ParameterLayout) {
+        kernel = layout.slot("potential.conv_z")
         groups = config.groups
         taps = config.kernelSize
         length = config.groupLength
@@ -36,7 +38,7 @@ public final class CoupledOscillatorPotential<S: Scalar> {
     /// Overwrites `forceMatrix` from `potential.conv_z`.
     public func build(params: ParameterSet<S>) {
         let g = groups, k = taps, l = length, h = hidden, pad = taps / 2
-        let w = params.value("potential.conv_z")
+        let w = params.value(kernel)
         for pair in 0..<(g * g) {
             var sq: S = 0
             for tap in 0..<k { sq += w[pair * k + tap] * w[pair * k + tap] }
@@ -98,8 +100,8 @@ public final class CoupledOscillatorPotential<S: Scalar> {
             }
         }
         // Through Ŵ = W / max(‖W‖, ε): dW = (dŴ - Ŵ ⟨Ŵ, dŴ⟩) / ‖W‖ above the floor, dŴ / ε below.
-        let dw = params.grad("potential.conv_z")
-        let w = params.value("potential.conv_z")
+        let dw = params.grad(kernel)
+        let w = params.value(kernel)
         for pair in 0..<(g * g) {
             let norm = norms[pair]
             var sq: S = 0

@@ -8,8 +8,11 @@ public final class PoissonReadout<S: Scalar> {
     let logRatesRaw: Buffer<S>          // (steps, B, Nout) before the clamp
     public let logRates: Buffer<S>      // (steps, B, Nout)
     let dLogRates: Buffer<S>            // (steps, B, Nout)
+    let weight: ParameterSlot, bias: ParameterSlot
 
-    public init(width: Int, outputs: Int, steps: Int, maxBatch: Int) {
+    public init(width: Int, outputs: Int, steps: Int, maxBatch: Int, layout: ParameterLayout) {
+        weight = layout.slot("readout.weight")
+        bias = layout.slot("readout.bias")
         self.width = width
         self.outputs = outputs
         logRatesRaw = Buffer(count: steps * maxBatch * outputs)
@@ -19,8 +22,8 @@ public final class PoissonReadout<S: Scalar> {
 
     /// Overwrites `logRates` from x (rows, D).
     public func forward(x: UnsafePointer<S>, rows: Int, params: ParameterSet<S>) {
-        Linear.forward(y: logRatesRaw.ptr, x: x, weight: params.value("readout.weight"),
-                       bias: params.value("readout.bias"), rows: rows, inDim: width, outDim: outputs)
+        Linear.forward(y: logRatesRaw.ptr, x: x, weight: params.value(weight),
+                       bias: params.value(bias), rows: rows, inDim: width, outDim: outputs)
         let bound = Self.logRateBound
         for i in 0..<(rows * outputs) { logRates[i] = min(max(logRatesRaw[i], -bound), bound) }
     }
@@ -45,8 +48,8 @@ public final class PoissonReadout<S: Scalar> {
             dLogRates[i] = inRange ? gradMask[i] * scale * (S.exp(logRates[i]) - targets[i]) : 0
         }
         dx.update(repeating: 0, count: rows * width)
-        Linear.backward(dx: dx, dWeight: params.grad("readout.weight"), dBias: params.grad("readout.bias"),
-                        dy: dLogRates.ptr, x: x, weight: params.value("readout.weight"),
+        Linear.backward(dx: dx, dWeight: params.grad(weight), dBias: params.grad(bias),
+                        dy: dLogRates.ptr, x: x, weight: params.value(weight),
                         rows: rows, inDim: width, outDim: outputs)
     }
 }

@@ -89,8 +89,23 @@ public final class TransformerLayer<S: Scalar> {
     let dFF: Buffer<S>              // (steps, B, Fff)
     let dScores: Buffer<S>          // (steps, steps)
     let noiseScratch: Buffer<S>
+    let inProjWeight, inProjBias, outProjWeight, outProjBias: ParameterSlot
+    let linear1Weight, linear1Bias, linear2Weight, linear2Bias: ParameterSlot
+    let norm1Weight, norm1Bias, norm2Weight, norm2Bias: ParameterSlot
 
-    public init(config: Config, steps: Int, maxBatch: Int) {
+    public init(config: Config, steps: Int, maxBatch: Int, layout: ParameterLayout) {
+        inProjWeight = layout.slot("decoder.self_attn.in_proj_weight")
+        inProjBias = layout.slot("decoder.self_attn.in_proj_bias")
+        outProjWeight = layout.slot("decoder.self_attn.out_proj.weight")
+        outProjBias = layout.slot("decoder.self_attn.out_proj.bias")
+        linear1Weight = layout.slot("decoder.linear1.weight")
+        linear1Bias = layout.slot("decoder.linear1.bias")
+        linear2Weight = layout.slot("decoder.linear2.weight")
+        linear2Bias = layout.slot("decoder.linear2.bias")
+        norm1Weight = layout.slot("decoder.norm1.weight")
+        norm1Bias = layout.slot("decoder.norm1.bias")
+        norm2Weight = layout.slot("decoder.norm2.weight")
+        norm2Bias = layout.slot("decoder.norm2.bias")
         self.steps = steps
         width = config.decoderWidth
         heads = config.heads
@@ -130,7 +145,6 @@ public final class TransformerLayer<S: Scalar> {
     public func forward(x: UnsafePointer<S>, out: UnsafeMutablePointer<S>, batch: Int,
                         params: ParameterSet<S>, noise: NoiseContext) {
         let rows = steps * batch, d = width, f = feedForward
-        let p = { (name: String) in params.value("decoder.\(name)") }
         noise.dropoutMask(.attentionOutputDropout, rate: rate, into: attnOutMask.ptr, rows: steps, width: d, scratch: noiseScratch.ptr)
         noise.dropoutMask(.feedForwardDropout, rate: rate, into: ffMask.ptr, rows: steps, width: f, scratch: noiseScratch.ptr)
         noise.dropoutMask(.feedForwardOutputDropout, rate: rate, into: ffOutMask.ptr, rows: steps, width: d, scratch: noiseScratch.ptr)
@@ -139,26 +153,26 @@ public final class TransformerLayer<S: Scalar> {
         noise.dropoutMask(.attentionDropout, rate: rate, into: attnMask.ptr, rows: 1, width: perTrial, scratch: noiseScratch.ptr)
 
         // Self-attention.
-        Linear.forward(y: qkv.ptr, x: x, weight: p("self_attn.in_proj_weight"), bias: p("self_attn.in_proj_bias"),
+        Linear.forward(y: qkv.ptr, x: x, weight: params.value(inProjWeight), bias: params.value(inProjBias),
                        rows: rows, inDim: d, outDim: 3 * d)
         attentionForward(batch: batch)
-        Linear.forward(y: attnOut.ptr, x: context.ptr, weight: p("self_attn.out_proj.weight"), bias: p("self_attn.out_proj.bias"),
+        Linear.forward(y: attnOut.ptr, x: context.ptr, weight: params.value(outProjWeight), bias: params.value(outProjBias),
                        rows: rows, inDim: d, outDim: d)
         for i in 0..<(rows * d) { residual[i] = x[i] + attnOut[i] * attnOutMask[i] }
         LayerNorm.forward(y: x1.ptr, xHat: x1Hat.ptr, inverseStd: x1InvStd.ptr, x: residual.ptr,
-                          weight: p("norm1.weight"), bias: p("norm1.bias"), rows: rows, width: d)
+                          weight: params.value(norm1Weight), bias: params.value(norm1Bias), rows: rows, width: d)
         // Feed-forward.
-        Linear.forward(y: ffHidden.ptr, x: x1.ptr, weight: p("linear1.weight"), bias: p("linear1.bias"),
+        Linear.forward(y: ffHidden.ptr, x: x1.ptr, weight: params.value(linear1Weight), bias: params.value(linear1Bias),
                        rows: rows, inDim: d, outDim: f)
         for i in 0..<(rows * f) {
             ffHidden[i] = max(ffHidden[i], 0)
             ffHiddenDropped[i] = ffHidden[i] * ffMask[i]
         }
-        Linear.forward(y: ffOut.ptr, x: ffHiddenDropped.ptr, weight: p("linear2.weight"), bias: p("linear2.bias"),
+        Linear.forward(y: ffOut.ptr, x: ffHiddenDropped.ptr, weight: params.value(linear2Weight), bias: params.value(linear2Bias),
                        rows: rows, inDim: f, outDim: d)
         for i in 0..<(rows * d) { residual[i] = x1[i] + ffOut[i] * ffOutMask[i] }
         LayerNorm.forward(y: out, xHat: x2Hat.ptr, inverseStd: x2InvStd.ptr, x: residual.ptr,
-                          weight: p("norm2.weight"), bias: p("norm2.bias"), rows: rows, width: d)
+                          weight: params.value(norm2Weight), bias: params.value(norm2Bias), rows: rows, width: d)
     }
 
     /// Per trial and head: P = softmax(Q Kᵀ/√dh), context = (P ⊙ mask) V. Q, K, V of one
@@ -197,33 +211,31 @@ public final class TransformerLayer<S: Scalar> {
     public func backward(dOut: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, x: UnsafePointer<S>,
                          batch: Int, params: ParameterSet<S>) {
         let rows = steps * batch, d = width, f = feedForward
-        let p = { (name: String) in params.value("decoder.\(name)") }
-        let g = { (name: String) in params.grad("decoder.\(name)") }
 
         // LayerNorm2: dResidual = d(x1 + drop(ffOut)).
         dResidual.ptr.update(repeating: 0, count: rows * d)
-        LayerNorm.backward(dx: dResidual.ptr, dWeight: g("norm2.weight"), dBias: g("norm2.bias"), dy: dOut,
-                           xHat: x2Hat.ptr, inverseStd: x2InvStd.ptr, weight: p("norm2.weight"), rows: rows, width: d)
+        LayerNorm.backward(dx: dResidual.ptr, dWeight: params.grad(norm2Weight), dBias: params.grad(norm2Bias), dy: dOut,
+                           xHat: x2Hat.ptr, inverseStd: x2InvStd.ptr, weight: params.value(norm2Weight), rows: rows, width: d)
         dx1.ptr.update(from: dResidual.ptr, count: rows * d)
         for i in 0..<(rows * d) { dResidual[i] *= ffOutMask[i] }                 // d ffOut
         dFF.ptr.update(repeating: 0, count: rows * f)
-        Linear.backward(dx: dFF.ptr, dWeight: g("linear2.weight"), dBias: g("linear2.bias"), dy: dResidual.ptr,
-                        x: ffHiddenDropped.ptr, weight: p("linear2.weight"), rows: rows, inDim: f, outDim: d)
+        Linear.backward(dx: dFF.ptr, dWeight: params.grad(linear2Weight), dBias: params.grad(linear2Bias), dy: dResidual.ptr,
+                        x: ffHiddenDropped.ptr, weight: params.value(linear2Weight), rows: rows, inDim: f, outDim: d)
         for i in 0..<(rows * f) { dFF[i] = ffHidden[i] > 0 ? dFF[i] * ffMask[i] : 0 }
-        Linear.backward(dx: dx1.ptr, dWeight: g("linear1.weight"), dBias: g("linear1.bias"), dy: dFF.ptr,
-                        x: x1.ptr, weight: p("linear1.weight"), rows: rows, inDim: d, outDim: f)
+        Linear.backward(dx: dx1.ptr, dWeight: params.grad(linear1Weight), dBias: params.grad(linear1Bias), dy: dFF.ptr,
+                        x: x1.ptr, weight: params.value(linear1Weight), rows: rows, inDim: d, outDim: f)
         // LayerNorm1: dResidual = d(x + drop(attnOut)).
         dResidual.ptr.update(repeating: 0, count: rows * d)
-        LayerNorm.backward(dx: dResidual.ptr, dWeight: g("norm1.weight"), dBias: g("norm1.bias"), dy: dx1.ptr,
-                           xHat: x1Hat.ptr, inverseStd: x1InvStd.ptr, weight: p("norm1.weight"), rows: rows, width: d)
+        LayerNorm.backward(dx: dResidual.ptr, dWeight: params.grad(norm1Weight), dBias: params.grad(norm1Bias), dy: dx1.ptr,
+                           xHat: x1Hat.ptr, inverseStd: x1InvStd.ptr, weight: params.value(norm1Weight), rows: rows, width: d)
         Elementwise.accumulate(dx, dResidual.ptr, count: rows * d)
         for i in 0..<(rows * d) { dResidual[i] *= attnOutMask[i] }              // d attnOut
         dContext.ptr.update(repeating: 0, count: rows * d)
-        Linear.backward(dx: dContext.ptr, dWeight: g("self_attn.out_proj.weight"), dBias: g("self_attn.out_proj.bias"),
-                        dy: dResidual.ptr, x: context.ptr, weight: p("self_attn.out_proj.weight"), rows: rows, inDim: d, outDim: d)
+        Linear.backward(dx: dContext.ptr, dWeight: params.grad(outProjWeight), dBias: params.grad(outProjBias),
+                        dy: dResidual.ptr, x: context.ptr, weight: params.value(outProjWeight), rows: rows, inDim: d, outDim: d)
         attentionBackward(batch: batch)
-        Linear.backward(dx: dx, dWeight: g("self_attn.in_proj_weight"), dBias: g("self_attn.in_proj_bias"),
-                        dy: dQKV.ptr, x: x, weight: p("self_attn.in_proj_weight"), rows: rows, inDim: d, outDim: 3 * d)
+        Linear.backward(dx: dx, dWeight: params.grad(inProjWeight), dBias: params.grad(inProjBias),
+                        dy: dQKV.ptr, x: x, weight: params.value(inProjWeight), rows: rows, inDim: d, outDim: 3 * d)
     }
 
     /// Overwrites dQKV from dContext through the attention of every (trial, head).

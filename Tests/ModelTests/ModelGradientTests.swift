@@ -77,7 +77,7 @@ struct LayerGradientTests {
         let config = tinyConfig { $0.encoderInput = input }
         let params = perturbedParameters(config)
         let b = 3, steps = tinyDims.steps, h = config.hidden
-        let encoder = GRUEncoder<Double>(config: config, dims: tinyDims, maxBatch: b)
+        let encoder = GRUEncoder<Double>(config: config, dims: tinyDims, maxBatch: b, layout: params.layout)
         let x = Buffer<Double>(count: tinyDims.bins * b * tinyDims.heldIn)
         fillRandom(x.ptr, count: x.count, seed: 5, scale: 2)
         let weights = Buffer<Double>(count: steps * b * h)
@@ -104,7 +104,7 @@ struct LayerGradientTests {
         let config = tinyConfig()
         let params = perturbedParameters(config)
         let b = 3, h = config.hidden, klScale = 0.37
-        let head = PosteriorHead<Double>(latent: "v", hidden: h, maxBatch: b)
+        let head = PosteriorHead<Double>(latent: "v", hidden: h, maxBatch: b, layout: params.layout)
         let h0 = Buffer<Double>(count: b * h)
         fillRandom(h0.ptr, count: h0.count, seed: 8, scale: 3)
         let sample = Buffer<Double>(count: b * h)
@@ -130,7 +130,7 @@ struct LayerGradientTests {
     func potential(form: Config.Potential) {
         let config = tinyConfig { $0.potential = form }
         let params = perturbedParameters(config)
-        let potential = CoupledOscillatorPotential<Double>(config: config)
+        let potential = CoupledOscillatorPotential<Double>(config: config, layout: params.layout)
         let h = config.hidden
         let weights = Buffer<Double>(count: h * h)
         fillRandom(weights.ptr, count: weights.count, seed: 12)
@@ -149,7 +149,7 @@ struct LayerGradientTests {
     func forceMatchesPotential(form: Config.Potential) {
         let config = tinyConfig { $0.potential = form }
         let params = perturbedParameters(config)
-        let potential = CoupledOscillatorPotential<Double>(config: config)
+        let potential = CoupledOscillatorPotential<Double>(config: config, layout: params.layout)
         potential.build(params: params)
         let h = config.hidden, g = config.groups, l = config.groupLength, k = config.kernelSize
         // U(z) computed directly from the spec's conv1d definition.
@@ -231,7 +231,7 @@ struct LayerGradientTests {
         let config = tinyConfig()
         let params = perturbedParameters(config)
         let b = 3, steps = tinyDims.steps, d = config.decoderWidth, nOut = tinyDims.outputs, rows = steps * b
-        let readout = PoissonReadout<Double>(width: d, outputs: nOut, steps: steps, maxBatch: b)
+        let readout = PoissonReadout<Double>(width: d, outputs: nOut, steps: steps, maxBatch: b, layout: params.layout)
         let x = Buffer<Double>(count: rows * d)
         fillRandom(x.ptr, count: x.count, seed: 40)
         let y = Buffer<Double>(count: rows * nOut), mask = Buffer<Double>(count: rows * nOut)

@@ -10,7 +10,7 @@ struct TransformerLayerTests {
     func setup(dropout: Double = 0.3) -> (Config, ParameterSet<Double>, TransformerLayer<Double>) {
         let config = tinyConfig { $0.decoderDropout = dropout }
         let params = perturbedParameters(config)
-        return (config, params, TransformerLayer<Double>(config: config, steps: steps, maxBatch: batch))
+        return (config, params, TransformerLayer<Double>(config: config, steps: steps, maxBatch: batch, layout: params.layout))
     }
 
     @Test("Parameters and input against finite differences", arguments: [false, true])
