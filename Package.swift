@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
         .testTarget(name: "IOTests", dependencies: ["HDF5", "Data", "Checkpoint", "Model", "Training"]),
-        .testTarget(name: "MetricsTests", dependencies: ["Metrics", "HDF5"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "MetricsTests", dependencies: ["Metrics", "Training"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["lflow-dist", "HDF5"]),
     ]
 )

@@ -131,17 +131,26 @@ public final class H5File {
         return shape(ofDataset: dset)
     }
 
-    /// Reads a numeric dataset of any integer or float type, converted to `T` by HDF5.
-    private func read<T>(_ object: String, memoryType: hid_t, zero: T) throws -> (shape: [Int], values: [T]) {
+    /// Reads a numeric dataset of any integer or float type (or an h5py bool), converted to `T`.
+    private func read<T>(_ object: String, memoryType: hid_t, zero: T, convert: (Double) -> T) throws -> (shape: [Int], values: [T]) {
         let dset = try openDataset(object)
         defer { H5Dclose(dset) }
         let type = H5Dget_type(dset)
+        defer { H5Tclose(type) }
         let typeClass = H5Tget_class(type)
-        H5Tclose(type)
+        let shape = shape(ofDataset: dset)
+        if typeClass == H5T_ENUM && H5Tget_size(type) == 1 {
+            // h5py stores numpy bools as a one-byte enum (FALSE = 0, TRUE = 1): read the bytes.
+            var bytes = [Int8](repeating: 0, count: shape.reduce(1, *))
+            let status = bytes.isEmpty ? 0 : bytes.withUnsafeMutableBytes {
+                H5Dread(dset, type, lf_h5s_all(), lf_h5s_all(), lf_h5p_default(), $0.baseAddress)
+            }
+            guard status >= 0 else { throw HDF5Error(path: path, object: object, "cannot be read; the file may be corrupt") }
+            return (shape, bytes.map { convert(Double($0)) })
+        }
         guard typeClass == H5T_INTEGER || typeClass == H5T_FLOAT else {
             throw HDF5Error(path: path, object: object, "is not numeric (it must hold integer or float counts)")
         }
-        let shape = shape(ofDataset: dset)
         var values = [T](repeating: zero, count: shape.reduce(1, *))
         if values.isEmpty { return (shape, values) }
         let status = values.withUnsafeMutableBytes {
@@ -152,11 +161,11 @@ public final class H5File {
     }
 
     public func readDoubles(_ object: String) throws -> (shape: [Int], values: [Double]) {
-        try read(object, memoryType: lf_h5t_native_double(), zero: 0.0)
+        try read(object, memoryType: lf_h5t_native_double(), zero: 0.0, convert: { $0 })
     }
 
     public func readFloats(_ object: String) throws -> (shape: [Int], values: [Float]) {
-        try read(object, memoryType: lf_h5t_native_float(), zero: Float(0))
+        try read(object, memoryType: lf_h5t_native_float(), zero: Float(0), convert: { Float($0) })
     }
 
     /// Writes a dataset with `shape` ([] = scalar), creating parent groups. Replaces nothing:

@@ -48,6 +48,8 @@ public struct Config: Equatable, Sendable {
     // Training and prediction
     public var batchSize = 256
     public var epochs = 2000
+    public var validationFraction = 0.2
+    public var earlyStoppingPatience = 0
     public var predictionSamples = 50
     public var seed = 0
 
@@ -155,6 +157,8 @@ extension Config {
         .real("minLearningRate", \.minLearningRate, ">= 0", "ReduceLROnPlateau lower bound on the learning rate."),
         .int("batchSize", \.batchSize, "> 0", "Global batch size in trials (the same at any world size)."),
         .int("epochs", \.epochs, "> 0", "Training epochs."),
+        .real("validationFraction", \.validationFraction, "[0, 1)", "Fraction of the training trials held out (seeded) for validation, model selection and the end-of-training metrics."),
+        .int("earlyStoppingPatience", \.earlyStoppingPatience, ">= 0", "Stop after this many epochs without a better validation loss; 0 = never stop early."),
         .int("predictionSamples", \.predictionSamples, ">= 0", "Stochastic passes averaged in log-rate space for prediction; 0 = one deterministic mean-path pass."),
         .int("seed", \.seed, ">= 0", "Seed of every random draw (initialisation, dropout, noise, shuffling)."),
     ]
@@ -221,6 +225,8 @@ extension Config {
         need(minLearningRate >= 0, "minLearningRate must be >= 0 (got \(minLearningRate))")
         need(batchSize > 0, "batchSize must be > 0 (got \(batchSize))")
         need(epochs > 0, "epochs must be > 0 (got \(epochs))")
+        need(validationFraction >= 0 && validationFraction < 1, "validationFraction must be in [0, 1) (got \(validationFraction))")
+        need(earlyStoppingPatience >= 0, "earlyStoppingPatience must be >= 0 (got \(earlyStoppingPatience)); 0 = off")
         need(predictionSamples >= 0, "predictionSamples must be >= 0 (got \(predictionSamples))")
         need(seed >= 0, "seed must be >= 0 (got \(seed))")
         if !problems.isEmpty {

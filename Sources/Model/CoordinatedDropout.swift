@@ -41,7 +41,7 @@ public final class CoordinatedDropout<S: Scalar> {
     /// Overwrites every buffer from raw targets (steps, B, Nout). Returns the number of
     /// observed (non-NaN) target entries.
     public func prepare(rawTargets: UnsafePointer<S>, batch: Int, noise: NoiseContext) -> Int {
-        let dropping = noise.stochastic && keepProbability < 1
+        let dropping = noise.dropout && keepProbability < 1
         if dropping {
             noise.fill(.coordinatedDropoutKeep, normal: false, into: keep.ptr, rows: bins, width: heldIn, scratch: noiseScratch.ptr)
             noise.fill(.coordinatedDropoutPass, normal: false, into: pass.ptr, rows: bins, width: heldIn, scratch: noiseScratch.ptr)

@@ -60,7 +60,7 @@ public final class LangevinDynamics<S: Scalar> {
     /// caller has written. Returns the transition KL summed over the batch.
     public func forward(forceMatrix a: UnsafePointer<S>, batch: Int, noise: NoiseContext) -> S {
         let h = hidden, block = batch * h
-        if noise.stochastic && hasTransitionKL {
+        if noise.sampling && hasTransitionKL {
             noise.fill(.langevin, normal: true, into: epsilon.ptr, rows: steps, width: h, scratch: noiseScratch.ptr)
         } else {
             epsilon.ptr.update(repeating: 0, count: steps * block)

@@ -8,6 +8,9 @@ public struct LossValues: Equatable, Sendable {
     public var kl: Double
     /// reconstruction + klWeight · kl.
     public var total: Double
+    /// What the means are over: observed target entries and trials of this batch.
+    public var observedEntries: Int
+    public var trials: Int
 }
 
 /// What the loss is normalised by. Data-parallel training passes the *global* counts so that
@@ -147,7 +150,8 @@ public final class LangevinFlow<S: Scalar> {
         let klMean = Double(kl) / Double(max(norm.trials, 1))
         lastBatch = b
         lastScale = (S(1) / S(max(norm.observedEntries, 1)), S(klWeight) / S(max(norm.trials, 1)))
-        return LossValues(reconstruction: reconstruction, kl: klMean, total: reconstruction + klWeight * klMean)
+        return LossValues(reconstruction: reconstruction, kl: klMean, total: reconstruction + klWeight * klMean,
+                          observedEntries: observed, trials: b)
     }
 
     /// Backward of the last `forward`: accumulates d total / d θ into `params.grads`.

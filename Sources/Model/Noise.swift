@@ -5,16 +5,20 @@ import Kernels
 /// Every draw is keyed by (seed, purpose, epoch, step, global trial index, element), never by
 /// rank or by position in the local batch, so a trial sees the same noise at any world size.
 public struct NoiseContext: Sendable {
-    /// false: deterministic mode (no dropout, no coordinated dropout, mean path, no sampling).
-    public var stochastic: Bool
+    /// Draw the posterior samples and the Langevin noise (false: the mean path).
+    public var sampling: Bool
+    /// Apply dropout and coordinated dropout (training only).
+    public var dropout: Bool
     public var seed: Int
     public var epoch: Int
     public var step: Int
     /// Global index of each row of the local batch (count = local batch size).
     public var trialIndices: [Int]
 
+    /// `stochastic` turns on both sampling and dropout (training); false is deterministic mode.
     public init(stochastic: Bool, seed: Int = 0, epoch: Int = 0, step: Int = 0, trialIndices: [Int]) {
-        self.stochastic = stochastic
+        self.sampling = stochastic
+        self.dropout = stochastic
         self.seed = seed
         self.epoch = epoch
         self.step = step
@@ -24,6 +28,16 @@ public struct NoiseContext: Sendable {
     public static func deterministic(batch: Int) -> NoiseContext {
         NoiseContext(stochastic: false, trialIndices: Array(0..<batch))
     }
+
+    /// A stochastic prediction pass: posterior and Langevin samples, no dropout.
+    public static func prediction(seed: Int, sample: Int, trialIndices: [Int]) -> NoiseContext {
+        var noise = NoiseContext(stochastic: true, seed: seed, epoch: predictionEpoch, step: sample, trialIndices: trialIndices)
+        noise.dropout = false
+        return noise
+    }
+
+    /// The epoch key reserved for prediction draws, so they never repeat a training draw.
+    public static let predictionEpoch = 0xFF_FFFF
 
     public func stream(_ purpose: NoisePurpose) -> NoiseStream {
         NoiseStream(seed: UInt64(seed), purpose: purpose, epoch: epoch, step: step)
@@ -51,13 +65,13 @@ public struct NoiseContext: Sendable {
     }
 
     /// Overwrites `mask` (rows, batch, width) with an inverted-dropout mask: 0 with probability
-    /// `rate`, else 1/(1-rate). In deterministic mode, or with rate 0, every entry is 1.
+    /// `rate`, else 1/(1-rate). Without dropout, or with rate 0, every entry is 1.
     public func dropoutMask<S: Scalar>(
         _ purpose: NoisePurpose, rate: Double, into mask: UnsafeMutablePointer<S>,
         rows: Int, width: Int, scratch: UnsafeMutablePointer<S>
     ) {
         let count = rows * trialIndices.count * width
-        guard stochastic && rate > 0 else {
+        guard dropout && rate > 0 else {
             mask.update(repeating: 1, count: count)
             return
         }

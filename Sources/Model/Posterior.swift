@@ -44,7 +44,7 @@ public final class PosteriorHead<S: Scalar> {
                        bias: params.value(meanBias), rows: batch, inDim: h, outDim: h)
         Linear.forward(y: logVarRaw.ptr, x: h0, weight: params.value(logVarWeight),
                        bias: params.value(logVarBias), rows: batch, inDim: h, outDim: h)
-        if noise.stochastic {
+        if noise.sampling {
             noise.fill(purpose, normal: true, into: epsilon.ptr, rows: 1, width: h, scratch: noiseScratch.ptr)
         } else {
             epsilon.ptr.update(repeating: 0, count: count)

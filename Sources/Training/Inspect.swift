@@ -5,48 +5,6 @@ import HDF5
 import Kernels
 import Model
 
-extension DataDims {
-    /// The model sizes an NLB tensor file implies.
-    public init(_ tensors: NLBTensors) {
-        self.init(bins: tensors.bins, forwardBins: tensors.forwardBins,
-                  heldIn: tensors.heldIn, heldOut: tensors.heldOut)
-    }
-}
-
-extension Batch {
-    /// Fills the batch with training trials `trials` of `tensors` (time-major targets).
-    public func load(trainingTrials trials: [Int], from tensors: NLBTensors) {
-        precondition(trials.count <= capacity)
-        count = trials.count
-        let d = dims
-        var heldIn = [S](repeating: 0, count: d.bins * d.heldIn), heldOut = [S](repeating: 0, count: d.bins * d.heldOut)
-        var inFwd = [S](repeating: 0, count: d.forwardBins * d.heldIn), outFwd = [S](repeating: 0, count: d.forwardBins * d.heldOut)
-        for (b, trial) in trials.enumerated() {
-            func copy(_ t: Tensor3?, into out: inout [S]) {
-                guard let t else { return }
-                let base = trial * t.bins * t.channels
-                for i in 0..<out.count { out[i] = S(t.values[base + i]) }
-            }
-            copy(tensors.trainHeldIn, into: &heldIn)
-            copy(tensors.trainHeldOut, into: &heldOut)
-            copy(tensors.trainHeldInForward, into: &inFwd)
-            copy(tensors.trainHeldOutForward, into: &outFwd)
-            let hasForward = tensors.trainHeldInForward != nil
-            heldIn.withUnsafeBufferPointer { hi in
-                heldOut.withUnsafeBufferPointer { ho in
-                    inFwd.withUnsafeBufferPointer { fi in
-                        outFwd.withUnsafeBufferPointer { fo in
-                            setTrial(b, heldIn: hi.baseAddress!, heldOut: ho.baseAddress!,
-                                     heldInForward: hasForward ? fi.baseAddress : nil,
-                                     heldOutForward: hasForward ? fo.baseAddress : nil)
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// `lflow-dist init`: a freshly initialised model, sized from the data, as a checkpoint.
 public enum Initialiser {
     public static func run(config: Config, dataPath: String, out: String) throws -> ParameterLayout {
@@ -78,7 +36,7 @@ public enum Inspector {
         try CheckpointIO.read(path: checkpoint, into: model.params.values, layout: model.params.layout)
 
         let batch = Batch<Double>(dims: dims, capacity: trials)
-        batch.load(trainingTrials: Array(0..<trials), from: tensors)
+        batch.load(trials: Array(0..<trials), split: .train, from: tensors)
         let loss = model.forward(batch, noise: .deterministic(batch: trials), klWeight: config.klWeight)
         model.params.grads.zero()
         model.backward()

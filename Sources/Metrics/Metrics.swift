@@ -1,0 +1,215 @@
+import Foundation
+
+/// The NLB metrics, matching `nlb_tools.evaluation` (0.0.4) on the same arrays.
+///
+/// Arrays are plain row-major `[Double]` with the last axis = neurons (or outputs); the leading
+/// axes (trials, bins) are flattened into `rows`.
+public enum NLBMetrics {
+    /// Σ (r - y ln r + lnΓ(y+1)) over entries whose spike count is not NaN; r = 0 → 1e-9.
+    /// nlb_tools `neg_log_likelihood`.
+    public static func poissonNLL(rates: [Double], spikes: [Double]) -> Double {
+        precondition(rates.count == spikes.count, "poissonNLL: \(rates.count) rates vs \(spikes.count) spikes")
+        var sum = 0.0
+        for i in spikes.indices where !spikes[i].isNaN {
+            let r = rates[i] == 0 ? 1e-9 : rates[i]
+            sum += r - spikes[i] * log(r) + lgamma(spikes[i] + 1)
+        }
+        return sum
+    }
+
+    /// Bits per spike against the null model that predicts each neuron's mean count over all
+    /// rows (NaN ignored). nlb_tools `bits_per_spike`; co-bps on held-out eval rates, fp-bps on
+    /// the forward bins of [held-in, held-out].
+    public static func bitsPerSpike(rates: [Double], spikes: [Double], neurons: Int) -> Double {
+        let rows = spikes.count / neurons
+        var means = [Double](repeating: 0, count: neurons), counts = [Double](repeating: 0, count: neurons)
+        var total = 0.0
+        for r in 0..<rows {
+            for n in 0..<neurons where !spikes[r * neurons + n].isNaN {
+                means[n] += spikes[r * neurons + n]
+                counts[n] += 1
+                total += spikes[r * neurons + n]
+            }
+        }
+        for n in 0..<neurons { means[n] /= counts[n] }
+        let null = (0..<(rows * neurons)).map { means[$0 % neurons] }
+        return (poissonNLL(rates: null, spikes: spikes) - poissonNLL(rates: rates, spikes: spikes)) / total / log(2)
+    }
+
+    /// Concatenates two row-major arrays along the last axis: (rows, a) ++ (rows, b) → (rows, a + b).
+    public static func concatenateLastAxis(_ x: [Double], width a: Int, _ y: [Double], width b: Int) -> [Double] {
+        let rows = x.count / a
+        var out = [Double](); out.reserveCapacity(rows * (a + b))
+        for r in 0..<rows {
+            out.append(contentsOf: x[(r * a)..<((r + 1) * a)])
+            out.append(contentsOf: y[(r * b)..<((r + 1) * b)])
+        }
+        return out
+    }
+
+    /// sklearn `r2_score(yTrue, yPred)` with multioutput = 'uniform_average' over `outputs`
+    /// columns. A constant column scores 1 if predicted exactly, else 0 (sklearn's convention).
+    public static func r2Score(yTrue: [Double], yPred: [Double], outputs: Int) -> Double {
+        let rows = yTrue.count / outputs
+        var total = 0.0
+        for o in 0..<outputs {
+            var mean = 0.0
+            for r in 0..<rows { mean += yTrue[r * outputs + o] }
+            mean /= Double(rows)
+            var ssRes = 0.0, ssTot = 0.0
+            for r in 0..<rows {
+                let t = yTrue[r * outputs + o]
+                ssRes += (t - yPred[r * outputs + o]) * (t - yPred[r * outputs + o])
+                ssTot += (t - mean) * (t - mean)
+            }
+            total += ssTot == 0 ? (ssRes == 0 ? 1 : 0) : 1 - ssRes / ssTot
+        }
+        return total / Double(outputs)
+    }
+
+    /// The alpha grid of nlb_tools `fit_and_eval_decoder`: logspace(-4, 0, 9).
+    public static let ridgeAlphas = (0..<9).map { pow(10, -4 + Double($0) * 0.5) }
+
+    /// nlb_tools `fit_and_eval_decoder`: drops rows whose first behaviour column is NaN, picks
+    /// alpha by `GridSearchCV(Ridge(), alphas)` (5-fold KFold without shuffling, mean R²), refits
+    /// on all training rows and returns the eval R².
+    public static func velocityR2(trainRates: [Double], trainBehavior: [Double], evalRates: [Double],
+                                  evalBehavior: [Double], features: Int, outputs: Int) -> Double {
+        let (xTrain, yTrain) = dropNaNRows(trainRates, trainBehavior, features: features, outputs: outputs)
+        let (xEval, yEval) = dropNaNRows(evalRates, evalBehavior, features: features, outputs: outputs)
+        let n = xTrain.count / features
+        let folds = 5
+        var bestAlpha = ridgeAlphas[0], bestScore = -Double.infinity
+        for alpha in ridgeAlphas {
+            var score = 0.0
+            var start = 0
+            for fold in 0..<folds {
+                let size = n / folds + (fold < n % folds ? 1 : 0)
+                let test = start..<(start + size)
+                start += size
+                var xFit: [Double] = [], yFit: [Double] = []
+                for r in 0..<n where !test.contains(r) {
+                    xFit.append(contentsOf: xTrain[(r * features)..<((r + 1) * features)])
+                    yFit.append(contentsOf: yTrain[(r * outputs)..<((r + 1) * outputs)])
+                }
+                let model = Ridge(x: xFit, y: yFit, features: features, outputs: outputs, alpha: alpha)
+                let xTest = Array(xTrain[(test.lowerBound * features)..<(test.upperBound * features)])
+                let yTest = Array(yTrain[(test.lowerBound * outputs)..<(test.upperBound * outputs)])
+                score += r2Score(yTrue: yTest, yPred: model.predict(xTest), outputs: outputs)
+            }
+            score /= Double(folds)
+            if score > bestScore { bestScore = score; bestAlpha = alpha }     // first best wins ties
+        }
+        let model = Ridge(x: xTrain, y: yTrain, features: features, outputs: outputs, alpha: bestAlpha)
+        return r2Score(yTrue: yEval, yPred: model.predict(xEval), outputs: outputs)
+    }
+
+    static func dropNaNRows(_ x: [Double], _ y: [Double], features: Int, outputs: Int) -> ([Double], [Double]) {
+        var xs: [Double] = [], ys: [Double] = []
+        for r in 0..<(y.count / outputs) where !y[r * outputs].isNaN {
+            xs.append(contentsOf: x[(r * features)..<((r + 1) * features)])
+            ys.append(contentsOf: y[(r * outputs)..<((r + 1) * outputs)])
+        }
+        return (xs, ys)
+    }
+
+    /// nlb_tools `eval_psth` without jitter: for each condition i with trials `conditions[i]`,
+    /// the mean eval rate over its trials is compared with `psth[i]` (bins, neurons) at the bins
+    /// where psth[i, :, 0] is not NaN; R² (uniform over neurons) over all conditions and bins.
+    /// `evalRates` is (trials, bins, neurons).
+    public static func psthR2(psth: [Double], evalRates: [Double], conditions: [[Int]], bins: Int, neurons: Int) -> Double {
+        var truth: [Double] = [], predicted: [Double] = []
+        for (i, trials) in conditions.enumerated() where !trials.isEmpty {
+            for t in 0..<bins where !psth[(i * bins + t) * neurons].isNaN {
+                for n in 0..<neurons {
+                    var mean = 0.0
+                    for trial in trials { mean += evalRates[(trial * bins + t) * neurons + n] }
+                    predicted.append(mean / Double(trials.count))
+                    truth.append(psth[(i * bins + t) * neurons + n])
+                }
+            }
+        }
+        return r2Score(yTrue: truth, yPred: predicted, outputs: neurons)
+    }
+}
+
+/// Ridge regression with an intercept, as sklearn `Ridge(alpha, fit_intercept=True)`: centre
+/// X and y, solve (XcᵀXc + αI) w = Xcᵀyc by Cholesky, intercept = ȳ - x̄ᵀw.
+public struct Ridge {
+    public let weights: [Double]     // (features, outputs)
+    public let intercept: [Double]   // (outputs)
+    let features: Int, outputs: Int
+
+    public init(x: [Double], y: [Double], features: Int, outputs: Int, alpha: Double) {
+        self.features = features
+        self.outputs = outputs
+        let rows = x.count / features
+        var xMean = [Double](repeating: 0, count: features), yMean = [Double](repeating: 0, count: outputs)
+        for r in 0..<rows {
+            for f in 0..<features { xMean[f] += x[r * features + f] }
+            for o in 0..<outputs { yMean[o] += y[r * outputs + o] }
+        }
+        for f in 0..<features { xMean[f] /= Double(rows) }
+        for o in 0..<outputs { yMean[o] /= Double(rows) }
+        var gram = [Double](repeating: 0, count: features * features)
+        var rhs = [Double](repeating: 0, count: features * outputs)
+        var xc = [Double](repeating: 0, count: features)
+        for r in 0..<rows {
+            for f in 0..<features { xc[f] = x[r * features + f] - xMean[f] }
+            for a in 0..<features {
+                let xa = xc[a]
+                for b in a..<features { gram[a * features + b] += xa * xc[b] }
+                for o in 0..<outputs { rhs[a * outputs + o] += xa * (y[r * outputs + o] - yMean[o]) }
+            }
+        }
+        for a in 0..<features {
+            gram[a * features + a] += alpha
+            for b in 0..<a { gram[a * features + b] = gram[b * features + a] }
+        }
+        weights = Cholesky.solve(gram, rhs, size: features, columns: outputs)
+        var b = yMean
+        for o in 0..<outputs { for f in 0..<features { b[o] -= xMean[f] * weights[f * outputs + o] } }
+        intercept = b
+    }
+
+    public func predict(_ x: [Double]) -> [Double] {
+        let rows = x.count / features
+        var out = [Double](repeating: 0, count: rows * outputs)
+        for r in 0..<rows {
+            for o in 0..<outputs {
+                var acc = intercept[o]
+                for f in 0..<features { acc += x[r * features + f] * weights[f * outputs + o] }
+                out[r * outputs + o] = acc
+            }
+        }
+        return out
+    }
+}
+
+/// Cholesky solve of A X = B for symmetric positive-definite A (size × size), B (size × columns).
+enum Cholesky {
+    static func solve(_ a: [Double], _ b: [Double], size n: Int, columns m: Int) -> [Double] {
+        var l = [Double](repeating: 0, count: n * n)
+        for i in 0..<n {
+            for j in 0...i {
+                var sum = a[i * n + j]
+                for k in 0..<j { sum -= l[i * n + k] * l[j * n + k] }
+                l[i * n + j] = i == j ? max(sum, 1e-300).squareRoot() : sum / l[j * n + j]
+            }
+        }
+        var x = b
+        for c in 0..<m {
+            for i in 0..<n {           // L z = b
+                var sum = x[i * m + c]
+                for k in 0..<i { sum -= l[i * n + k] * x[k * m + c] }
+                x[i * m + c] = sum / l[i * n + i]
+            }
+            for i in stride(from: n - 1, through: 0, by: -1) {    // Lᵀ x = z
+                var sum = x[i * m + c]
+                for k in (i + 1)..<max(n, i + 1) { sum -= l[k * n + i] * x[k * m + c] }
+                x[i * m + c] = sum / l[i * n + i]
+            }
+        }
+        return x
+    }
+}

@@ -1,0 +1,72 @@
+import Data
+import Kernels
+import Model
+
+extension DataDims {
+    /// The model sizes an NLB tensor file implies.
+    public init(_ tensors: NLBTensors) {
+        self.init(bins: tensors.bins, forwardBins: tensors.forwardBins,
+                  heldIn: tensors.heldIn, heldOut: tensors.heldOut)
+    }
+}
+
+/// Which trials of an NLB file: the training trials or the eval trials.
+public enum TrialSet: Sendable { case train, eval }
+
+extension NLBTensors {
+    /// (held-in, held-out, held-in forward, held-out forward) of a trial set; absent arrays are
+    /// nil and become NaN (masked) targets.
+    func arrays(_ set: TrialSet) -> (Tensor3, Tensor3?, Tensor3?, Tensor3?) {
+        switch set {
+        case .train: return (trainHeldIn, trainHeldOut, trainHeldInForward, trainHeldOutForward)
+        case .eval: return (evalHeldIn!, evalHeldOut, nil, nil)
+        }
+    }
+}
+
+extension Batch {
+    /// Fills the batch with `trials` of one trial set, as time-major targets.
+    public func load(trials: [Int], split: TrialSet, from tensors: NLBTensors) {
+        precondition(trials.count <= capacity)
+        count = trials.count
+        let (heldIn, heldOut, heldInForward, heldOutForward) = tensors.arrays(split)
+        let nIn = dims.heldIn, nOut = dims.outputs, nHo = dims.heldOut
+        for t in 0..<dims.steps {
+            let forward = t >= dims.bins
+            let source = forward ? heldInForward : heldIn, sourceOut = forward ? heldOutForward : heldOut
+            let bin = forward ? t - dims.bins : t
+            for (b, trial) in trials.enumerated() {
+                let row = targets.ptr + (t * count + b) * nOut
+                for n in 0..<nIn { row[n] = source.map { S($0[trial, bin, n]) } ?? .nan }
+                for n in 0..<nHo { row[nIn + n] = sourceOut.map { S($0[trial, bin, n]) } ?? .nan }
+            }
+        }
+    }
+}
+
+/// A seeded permutation of 0..<n (Fisher–Yates over keyed Philox uniforms).
+public func seededPermutation(_ n: Int, seed: Int, purpose: NoisePurpose, key: Int) -> [Int] {
+    var order = Array(0..<n)
+    guard n > 1 else { return order }
+    let draws = Buffer<Double>(count: n)
+    NoiseStream(seed: UInt64(seed), purpose: purpose).fillUniform(trial: key, into: draws.ptr, count: n)
+    for i in stride(from: n - 1, to: 0, by: -1) {
+        let j = min(Int(draws[i] * Double(i + 1)), i)
+        order.swapAt(i, j)
+    }
+    return order
+}
+
+/// The seeded split of the training trials into the trials trained on and the validation trials.
+public struct ValidationSplit: Equatable, Sendable {
+    public let training: [Int]
+    public let validation: [Int]
+
+    public init(trials: Int, fraction: Double, seed: Int) {
+        let order = seededPermutation(trials, seed: seed, purpose: .validationSplit, key: 0)
+        var count = Int((Double(trials) * fraction).rounded())
+        if fraction > 0 && trials >= 2 { count = min(max(count, 1), trials - 1) }
+        validation = order.prefix(count).sorted()
+        training = order.dropFirst(count).sorted()
+    }
+}
