@@ -187,8 +187,8 @@ public struct Ridge {
 }
 
 /// Cholesky solve of A X = B for symmetric positive-definite A (size × size), B (size × columns).
-enum Cholesky {
-    static func solve(_ a: [Double], _ b: [Double], size n: Int, columns m: Int) -> [Double] {
+public enum Cholesky {
+    public static func solve(_ a: [Double], _ b: [Double], size n: Int, columns m: Int) -> [Double] {
         var l = [Double](repeating: 0, count: n * n)
         for i in 0..<n {
             for j in 0...i {

@@ -10,6 +10,7 @@ public struct Config: Equatable, Sendable {
     public enum Potential: String, CaseIterable, Sendable { case allPairs, diagonal }
     public enum Dynamics: String, CaseIterable, Sendable { case secondOrder, firstOrder }
     public enum Decoder: String, CaseIterable, Sendable { case transformer, linear }
+    public enum ValidationMetric: String, CaseIterable, Sendable { case heldOut, loss }
 
     // Architecture
     public var hidden = 280
@@ -49,6 +50,7 @@ public struct Config: Equatable, Sendable {
     public var batchSize = 256
     public var epochs = 2000
     public var validationFraction = 0.2
+    public var validationMetric = ValidationMetric.heldOut
     public var earlyStoppingPatience = 0
     public var predictionSamples = 50
     public var seed = 0
@@ -158,6 +160,7 @@ extension Config {
         .int("batchSize", \.batchSize, "> 0", "Global batch size in trials (the same at any world size)."),
         .int("epochs", \.epochs, "> 0", "Training epochs."),
         .real("validationFraction", \.validationFraction, "[0, 1)", "Fraction of the training trials held out (seeded) for validation, model selection and the end-of-training metrics."),
+        .choice("validationMetric", \.validationMetric, "What picks the best weights and drives ReduceLROnPlateau and early stopping: heldOut = validation Poisson NLL of the held-out neurons and forward bins (what the encoder never sees); loss = the validation negative ELBO (whose KL, summed per trial, is nearly constant and swamps the reconstruction)."),
         .int("earlyStoppingPatience", \.earlyStoppingPatience, ">= 0", "Stop after this many epochs without a better validation loss; 0 = never stop early."),
         .int("predictionSamples", \.predictionSamples, ">= 0", "Stochastic passes averaged in log-rate space for prediction; 0 = one deterministic mean-path pass."),
         .int("seed", \.seed, ">= 0", "Seed of every random draw (initialisation, dropout, noise, shuffling)."),

@@ -11,6 +11,14 @@ public struct LossValues: Equatable, Sendable {
     /// What the means are over: observed target entries and trials of this batch.
     public var observedEntries: Int
     public var trials: Int
+
+    public init(reconstruction: Double, kl: Double, total: Double, observedEntries: Int, trials: Int) {
+        self.reconstruction = reconstruction
+        self.kl = kl
+        self.total = total
+        self.observedEntries = observedEntries
+        self.trials = trials
+    }
 }
 
 /// What the loss is normalised by. Data-parallel training passes the *global* counts so that

@@ -21,6 +21,11 @@ public enum ConfigFile {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw ConfigError("config file '\(path)' cannot be read as UTF-8 text.")
         }
+        try apply(text: text, source: path, to: &config)
+    }
+
+    /// Applies every `key: value` of YAML `text`; `source` names it in errors.
+    public static func apply(text: String, source path: String, to config: inout Config) throws {
         let node: Any?
         do { node = try Yams.load(yaml: text) } catch {
             throw ConfigError("\(path): not valid YAML (\(error)). A config is a flat list of `key: value` lines.")

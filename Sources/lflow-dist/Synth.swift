@@ -1,5 +1,6 @@
 import ArgumentParser
 import Data
+import Training
 
 struct Synth: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,6 +17,9 @@ struct Synth: ParsableCommand {
 
     @Option(help: ArgumentHelp("Output HDF5 file.", valueName: "file.h5"))
     var out: String
+
+    @Option(help: ArgumentHelp("Group name of the evaluation targets written beside the data (<out>-targets.h5).", valueName: "name"))
+    var datasetName = "lorenz"
 
     @Option(help: "Seed of every draw (trajectories, readout, spikes).")
     var seed = 0
@@ -56,8 +60,10 @@ struct Synth: ParsableCommand {
         spec.neurons = neurons
         spec.heldOutNeurons = heldOut
         let data = Lorenz.generate(spec)
-        try data.write(path: out)
+        try data.write(path: out, datasetName: datasetName)
+        let targets = BuiltIn.targetsPath(forData: out)
+        try data.writeTargets(path: targets, group: datasetName)
         let train = data.tensors["train_spikes_heldin"]!.count, eval = data.tensors["eval_spikes_heldin"]!.count
-        print("wrote \(out): \(train) train + \(eval) eval trials, \(bins)+\(forwardBins) bins, \(neurons - heldOut) held-in + \(heldOut) held-out neurons (seed \(seed))")
+        print("wrote \(out) and \(targets): \(train) train + \(eval) eval trials, \(bins)+\(forwardBins) bins, \(neurons - heldOut) held-in + \(heldOut) held-out neurons (seed \(seed))")
     }
 }

@@ -10,10 +10,11 @@ struct LflowDist: ParsableCommand {
         any config field; `lflow-dist config --fields` lists them all.
 
         Examples:
+          lflow-dist train                       # the built-in Lorenz data and config
           lflow-dist init --config Configs/tiny.yaml --data data.h5 --out init.h5
           lflow-dist inspect --checkpoint init.h5 --data data.h5 --trials 4 --out state.h5
         """,
-        subcommands: [Synth.self, Init.self, Inspect.self, ConfigCommand.self])
+        subcommands: [Train.self, Predict.self, Evaluate.self, Synth.self, Init.self, Inspect.self, ConfigCommand.self])
 }
 
 LflowDist.main()

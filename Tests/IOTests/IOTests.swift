@@ -5,6 +5,7 @@ import Data
 import HDF5
 import Kernels
 import Model
+import Training
 
 /// A fresh directory per test.
 func temporaryDirectory() -> String {
@@ -225,5 +226,18 @@ struct CheckpointTests {
             try CheckpointIO.read(path: "\(dir)/half.h5", into: params.values, layout: params.layout)
         }
         expectError(CheckpointError.self, containing: ["nope.h5", "no such file"]) { _ = try CheckpointIO.readConfig(path: "\(dir)/nope.h5") }
+    }
+}
+
+@Suite("Built-in defaults")
+struct BuiltInTests {
+    @Test("Configs/lorenz.yaml is the embedded lorenz config")
+    func lorenzConfig() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let fromFile = try ConfigFile.resolve(path: root + "/Configs/lorenz.yaml", overrides: [])
+        #expect(fromFile == (try BuiltIn.lorenzConfig(overrides: [])))
+        for name in ["tiny", "mc_maze", "mc_rtt", "area2_bump", "dmfc_rsg"] {
+            _ = try ConfigFile.resolve(path: root + "/Configs/\(name).yaml", overrides: [])
+        }
     }
 }

@@ -1,0 +1,53 @@
+import Data
+import Foundation
+import Model
+
+/// The built-in default run: Lorenz data and the `lorenz` config.
+public enum BuiltIn {
+    /// The `lorenz` config, embedded so `lflow-dist train` runs from any directory.
+    /// Configs/lorenz.yaml is the same text (a test keeps them equal).
+    public static let lorenzConfigText = """
+        # The built-in Lorenz default: a small model that trains in minutes on 2 cores.
+        hidden: 32
+        groups: 4
+        heads: 2
+        feedForward: 64
+        batchSize: 64
+        learningRate: 0.005
+        cdKeep: 0.7
+        dropout: 0.05
+        decoderDropout: 0.05
+        klWarmupEpochs: 30
+        weightDecayWarmupEpochs: 30
+        lrPatience: 8
+        epochs: 120
+        predictionSamples: 10
+
+        """
+
+    public static func lorenzConfig(overrides: [String]) throws -> Config {
+        var config = Config()
+        try ConfigFile.apply(text: lorenzConfigText, source: "built-in lorenz config", to: &config)
+        try config.apply(overrides: overrides)
+        try config.validate()
+        return config
+    }
+
+    /// Generates the built-in Lorenz data at `path` unless a readable file is already there.
+    /// Returns true when it generated.
+    @discardableResult
+    public static func ensureLorenzData(at path: String) throws -> Bool {
+        if (try? NLBTensors.load(path: path)) != nil { return false }
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        let data = Lorenz.generate(LorenzSpec())
+        try data.write(path: path)
+        try data.writeTargets(path: targetsPath(forData: path))
+        return true
+    }
+
+    /// foo.h5 → foo-targets.h5
+    public static func targetsPath(forData path: String) -> String {
+        (path.hasSuffix(".h5") ? String(path.dropLast(3)) : path) + "-targets.h5"
+    }
+}

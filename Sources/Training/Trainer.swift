@@ -1,0 +1,246 @@
+import Checkpoint
+import Data
+import Foundation
+import Kernels
+import Model
+
+/// One line of the run's metrics log (metrics.jsonl).
+public struct EpochRecord: Codable, Sendable {
+    public var epoch: Int
+    public var step: Int
+    public var trainLoss: Double
+    public var trainReconstruction: Double
+    public var trainKL: Double
+    public var validLoss: Double
+    public var validReconstruction: Double
+    public var validKL: Double
+    /// Validation Poisson NLL per entry of the held-out neurons and forward bins.
+    public var validHeldOutNLL: Double
+    /// The value `validationMetric` selects on.
+    public var validMetric: Double
+    public var learningRate: Double
+    public var klWeight: Double
+    public var weightDecay: Double
+    public var gradNorm: Double
+    public var trialsPerSecond: Double
+    public var seconds: Double
+    public var best: Bool
+}
+
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The epoch loop: seeded shuffles, KL and weight-decay warm-up, clipping, Adam,
+/// ReduceLROnPlateau and early stopping on the validation loss, best weights kept.
+///
+/// Order of one step: zero the gradients, forward and backward on the batch, clip, Adam.
+public final class Trainer {
+    public let config: Config
+    public let tensors: NLBTensors
+    public let dims: DataDims
+    public let split: ValidationSplit
+    public let model: LangevinFlow<Float>
+    let adam: Adam<Float>
+    let batch: Batch<Float>
+    public let runDirectory: String
+    let log: (String) -> Void
+
+    public private(set) var scheduler: PlateauScheduler
+    /// The best value of the validation metric (`config.validationMetric`) so far.
+    public private(set) var bestValidLoss = Double.infinity
+    public private(set) var bestEpoch = -1
+    /// Parameters at the best validation loss so far.
+    public let bestParameters: Buffer<Float>
+    public private(set) var step = 0
+    public private(set) var history: [EpochRecord] = []
+
+    public init(config: Config, tensors: NLBTensors, runDirectory: String, log: @escaping (String) -> Void) throws {
+        self.config = config
+        self.tensors = tensors
+        dims = DataDims(tensors)
+        split = ValidationSplit(trials: tensors.trainCount, fraction: config.validationFraction, seed: config.seed)
+        guard !split.training.isEmpty else {
+            throw TrainingError("'\(tensors.path)' has \(tensors.trainCount) training trials, too few to train with validationFraction \(config.validationFraction)")
+        }
+        model = LangevinFlow(config: config, dims: dims, maxBatch: config.batchSize)
+        model.params.initialise(seed: config.seed)
+        adam = Adam(count: model.params.layout.totalCount, config: config)
+        batch = Batch(dims: dims, capacity: config.batchSize)
+        bestParameters = Buffer(count: model.params.layout.totalCount)
+        bestParameters.copy(from: model.params.values)
+        scheduler = PlateauScheduler(learningRate: config.learningRate, factor: config.lrFactor,
+                                     patience: config.lrPatience, minLearningRate: config.minLearningRate)
+        self.runDirectory = runDirectory
+        self.log = log
+    }
+
+    var metricsPath: String { runDirectory + "/metrics.jsonl" }
+    public var bestCheckpointPath: String { runDirectory + "/best.h5" }
+
+    /// Trains for `config.epochs` epochs (or until early stopping). Leaves the best weights in
+    /// the model and in `best.h5`.
+    public func train() throws {
+        try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: metricsPath, contents: nil)
+        let metricsLog = try FileHandle(forWritingTo: URL(fileURLWithPath: metricsPath))
+        defer { try? metricsLog.close() }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let started = Date()
+        log("training on \(split.training.count) trials, validating on \(split.validation.count); \(model.params.layout.totalCount) parameters, batch \(config.batchSize), \(config.epochs) epochs")
+
+        for epoch in 0..<config.epochs {
+            let epochStart = Date()
+            let train = try runEpoch(epoch)
+            let (valid, heldOutNLL) = validate()
+            let metric = config.validationMetric == .heldOut ? heldOutNLL : valid.total
+            guard metric.isFinite else {
+                throw TrainingError("the validation metric became \(metric) at epoch \(epoch + 1); the best weights so far are kept in memory and nothing was written from these. Lower learningRate or set gradClip and train again.")
+            }
+            let improved = metric < bestValidLoss
+            if improved {
+                bestValidLoss = metric
+                bestEpoch = epoch
+                bestParameters.copy(from: model.params.values)
+            }
+            let reduced = scheduler.step(metric)
+            let seconds = Date().timeIntervalSince(epochStart)
+            let record = EpochRecord(
+                epoch: epoch, step: step, trainLoss: train.loss.total, trainReconstruction: train.loss.reconstruction,
+                trainKL: train.loss.kl, validLoss: valid.total, validReconstruction: valid.reconstruction, validKL: valid.kl,
+                validHeldOutNLL: heldOutNLL, validMetric: metric,
+                learningRate: scheduler.learningRate, klWeight: config.klWeight(atEpoch: epoch),
+                weightDecay: config.weightDecay(atEpoch: epoch), gradNorm: train.gradNorm,
+                trialsPerSecond: Double(split.training.count) / seconds, seconds: seconds, best: improved)
+            history.append(record)
+            metricsLog.write(try encoder.encode(record) + Data("\n".utf8))
+            let elapsed = Date().timeIntervalSince(started)
+            let eta = elapsed / Double(epoch + 1) * Double(config.epochs - epoch - 1)
+            log(String(format: "epoch %4d/%d  train %.4f (rec %.4f kl %.1f)  valid %@ %.5f%@  lr %.2e%@  beta %.3f  %5.0f trials/s  ETA %@",
+                       epoch + 1, config.epochs, train.loss.total, train.loss.reconstruction, train.loss.kl,
+                       config.validationMetric.rawValue, metric,
+                       improved ? "*" : " ", scheduler.learningRate, reduced ? "↓" : " ", config.klWeight(atEpoch: epoch),
+                       record.trialsPerSecond, formatDuration(eta)))
+            if config.earlyStoppingPatience > 0 && epoch - bestEpoch >= config.earlyStoppingPatience {
+                log("early stopping: no better validation loss for \(config.earlyStoppingPatience) epochs (best at epoch \(bestEpoch + 1))")
+                break
+            }
+        }
+        model.params.values.copy(from: bestParameters)
+        try CheckpointIO.write(path: bestCheckpointPath, layout: model.params.layout, values: bestParameters, config: config) { file in
+            try file.writeAttribute("best_epoch", int: Int64(self.bestEpoch))
+            try file.writeAttribute("best_valid_metric", double: self.bestValidLoss)
+            try file.writeAttribute("valid_metric", string: self.config.validationMetric.rawValue)
+            try file.writeAttribute("step", int: Int64(self.step))
+        }
+        log("best validation \(config.validationMetric.rawValue) \(String(format: "%.5f", bestValidLoss)) at epoch \(bestEpoch + 1); weights in \(bestCheckpointPath) (\(formatDuration(Date().timeIntervalSince(started))))")
+    }
+
+    /// One pass over a seeded permutation of the training trials.
+    func runEpoch(_ epoch: Int) throws -> (loss: LossValues, gradNorm: Double) {
+        let order = seededPermutation(split.training.count, seed: config.seed, purpose: .shuffle, key: epoch).map { split.training[$0] }
+        let klWeight = config.klWeight(atEpoch: epoch), weightDecay = config.weightDecay(atEpoch: epoch)
+        var sums = (reconstruction: 0.0, kl: 0.0, observed: 0, trials: 0), normSum = 0.0, batches = 0
+        for start in stride(from: 0, to: order.count, by: config.batchSize) {
+            let trials = Array(order[start..<min(start + config.batchSize, order.count)])
+            batch.load(trials: trials, split: .train, from: tensors)
+            let noise = NoiseContext(stochastic: true, seed: config.seed, epoch: epoch, step: step, trialIndices: trials)
+            model.params.grads.zero()
+            let loss = model.forward(batch, noise: noise, klWeight: klWeight)
+            guard loss.total.isFinite else {
+                throw TrainingError("the training loss became \(loss.total) at epoch \(epoch + 1), step \(step) (reconstruction \(loss.reconstruction), kl \(loss.kl)). No checkpoint was written from these weights; the best so far is in \(bestCheckpointPath) if one was written. Lower learningRate, or set gradClip, and train again.")
+            }
+            model.backward()
+            normSum += Adam<Float>.clipGradNorm(model.params.grads, maxNorm: config.gradClip)
+            adam.update(params: model.params.values, grads: model.params.grads,
+                        learningRate: scheduler.learningRate, weightDecay: weightDecay)
+            step += 1
+            batches += 1
+            sums.reconstruction += loss.reconstruction * Double(loss.observedEntries)
+            sums.kl += loss.kl * Double(loss.trials)
+            sums.observed += loss.observedEntries
+            sums.trials += loss.trials
+        }
+        let reconstruction = sums.reconstruction / Double(max(sums.observed, 1)), kl = sums.kl / Double(max(sums.trials, 1))
+        return (LossValues(reconstruction: reconstruction, kl: kl, total: reconstruction + klWeight * kl,
+                           observedEntries: sums.observed, trials: sums.trials), normSum / Double(max(batches, 1)))
+    }
+
+    /// The validation loss in deterministic mode, with the final KL weight so that the
+    /// monitored objective does not drift with the warm-up, and the Poisson NLL per entry of
+    /// the held-out neurons and forward bins.
+    public func validate() -> (loss: LossValues, heldOutNLL: Double) {
+        guard !split.validation.isEmpty else {
+            return (LossValues(reconstruction: 0, kl: 0, total: 0, observedEntries: 0, trials: 0), 0)
+        }
+        var recon = 0.0, kl = 0.0, observed = 0, trials = 0
+        var heldOutSum = 0.0, heldOutCount = 0
+        for start in stride(from: 0, to: split.validation.count, by: config.batchSize) {
+            let chunk = Array(split.validation[start..<min(start + config.batchSize, split.validation.count)])
+            batch.load(trials: chunk, split: .train, from: tensors)
+            let loss = model.forward(batch, noise: .deterministic(batch: chunk.count), klWeight: config.klWeight)
+            let b = chunk.count, nOut = dims.outputs, l = model.logRates.ptr, y = batch.targets.ptr
+            for t in 0..<dims.steps {
+                for n in 0..<nOut where t >= dims.bins || n >= dims.heldIn {
+                    for j in 0..<b {
+                        let i = (t * b + j) * nOut + n
+                        guard !y[i].isNaN else { continue }
+                        heldOutSum += Double(exp(l[i]) - y[i] * l[i])
+                        heldOutCount += 1
+                    }
+                }
+            }
+            recon += loss.reconstruction * Double(loss.observedEntries)
+            kl += loss.kl * Double(loss.trials)
+            observed += loss.observedEntries
+            trials += loss.trials
+        }
+        let r = recon / Double(max(observed, 1)), k = kl / Double(max(trials, 1))
+        return (LossValues(reconstruction: r, kl: k, total: r + config.klWeight * k, observedEntries: observed, trials: trials),
+                heldOutSum / Double(max(heldOutCount, 1)))
+    }
+}
+
+/// Rates from a model: log-rates averaged over stochastic passes, then exponentiated.
+public enum Predictor {
+    /// Rates in expected spikes per bin for `trials` of one set, trial-major (n, T+F, Nout).
+    /// `samples` = 0: one deterministic mean-path pass. Overwrites nothing in the model's
+    /// parameters.
+    public static func rates(model: LangevinFlow<Float>, tensors: NLBTensors, trials: [Int], set: TrialSet,
+                             samples: Int, seed: Int) -> [Float] {
+        let dims = model.dims, steps = dims.steps, nOut = dims.outputs
+        let batch = Batch<Float>(dims: dims, capacity: model.maxBatch)
+        var out = [Float](repeating: 0, count: trials.count * steps * nOut)
+        // Eval trials draw from keys after the training trials', so no two trials share noise.
+        let keyOffset = set == .eval ? tensors.trainCount : 0
+        var sum = [Double](repeating: 0, count: model.maxBatch * steps * nOut)
+        for start in stride(from: 0, to: trials.count, by: model.maxBatch) {
+            let chunk = Array(trials[start..<min(start + model.maxBatch, trials.count)])
+            let b = chunk.count
+            batch.load(trials: chunk, split: set, from: tensors)
+            for i in 0..<(b * steps * nOut) { sum[i] = 0 }
+            let passes = max(samples, 1)
+            for sample in 0..<passes {
+                let keys = chunk.map { $0 + keyOffset }
+                let noise: NoiseContext = samples == 0
+                    ? NoiseContext(stochastic: false, trialIndices: keys)
+                    : .prediction(seed: seed, sample: sample, trialIndices: keys)
+                model.forward(batch, noise: noise, klWeight: 0)
+                let l = model.logRates.ptr                                    // (steps, b, Nout)
+                for t in 0..<steps {
+                    for j in 0..<b {
+                        for n in 0..<nOut { sum[(j * steps + t) * nOut + n] += Double(l[(t * b + j) * nOut + n]) }
+                    }
+                }
+            }
+            for j in 0..<b {
+                for i in 0..<(steps * nOut) {
+                    out[(start + j) * steps * nOut + i] = Float(exp(sum[j * steps * nOut + i] / Double(passes)))
+                }
+            }
+        }
+        return out
+    }
+}

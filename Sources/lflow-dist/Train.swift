@@ -1,0 +1,73 @@
+import ArgumentParser
+import Data
+import Foundation
+import Model
+import Training
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train LangevinFlow on an NLB tensor file (default: the built-in Lorenz data).",
+        discussion: """
+        Each epoch: a seeded shuffle of the training trials, KL and weight-decay warm-up, Adam \
+        with gradient clipping; then the validation loss (deterministic, final KL weight) drives \
+        ReduceLROnPlateau, early stopping and the choice of the best weights. At the end the best \
+        weights are evaluated on the validation split (co-bps, fp-bps, vel R², PSTH R², and rate \
+        R² against the ground truth on Lorenz data, next to a smoothed-spikes baseline) and used \
+        for the NLB submission file.
+
+        The run directory gets metrics.jsonl (one JSON line per epoch), best.h5 (checkpoint of the \
+        best weights), submission.h5 and validation.json.
+
+        Examples:
+          lflow-dist train                                  # built-in Lorenz data, lorenz config
+          lflow-dist train --config Configs/mc_maze.yaml --data mc_maze_20.h5 --run-dir Checkpoints/maze
+          lflow-dist train --config Configs/tiny.yaml --set epochs=5
+        """)
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(help: ArgumentHelp("NLB tensor HDF5 file. Without it the built-in Lorenz data is generated (once) at Checkpoints/lorenz.h5 and the built-in lorenz config is the default.", valueName: "file.h5"))
+    var data: String?
+
+    @Option(help: ArgumentHelp("Where the run writes its files. Default: Checkpoints/<data file name>.", valueName: "dir"))
+    var runDir: String?
+
+    @Option(help: ArgumentHelp("Submission group name. Default: the data file's dataset_name attribute, else its file name.", valueName: "name"))
+    var datasetName: String?
+
+    func run() throws {
+        let started = Date()
+        let dataPath: String
+        let config: Config
+        if let data {
+            dataPath = data
+            config = try options.resolve()
+        } else {
+            dataPath = "Checkpoints/lorenz.h5"
+            if try BuiltIn.ensureLorenzData(at: dataPath) {
+                say("generated the built-in Lorenz dataset at \(dataPath) (targets: \(BuiltIn.targetsPath(forData: dataPath)))")
+            }
+            config = options.config == nil ? try BuiltIn.lorenzConfig(overrides: options.overrides) : try options.resolve()
+        }
+        let tensors = try NLBTensors.load(path: dataPath)
+        let runDirectory = runDir ?? "Checkpoints/" + URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent
+        try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        try ConfigFile.yaml(config).write(toFile: runDirectory + "/config.yaml", atomically: true, encoding: .utf8)
+
+        let trainer = try Trainer(config: config, tensors: tensors, runDirectory: runDirectory) { say($0) }
+        try trainer.train()
+
+        say("evaluating the best weights on the validation split (\(config.predictionSamples) samples)…")
+        var report = try Reporter.validationReport(model: trainer.model, tensors: tensors, split: trainer.split,
+                                                   samples: config.predictionSamples, seed: config.seed, truthPath: dataPath)
+        let submission = runDirectory + "/submission.h5"
+        try Submission.write(path: submission, group: datasetName ?? Submission.defaultGroup(dataPath: dataPath),
+                             model: trainer.model, tensors: tensors, samples: config.predictionSamples, seed: config.seed)
+        report.minutes = Date().timeIntervalSince(started) / 60
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(report).write(to: URL(fileURLWithPath: runDirectory + "/validation.json"))
+        say("\nvalidation metrics (best weights, epoch \(trainer.bestEpoch + 1)):\n" + report.table)
+        say(String(format: "\ndone in %.1f minutes. submission: %@  checkpoint: %@", report.minutes!, submission, trainer.bestCheckpointPath))
+    }
+}
