@@ -15,12 +15,15 @@ public struct ValidationReport: Codable, Sendable {
     public var psthR2: Double?
     /// Lorenz only: R² of the inferred rates against the true rates (all bins, all neurons).
     public var rateR2: Double?
+    /// Lorenz only: the same for the held-out neurons, which the encoder never sees.
+    public var rateR2HeldOut: Double?
     /// co-bps of the smoothed-spikes baseline (Gaussian-smoothed held-in spikes → Poisson GLM).
     public var baselineCoBps: Double
     public var minutes: Double?
 
     enum CodingKeys: String, CodingKey {
         case trials, coBps = "co-bps", fpBps = "fp-bps", velR2 = "vel R2", psthR2 = "psth R2", rateR2 = "rate R2"
+        case rateR2HeldOut = "rate R2 held-out"
         case baselineCoBps = "smoothed-spikes co-bps", minutes
     }
 
@@ -30,7 +33,8 @@ public struct ValidationReport: Codable, Sendable {
         func row(_ name: String, _ v: Double?) -> String? { v.map { "  " + pad(name) + String(format: " %8.4f", $0) } }
         return (["  " + pad("validation trials") + String(format: " %8d", trials)] + [
             row("co-bps", coBps), row("fp-bps", fpBps), row("vel R2", velR2), row("psth R2", psthR2),
-            row("rate R2 (ground truth)", rateR2), row("smoothed-spikes co-bps", baselineCoBps),
+            row("rate R2 (ground truth)", rateR2), row("rate R2, held-out only", rateR2HeldOut),
+            row("smoothed-spikes co-bps", baselineCoBps),
         ].compactMap { $0 }).joined(separator: "\n")
     }
 }
@@ -74,6 +78,8 @@ public enum Reporter {
             let trueRates = try truth.readDoubles("truth/train_rates").values          // (n_train, steps, N)
             let trueValid = valid.flatMap { i in trueRates[(i * steps * n)..<((i + 1) * steps * n)] }
             report.rateR2 = NLBMetrics.r2Score(yTrue: trueValid, yPred: rateSlice(rates, trials: valid.count, bins: 0..<steps, neurons: 0..<n), outputs: n)
+            let trueHeldOut = (0..<(trueValid.count / n)).flatMap { r in trueValid[(r * n + nIn)..<((r + 1) * n)] }
+            report.rateR2HeldOut = NLBMetrics.r2Score(yTrue: trueHeldOut, yPred: rateSlice(rates, trials: valid.count, bins: 0..<steps, neurons: nIn..<n), outputs: nHo)
             // PSTH: the true rates of each condition (shared by its trials) against the mean
             // inferred rates of its validation trials.
             let conditionOf = try truth.readDoubles("train_cond_idx").values.map { Int($0) }

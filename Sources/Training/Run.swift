@@ -8,6 +8,9 @@ public enum BuiltIn {
     /// Configs/lorenz.yaml is the same text (a test keeps them equal).
     public static let lorenzConfigText = """
         # The built-in Lorenz default: a small model that trains in minutes on 2 cores.
+        # lagged: h_t has not seen x_t, so the rates cannot copy the input spikes (measured:
+        # validation co-bps 0.159 vs 0.155 and rate R² 0.89 vs -1.6 with `current`).
+        encoderInput: lagged
         hidden: 32
         groups: 4
         heads: 2
