@@ -46,12 +46,8 @@ public enum Reporter {
         let dims = model.dims, steps = dims.steps, nIn = dims.heldIn, nHo = dims.heldOut, n = dims.outputs
         let valid = split.validation, T = dims.bins
         let rates = Predictor.rates(model: model, tensors: tensors, trials: valid, set: .train, samples: samples, seed: seed)
-        // Slices of (trials, steps, Nout) rates and of the NLB spike arrays.
         func rateSlice(_ r: [Float], trials: Int, bins: Range<Int>, neurons: Range<Int>) -> [Double] {
-            var out: [Double] = []
-            out.reserveCapacity(trials * bins.count * neurons.count)
-            for j in 0..<trials { for t in bins { for c in neurons { out.append(Double(r[(j * steps + t) * n + c])) } } }
-            return out
+            Predictor.slice(r, trials: trials, steps: steps, width: n, bins: bins, neurons: neurons).map(Double.init)
         }
         func spikes(_ t: Tensor3, _ trials: [Int]) -> [Double] {
             trials.flatMap { i in (0..<(t.bins * t.channels)).map { Double(t.values[i * t.bins * t.channels + $0]) } }
@@ -188,10 +184,8 @@ public enum Submission {
         let dims = model.dims, steps = dims.steps, nIn = dims.heldIn, n = dims.outputs, T = dims.bins
         let file = try H5File.create(path)
         func write(_ key: String, _ rates: [Float], trials: Int, bins: Range<Int>, neurons: Range<Int>) throws {
-            var out: [Float] = []
-            out.reserveCapacity(trials * bins.count * neurons.count)
-            for j in 0..<trials { for t in bins { for c in neurons { out.append(rates[(j * steps + t) * n + c]) } } }
-            try file.write("\(group)/\(key)", shape: [trials, bins.count, neurons.count], floats: out)
+            try file.write("\(group)/\(key)", shape: [trials, bins.count, neurons.count],
+                           floats: Predictor.slice(rates, trials: trials, steps: steps, width: n, bins: bins, neurons: neurons))
         }
         let trainRates = Predictor.rates(model: model, tensors: tensors, trials: Array(0..<tensors.trainCount), set: .train, samples: samples, seed: seed)
         try write("train_rates_heldin", trainRates, trials: tensors.trainCount, bins: 0..<T, neurons: 0..<nIn)

@@ -205,6 +205,15 @@ public final class Trainer {
 
 /// Rates from a model: log-rates averaged over stochastic passes, then exponentiated.
 public enum Predictor {
+    /// The (trials, bins, neurons) block of trial-major (trials, steps, width) values.
+    public static func slice(_ values: [Float], trials: Int, steps: Int, width: Int,
+                             bins: Range<Int>, neurons: Range<Int>) -> [Float] {
+        var out: [Float] = []
+        out.reserveCapacity(trials * bins.count * neurons.count)
+        for j in 0..<trials { for t in bins { for c in neurons { out.append(values[(j * steps + t) * width + c]) } } }
+        return out
+    }
+
     /// Rates in expected spikes per bin for `trials` of one set, trial-major (n, T+F, Nout).
     /// `samples` = 0: one deterministic mean-path pass. Overwrites nothing in the model's
     /// parameters.
