@@ -20,8 +20,20 @@ public struct HDF5Error: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// Debian's libhdf5 is built without thread safety, so every call into it goes through this
+/// one process-wide lock (test runners and any future threads call HDF5 concurrently).
+let libraryLock = NSRecursiveLock()
+
+@inline(__always)
+func locked<T>(_ body: () throws -> T) rethrows -> T {
+    libraryLock.lock()
+    defer { libraryLock.unlock() }
+    return try body()
+}
+
 /// An open HDF5 file. Owns its handle and closes it in `deinit`; every dataset, dataspace,
-/// type and attribute handle it opens is closed before the call returns.
+/// type and attribute handle it opens is closed before the call returns. Safe to use from
+/// several threads: calls into libhdf5 are serialised.
 ///
 /// Paths such as "model/encoder.weight_ih" are relative to the root; dots are plain characters.
 public final class H5File {
@@ -38,71 +50,81 @@ public final class H5File {
         self.id = id
     }
 
-    deinit { H5Fclose(id) }
+    deinit { locked { _ = H5Fclose(id) } }
 
     /// Opens an existing file read-only.
     public static func open(_ path: String) throws -> H5File {
-        _ = silenced
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw HDF5Error(path: path, "no such file. Check the path.")
+        return try locked {
+            _ = silenced
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw HDF5Error(path: path, "no such file. Check the path.")
+            }
+            guard H5Fis_hdf5(path) > 0 else {
+                throw HDF5Error(path: path, "not an HDF5 file, or truncated/corrupt. Check that the file was written completely (e.g. by nlb_tools' save_to_h5 or by lflow-dist).")
+            }
+            let id = H5Fopen(path, lf_h5f_acc_rdonly(), lf_h5p_default())
+            guard id >= 0 else { throw HDF5Error(path: path, "cannot be opened for reading; it may be corrupt or locked by another writer.") }
+            return H5File(path: path, id: id)
         }
-        guard H5Fis_hdf5(path) > 0 else {
-            throw HDF5Error(path: path, "not an HDF5 file, or truncated/corrupt. Check that the file was written completely (e.g. by nlb_tools' save_to_h5 or by lflow-dist).")
-        }
-        let id = H5Fopen(path, lf_h5f_acc_rdonly(), lf_h5p_default())
-        guard id >= 0 else { throw HDF5Error(path: path, "cannot be opened for reading; it may be corrupt or locked by another writer.") }
-        return H5File(path: path, id: id)
     }
 
     /// Creates a file, replacing any existing one.
     public static func create(_ path: String) throws -> H5File {
-        _ = silenced
-        let id = H5Fcreate(path, lf_h5f_acc_trunc(), lf_h5p_default(), lf_h5p_default())
-        guard id >= 0 else {
-            let dir = (path as NSString).deletingLastPathComponent
-            throw HDF5Error(path: path, "cannot be created. Check that the directory '\(dir.isEmpty ? "." : dir)' exists, is writable and has free space.")
+        return try locked {
+            _ = silenced
+            let id = H5Fcreate(path, lf_h5f_acc_trunc(), lf_h5p_default(), lf_h5p_default())
+            guard id >= 0 else {
+                let dir = (path as NSString).deletingLastPathComponent
+                throw HDF5Error(path: path, "cannot be created. Check that the directory '\(dir.isEmpty ? "." : dir)' exists, is writable and has free space.")
+            }
+            return H5File(path: path, id: id)
         }
-        return H5File(path: path, id: id)
     }
 
     /// Flushes buffered data to the operating system.
     public func flush() throws {
-        guard H5Fflush(id, H5F_SCOPE_GLOBAL) >= 0 else { throw HDF5Error(path: path, "flush failed (disk full or unwritable?)") }
+        try locked {
+            guard H5Fflush(id, H5F_SCOPE_GLOBAL) >= 0 else { throw HDF5Error(path: path, "flush failed (disk full or unwritable?)") }
+        }
     }
 
     // MARK: Structure
 
     /// Whether a link (dataset or group) exists at `object`, checking every parent on the way.
     public func has(_ object: String) -> Bool {
-        var partial = ""
-        for component in object.split(separator: "/") {
-            partial += (partial.isEmpty ? "" : "/") + component
-            guard H5Lexists(id, partial, lf_h5p_default()) > 0 else { return false }
+        return locked {
+            var partial = ""
+            for component in object.split(separator: "/") {
+                partial += (partial.isEmpty ? "" : "/") + component
+                guard H5Lexists(id, partial, lf_h5p_default()) > 0 else { return false }
+            }
+            return !partial.isEmpty
         }
-        return !partial.isEmpty
     }
 
     /// Names of the direct children of `group` that are datasets (`groups: false`) or groups.
     public func children(of group: String = "/", groups: Bool = false) throws -> [String] {
-        let gid = H5Gopen2(id, group, lf_h5p_default())
-        guard gid >= 0 else { throw HDF5Error(path: path, object: group, "no such group") }
-        defer { H5Gclose(gid) }
-        var info = H5G_info_t()
-        guard H5Gget_info(gid, &info) >= 0 else { throw HDF5Error(path: path, object: group, "cannot list the group") }
-        var names: [String] = []
-        for i in 0..<info.nlinks {
-            let size = H5Lget_name_by_idx(gid, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, lf_h5p_default())
-            guard size >= 0 else { continue }
-            var buffer = [CChar](repeating: 0, count: Int(size) + 1)
-            H5Lget_name_by_idx(gid, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buffer, Int(size) + 1, lf_h5p_default())
-            let name = string(fromNullTerminated: buffer)
-            let oid = H5Oopen(gid, name, lf_h5p_default())
-            guard oid >= 0 else { continue }
-            let kind = H5Iget_type(oid)
-            H5Oclose(oid)
-            if (groups && kind == H5I_GROUP) || (!groups && kind == H5I_DATASET) { names.append(name) }
+        return try locked {
+            let gid = H5Gopen2(id, group, lf_h5p_default())
+            guard gid >= 0 else { throw HDF5Error(path: path, object: group, "no such group") }
+            defer { H5Gclose(gid) }
+            var info = H5G_info_t()
+            guard H5Gget_info(gid, &info) >= 0 else { throw HDF5Error(path: path, object: group, "cannot list the group") }
+            var names: [String] = []
+            for i in 0..<info.nlinks {
+                let size = H5Lget_name_by_idx(gid, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, lf_h5p_default())
+                guard size >= 0 else { continue }
+                var buffer = [CChar](repeating: 0, count: Int(size) + 1)
+                H5Lget_name_by_idx(gid, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buffer, Int(size) + 1, lf_h5p_default())
+                let name = string(fromNullTerminated: buffer)
+                let oid = H5Oopen(gid, name, lf_h5p_default())
+                guard oid >= 0 else { continue }
+                let kind = H5Iget_type(oid)
+                H5Oclose(oid)
+                if (groups && kind == H5I_GROUP) || (!groups && kind == H5I_DATASET) { names.append(name) }
+            }
+            return names
         }
-        return names
     }
 
     // MARK: Datasets
@@ -126,9 +148,11 @@ public final class H5File {
 
     /// The dataset's shape ([] for a scalar).
     public func shape(of object: String) throws -> [Int] {
-        let dset = try openDataset(object)
-        defer { H5Dclose(dset) }
-        return shape(ofDataset: dset)
+        return try locked {
+            let dset = try openDataset(object)
+            defer { H5Dclose(dset) }
+            return shape(ofDataset: dset)
+        }
     }
 
     /// Reads a numeric dataset of any integer or float type (or an h5py bool), converted to `T`.
@@ -161,11 +185,15 @@ public final class H5File {
     }
 
     public func readDoubles(_ object: String) throws -> (shape: [Int], values: [Double]) {
-        try read(object, memoryType: lf_h5t_native_double(), zero: 0.0, convert: { $0 })
+        try locked {
+            try read(object, memoryType: lf_h5t_native_double(), zero: 0.0, convert: { $0 })
+        }
     }
 
     public func readFloats(_ object: String) throws -> (shape: [Int], values: [Float]) {
-        try read(object, memoryType: lf_h5t_native_float(), zero: Float(0), convert: { Float($0) })
+        try locked {
+            try read(object, memoryType: lf_h5t_native_float(), zero: Float(0), convert: { Float($0) })
+        }
     }
 
     /// Writes a dataset with `shape` ([] = scalar), creating parent groups. Replaces nothing:
@@ -194,22 +222,30 @@ public final class H5File {
     }
 
     public func write(_ object: String, shape: [Int], floats: UnsafeBufferPointer<Float>) throws {
-        try write(object, shape: shape, memoryType: lf_h5t_native_float(), bytes: floats.baseAddress, count: floats.count)
+        try locked {
+            try write(object, shape: shape, memoryType: lf_h5t_native_float(), bytes: floats.baseAddress, count: floats.count)
+        }
     }
 
     public func write(_ object: String, shape: [Int], floats: [Float]) throws {
-        try floats.withUnsafeBufferPointer { try write(object, shape: shape, floats: $0) }
+        try locked {
+            try floats.withUnsafeBufferPointer { try write(object, shape: shape, floats: $0) }
+        }
     }
 
     public func write(_ object: String, shape: [Int], doubles: [Double]) throws {
-        try doubles.withUnsafeBytes {
-            try write(object, shape: shape, memoryType: lf_h5t_native_double(), bytes: $0.baseAddress, count: doubles.count)
+        try locked {
+            try doubles.withUnsafeBytes {
+                try write(object, shape: shape, memoryType: lf_h5t_native_double(), bytes: $0.baseAddress, count: doubles.count)
+            }
         }
     }
 
     public func write(_ object: String, shape: [Int], int64s: [Int64]) throws {
-        try int64s.withUnsafeBytes {
-            try write(object, shape: shape, memoryType: lf_h5t_native_int64(), bytes: $0.baseAddress, count: int64s.count)
+        try locked {
+            try int64s.withUnsafeBytes {
+                try write(object, shape: shape, memoryType: lf_h5t_native_int64(), bytes: $0.baseAddress, count: int64s.count)
+            }
         }
     }
 
@@ -230,24 +266,30 @@ public final class H5File {
 
     /// A variable-length UTF-8 string attribute (h5py reads it as `str`).
     public func writeAttribute(_ name: String, string: String, on object: String = "/") throws {
-        let type = H5Tcopy(lf_h5t_c_s1())
-        defer { H5Tclose(type) }
-        H5Tset_size(type, lf_h5t_variable())
-        H5Tset_cset(type, H5T_CSET_UTF8)
-        try string.withCString { cString in
-            var pointer: UnsafePointer<CChar>? = cString
-            try withUnsafeBytes(of: &pointer) { try writeAttribute(name, on: object, type: type, bytes: $0.baseAddress!) }
+        try locked {
+            let type = H5Tcopy(lf_h5t_c_s1())
+            defer { H5Tclose(type) }
+            H5Tset_size(type, lf_h5t_variable())
+            H5Tset_cset(type, H5T_CSET_UTF8)
+            try string.withCString { cString in
+                var pointer: UnsafePointer<CChar>? = cString
+                try withUnsafeBytes(of: &pointer) { try writeAttribute(name, on: object, type: type, bytes: $0.baseAddress!) }
+            }
         }
     }
 
     public func writeAttribute(_ name: String, double: Double, on object: String = "/") throws {
-        var value = double
-        try writeAttribute(name, on: object, type: lf_h5t_native_double(), bytes: &value)
+        try locked {
+            var value = double
+            try writeAttribute(name, on: object, type: lf_h5t_native_double(), bytes: &value)
+        }
     }
 
     public func writeAttribute(_ name: String, int: Int64, on object: String = "/") throws {
-        var value = int
-        try writeAttribute(name, on: object, type: lf_h5t_native_int64(), bytes: &value)
+        try locked {
+            var value = int
+            try writeAttribute(name, on: object, type: lf_h5t_native_int64(), bytes: &value)
+        }
     }
 
     private func openAttribute(_ name: String, on object: String) throws -> hid_t {
@@ -258,57 +300,65 @@ public final class H5File {
     }
 
     public func hasAttribute(_ name: String, on object: String = "/") -> Bool {
-        H5Aexists_by_name(id, object, name, lf_h5p_default()) > 0
+        return locked {
+            H5Aexists_by_name(id, object, name, lf_h5p_default()) > 0
+        }
     }
 
     /// Reads a string attribute, variable-length (h5py's default) or fixed-length.
     public func readAttributeString(_ name: String, on object: String = "/") throws -> String {
-        let attr = try openAttribute(name, on: object)
-        defer { H5Aclose(attr) }
-        let fileType = H5Aget_type(attr)
-        defer { H5Tclose(fileType) }
-        guard H5Tget_class(fileType) == H5T_STRING else {
-            throw HDF5Error(path: path, object: "\(object)@\(name)", "attribute is not a string")
-        }
-        let memType = H5Tcopy(lf_h5t_c_s1())
-        defer { H5Tclose(memType) }
-        if H5Tis_variable_str(fileType) > 0 {
-            H5Tset_size(memType, lf_h5t_variable())
-            H5Tset_cset(memType, H5Tget_cset(fileType))
-            var pointer: UnsafeMutablePointer<CChar>?
-            guard H5Aread(attr, memType, &pointer) >= 0, let pointer else {
+        return try locked {
+            let attr = try openAttribute(name, on: object)
+            defer { H5Aclose(attr) }
+            let fileType = H5Aget_type(attr)
+            defer { H5Tclose(fileType) }
+            guard H5Tget_class(fileType) == H5T_STRING else {
+                throw HDF5Error(path: path, object: "\(object)@\(name)", "attribute is not a string")
+            }
+            let memType = H5Tcopy(lf_h5t_c_s1())
+            defer { H5Tclose(memType) }
+            if H5Tis_variable_str(fileType) > 0 {
+                H5Tset_size(memType, lf_h5t_variable())
+                H5Tset_cset(memType, H5Tget_cset(fileType))
+                var pointer: UnsafeMutablePointer<CChar>?
+                guard H5Aread(attr, memType, &pointer) >= 0, let pointer else {
+                    throw HDF5Error(path: path, object: "\(object)@\(name)", "cannot read the attribute")
+                }
+                defer { H5free_memory(pointer) }
+                return String(cString: pointer)
+            }
+            let size = H5Tget_size(fileType)
+            H5Tset_size(memType, size)
+            var buffer = [CChar](repeating: 0, count: size + 1)
+            guard H5Aread(attr, memType, &buffer) >= 0 else {
                 throw HDF5Error(path: path, object: "\(object)@\(name)", "cannot read the attribute")
             }
-            defer { H5free_memory(pointer) }
-            return String(cString: pointer)
+            return string(fromNullTerminated: buffer)
         }
-        let size = H5Tget_size(fileType)
-        H5Tset_size(memType, size)
-        var buffer = [CChar](repeating: 0, count: size + 1)
-        guard H5Aread(attr, memType, &buffer) >= 0 else {
-            throw HDF5Error(path: path, object: "\(object)@\(name)", "cannot read the attribute")
-        }
-        return string(fromNullTerminated: buffer)
     }
 
     public func readAttributeDouble(_ name: String, on object: String = "/") throws -> Double {
-        let attr = try openAttribute(name, on: object)
-        defer { H5Aclose(attr) }
-        var value = 0.0
-        guard H5Aread(attr, lf_h5t_native_double(), &value) >= 0 else {
-            throw HDF5Error(path: path, object: "\(object)@\(name)", "cannot read the attribute as a number")
+        return try locked {
+            let attr = try openAttribute(name, on: object)
+            defer { H5Aclose(attr) }
+            var value = 0.0
+            guard H5Aread(attr, lf_h5t_native_double(), &value) >= 0 else {
+                throw HDF5Error(path: path, object: "\(object)@\(name)", "cannot read the attribute as a number")
+            }
+            return value
         }
-        return value
     }
 
     public func readAttributeInt(_ name: String, on object: String = "/") throws -> Int64 {
-        let attr = try openAttribute(name, on: object)
-        defer { H5Aclose(attr) }
-        var value: Int64 = 0
-        guard H5Aread(attr, lf_h5t_native_int64(), &value) >= 0 else {
-            throw HDF5Error(path: path, object: "\(object)@\(name)", "cannot read the attribute as an integer")
+        return try locked {
+            let attr = try openAttribute(name, on: object)
+            defer { H5Aclose(attr) }
+            var value: Int64 = 0
+            guard H5Aread(attr, lf_h5t_native_int64(), &value) >= 0 else {
+                throw HDF5Error(path: path, object: "\(object)@\(name)", "cannot read the attribute as an integer")
+            }
+            return value
         }
-        return value
     }
 }
 

@@ -70,3 +70,19 @@ struct TrainTests {
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/run/best.h5"), "no checkpoint from diverged weights")
     }
 }
+
+@Suite("Early stopping")
+struct EarlyStoppingTests {
+    @Test("Training stops after earlyStoppingPatience epochs without a better validation metric")
+    func stops() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try CLI.smallData(in: dir)
+        // A learning rate this small cannot improve the metric beyond the 1st epoch's noise.
+        let r = try CLI.run(["train", "--config", "Configs/tiny.yaml", "--data", data, "--run-dir", "\(dir)/run",
+                             "--set", "epochs=40", "--set", "learningRate=1e-12", "--set", "earlyStoppingPatience=2"])
+        #expect(r.status == 0, "\(r.output)")
+        #expect(r.stdout.contains("early stopping"))
+        let epochs = try String(contentsOfFile: "\(dir)/run/metrics.jsonl", encoding: .utf8).split(separator: "\n").count
+        #expect(epochs < 40, "ran \(epochs) epochs")
+    }
+}
