@@ -234,8 +234,18 @@ public final class TransformerLayer<S: Scalar> {
         Linear.backward(dx: dContext.ptr, dWeight: params.grad(outProjWeight), dBias: params.grad(outProjBias),
                         dy: dResidual.ptr, x: context.ptr, weight: params.value(outProjWeight), rows: rows, inDim: d, outDim: d)
         attentionBackward(batch: batch)
-        Linear.backward(dx: dx, dWeight: params.grad(inProjWeight), dBias: params.grad(inProjBias),
+        Linear.backward(dx: dx, dWeight: params.grad(inProjWeight), dBias: nil,
                         dy: dQKV.ptr, x: x, weight: params.value(inProjWeight), rows: rows, inDim: d, outDim: 3 * d)
+        // in_proj_bias: the query and value parts. The key bias adds q_i·b_k to every score of
+        // row i, which softmax ignores, so its gradient is exactly zero; summing dK in float
+        // would instead leave rounding noise that Adam turns into full-size steps (and that
+        // differs with the world size).
+        let dBias = params.grad(inProjBias)
+        for row in 0..<rows {
+            let g = dQKV.ptr + row * 3 * d
+            for j in 0..<d { dBias[j] += g[j] }
+            for j in (2 * d)..<(3 * d) { dBias[j] += g[j] }
+        }
     }
 
     /// Overwrites dQKV from dContext through the attention of every (trial, head).
