@@ -39,15 +39,17 @@ let package = Package(
         .target(name: "Data", dependencies: ["HDF5", "Kernels"], swiftSettings: optimised),
         // NLB metrics: co-bps, fp-bps, vel R² (ridge + CV), PSTH R², R².
         .target(name: "Metrics", swiftSettings: optimised),
+        // Communicators: MPI (world size 1 without mpirun is the same path) and single-process.
+        .target(name: "Distributed", dependencies: ["CMPI", "CShims"], swiftSettings: optimised),
         // HDF5 checkpoints in PyTorch state_dict names and shapes.
         .target(name: "Checkpoint", dependencies: ["HDF5", "Model"], swiftSettings: optimised),
         // Orchestration: config files, batches from data, inspect (later: trainer, search).
         .target(name: "Training",
-                dependencies: ["Model", "Data", "Checkpoint", "Metrics", "Kernels", "Yams"],
+                dependencies: ["Model", "Data", "Checkpoint", "Metrics", "Distributed", "Kernels", "Yams"],
                 swiftSettings: optimised),
         .executableTarget(
             name: "lflow-dist",
-            dependencies: ["Training", "Model", "Data", "Checkpoint",
+            dependencies: ["Training", "Model", "Data", "Checkpoint", "Distributed",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimised),
 

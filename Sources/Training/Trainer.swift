@@ -1,5 +1,6 @@
 import Checkpoint
 import Data
+import Distributed
 import Foundation
 import Kernels
 import Model
@@ -35,7 +36,12 @@ public struct TrainingError: Error, CustomStringConvertible {
 /// The epoch loop: seeded shuffles, KL and weight-decay warm-up, clipping, Adam,
 /// ReduceLROnPlateau and early stopping on the validation loss, best weights kept.
 ///
-/// Order of one step: zero the gradients, forward and backward on the batch, clip, Adam.
+/// Data-parallel over a communicator: every rank takes its slice of each global batch, the loss
+/// is normalised by the global counts, the flat gradient buffer is summed in one in-place
+/// allreduce, and every rank applies the same Adam step. Only rank 0 logs and writes.
+///
+/// Order of one step: zero the gradients, forward and backward on the local slice, allreduce,
+/// clip, Adam.
 public final class Trainer {
     public let config: Config
     public let tensors: NLBTensors
@@ -45,7 +51,8 @@ public final class Trainer {
     let adam: Adam<Float>
     let batch: Batch<Float>
     public let runDirectory: String
-    let log: (String) -> Void
+    public let comm: Communicator
+    let say: (String) -> Void
 
     public private(set) var scheduler: PlateauScheduler
     /// The best value of the validation metric (`config.validationMetric`) so far.
@@ -56,7 +63,8 @@ public final class Trainer {
     public private(set) var step = 0
     public private(set) var history: [EpochRecord] = []
 
-    public init(config: Config, tensors: NLBTensors, runDirectory: String, log: @escaping (String) -> Void) throws {
+    public init(config: Config, tensors: NLBTensors, runDirectory: String, comm: Communicator,
+                log: @escaping (String) -> Void) throws {
         self.config = config
         self.tensors = tensors
         dims = DataDims(tensors)
@@ -66,6 +74,8 @@ public final class Trainer {
         }
         model = LangevinFlow(config: config, dims: dims, maxBatch: config.batchSize)
         model.params.initialise(seed: config.seed)
+        // Every replica starts from rank 0's parameters.
+        try comm.broadcast(model.params.values.ptr, count: model.params.values.count, root: 0)
         adam = Adam(count: model.params.layout.totalCount, config: config)
         batch = Batch(dims: dims, capacity: config.batchSize)
         bestParameters = Buffer(count: model.params.layout.totalCount)
@@ -73,28 +83,75 @@ public final class Trainer {
         scheduler = PlateauScheduler(learningRate: config.learningRate, factor: config.lrFactor,
                                      patience: config.lrPatience, minLearningRate: config.minLearningRate)
         self.runDirectory = runDirectory
-        self.log = log
+        self.comm = comm
+        say = log
+    }
+
+    /// Rank 0 speaks; the others are silent.
+    func log(_ line: @autoclosure () -> String) { if comm.isRoot { say(line()) } }
+
+    /// Rank `rank`'s contiguous slice of a global batch (the first `count % size` ranks take one
+    /// more), so the global batch means the same thing at any world size.
+    static func shard(_ trials: [Int], rank: Int, size: Int) -> [Int] {
+        let base = trials.count / size, extra = trials.count % size
+        let start = rank * base + min(rank, extra)
+        return Array(trials[start..<(start + base + (rank < extra ? 1 : 0))])
+    }
+
+    /// Observed (non-NaN) target entries of `trials`: the global reconstruction denominator,
+    /// computed on every rank from the data, without communication.
+    func observedEntries(_ trials: [Int]) -> Int {
+        var count = 0
+        for array in [tensors.trainHeldIn, tensors.trainHeldOut, tensors.trainHeldInForward, tensors.trainHeldOutForward] {
+            guard let array else { continue }
+            let stride = array.bins * array.channels
+            for trial in trials {
+                for i in (trial * stride)..<((trial + 1) * stride) where !array.values[i].isNaN { count += 1 }
+            }
+        }
+        return count
     }
 
     var metricsPath: String { runDirectory + "/metrics.jsonl" }
+    /// The weights after the last step (best.h5 holds the best ones).
+    public var lastCheckpointPath: String { runDirectory + "/last.h5" }
+
+    /// Throws unless every rank holds bit-identical parameters (a 64-bit FNV-1a digest,
+    /// compared by max and min over ranks).
+    func verifyReplicasAgree() throws {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        let bytes = UnsafeRawBufferPointer(start: model.params.values.ptr, count: model.params.values.count * MemoryLayout<Float>.size)
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        var halves = [Double(hash >> 32), Double(hash & 0xFFFF_FFFF)]
+        var negated = halves.map { -$0 }
+        try halves.withUnsafeMutableBufferPointer { try comm.allreduceMax($0.baseAddress!, count: 2) }
+        try negated.withUnsafeMutableBufferPointer { try comm.allreduceMax($0.baseAddress!, count: 2) }
+        guard halves[0] == -negated[0] && halves[1] == -negated[1] else {
+            throw TrainingError("the \(comm.size) ranks hold different parameters after \(step) steps; this is a bug, please report it with the command line")
+        }
+        log("parameters are bit-identical on all \(comm.size) rank\(comm.size == 1 ? "" : "s") after \(step) steps (digest \(String(hash, radix: 16)))")
+    }
     public var bestCheckpointPath: String { runDirectory + "/best.h5" }
 
     /// Trains for `config.epochs` epochs (or until early stopping). Leaves the best weights in
     /// the model and in `best.h5`.
     public func train() throws {
-        try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: metricsPath, contents: nil)
-        let metricsLog = try FileHandle(forWritingTo: URL(fileURLWithPath: metricsPath))
-        defer { try? metricsLog.close() }
+        var metricsLog: FileHandle?
+        if comm.isRoot {
+            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: metricsPath, contents: nil)
+            metricsLog = try FileHandle(forWritingTo: URL(fileURLWithPath: metricsPath))
+        }
+        defer { try? metricsLog?.close() }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let started = Date()
-        log("training on \(split.training.count) trials, validating on \(split.validation.count); \(model.params.layout.totalCount) parameters, batch \(config.batchSize), \(config.epochs) epochs")
+        log("training on \(split.training.count) trials, validating on \(split.validation.count); \(model.params.layout.totalCount) parameters, global batch \(config.batchSize) over \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(config.epochs) epochs")
 
         for epoch in 0..<config.epochs {
             let epochStart = Date()
             let train = try runEpoch(epoch)
-            let (valid, heldOutNLL) = validate()
+            let (valid, heldOutNLL) = try validate()
             let metric = config.validationMetric == .heldOut ? heldOutNLL : valid.total
             guard metric.isFinite else {
                 throw TrainingError("the validation metric became \(metric) at epoch \(epoch + 1); the best weights so far are kept in memory and nothing was written from these. Lower learningRate or set gradClip and train again.")
@@ -115,7 +172,7 @@ public final class Trainer {
                 weightDecay: config.weightDecay(atEpoch: epoch), gradNorm: train.gradNorm,
                 trialsPerSecond: Double(split.training.count) / seconds, seconds: seconds, best: improved)
             history.append(record)
-            metricsLog.write(try encoder.encode(record) + Data("\n".utf8))
+            metricsLog?.write(try encoder.encode(record) + Data("\n".utf8))
             let elapsed = Date().timeIntervalSince(started)
             let eta = elapsed / Double(epoch + 1) * Double(config.epochs - epoch - 1)
             log(String(format: "epoch %4d/%d  train %.4f (rec %.4f kl %.1f)  valid %@ %.5f%@  lr %.2e%@  beta %.3f  %5.0f trials/s  ETA %@",
@@ -128,13 +185,21 @@ public final class Trainer {
                 break
             }
         }
+        try verifyReplicasAgree()
+        if comm.isRoot {
+            try CheckpointIO.write(path: lastCheckpointPath, layout: model.params.layout, values: model.params.values, config: config) { file in
+                try file.writeAttribute("step", int: Int64(self.step))
+                try file.writeAttribute("epoch", int: Int64(self.history.count))
+                try file.writeAttribute("world_size", int: Int64(self.comm.size))
+            }
+        }
         model.params.values.copy(from: bestParameters)
-        try CheckpointIO.write(path: bestCheckpointPath, layout: model.params.layout, values: bestParameters, config: config) { file in
+        if comm.isRoot { try CheckpointIO.write(path: bestCheckpointPath, layout: model.params.layout, values: bestParameters, config: config) { file in
             try file.writeAttribute("best_epoch", int: Int64(self.bestEpoch))
             try file.writeAttribute("best_valid_metric", double: self.bestValidLoss)
             try file.writeAttribute("valid_metric", string: self.config.validationMetric.rawValue)
             try file.writeAttribute("step", int: Int64(self.step))
-        }
+        } }
         log("best validation \(config.validationMetric.rawValue) \(String(format: "%.5f", bestValidLoss)) at epoch \(bestEpoch + 1); weights in \(bestCheckpointPath) (\(formatDuration(Date().timeIntervalSince(started))))")
     }
 
@@ -144,25 +209,36 @@ public final class Trainer {
         let klWeight = config.klWeight(atEpoch: epoch), weightDecay = config.weightDecay(atEpoch: epoch)
         var sums = (reconstruction: 0.0, kl: 0.0, observed: 0, trials: 0), normSum = 0.0, batches = 0
         for start in stride(from: 0, to: order.count, by: config.batchSize) {
-            let trials = Array(order[start..<min(start + config.batchSize, order.count)])
-            batch.load(trials: trials, split: .train, from: tensors)
-            let noise = NoiseContext(stochastic: true, seed: config.seed, epoch: epoch, step: step, trialIndices: trials)
+            let global = Array(order[start..<min(start + config.batchSize, order.count)])
+            let local = Self.shard(global, rank: comm.rank, size: comm.size)
+            let norm = LossNormalisation(observedEntries: observedEntries(global), trials: global.count)
             model.params.grads.zero()
-            let loss = model.forward(batch, noise: noise, klWeight: klWeight)
-            guard loss.total.isFinite else {
-                throw TrainingError("the training loss became \(loss.total) at epoch \(epoch + 1), step \(step) (reconstruction \(loss.reconstruction), kl \(loss.kl)). No checkpoint was written from these weights; the best so far is in \(bestCheckpointPath) if one was written. Lower learningRate, or set gradClip, and train again.")
+            if !local.isEmpty {
+                batch.load(trials: local, split: .train, from: tensors)
+                let noise = NoiseContext(stochastic: true, seed: config.seed, epoch: epoch, step: step, trialIndices: local)
+                let loss = model.forward(batch, noise: noise, klWeight: klWeight, normalisation: norm)
+                model.backward()
+                // Local shares of the global means, summed over ranks at the end of the epoch.
+                sums.reconstruction += loss.reconstruction * Double(norm.observedEntries)
+                sums.kl += loss.kl * Double(norm.trials)
             }
-            model.backward()
-            normSum += Adam<Float>.clipGradNorm(model.params.grads, maxNorm: config.gradClip)
+            try comm.allreduceSum(model.params.grads.ptr, count: model.params.grads.count)
+            let gradNorm = Adam<Float>.clipGradNorm(model.params.grads, maxNorm: config.gradClip)
+            // Every rank sees the same summed gradient, so a NaN stops every rank at this step.
+            guard gradNorm.isFinite else {
+                throw TrainingError("the loss became non-finite at epoch \(epoch + 1), step \(step) (gradient norm \(gradNorm)). No checkpoint was written from these weights. Lower learningRate, or set gradClip, and train again.")
+            }
+            normSum += gradNorm
             adam.update(params: model.params.values, grads: model.params.grads,
                         learningRate: scheduler.learningRate, weightDecay: weightDecay)
             step += 1
             batches += 1
-            sums.reconstruction += loss.reconstruction * Double(loss.observedEntries)
-            sums.kl += loss.kl * Double(loss.trials)
-            sums.observed += loss.observedEntries
-            sums.trials += loss.trials
+            sums.observed += norm.observedEntries
+            sums.trials += norm.trials
         }
+        let reduced = try comm.sum([sums.reconstruction, sums.kl])
+        sums.reconstruction = reduced[0]
+        sums.kl = reduced[1]
         let reconstruction = sums.reconstruction / Double(max(sums.observed, 1)), kl = sums.kl / Double(max(sums.trials, 1))
         return (LossValues(reconstruction: reconstruction, kl: kl, total: reconstruction + klWeight * kl,
                            observedEntries: sums.observed, trials: sums.trials), normSum / Double(max(batches, 1)))
@@ -171,14 +247,15 @@ public final class Trainer {
     /// The validation loss in deterministic mode, with the final KL weight so that the
     /// monitored objective does not drift with the warm-up, and the Poisson NLL per entry of
     /// the held-out neurons and forward bins.
-    public func validate() -> (loss: LossValues, heldOutNLL: Double) {
+    public func validate() throws -> (loss: LossValues, heldOutNLL: Double) {
         guard !split.validation.isEmpty else {
             return (LossValues(reconstruction: 0, kl: 0, total: 0, observedEntries: 0, trials: 0), 0)
         }
         var recon = 0.0, kl = 0.0, observed = 0, trials = 0
         var heldOutSum = 0.0, heldOutCount = 0
-        for start in stride(from: 0, to: split.validation.count, by: config.batchSize) {
-            let chunk = Array(split.validation[start..<min(start + config.batchSize, split.validation.count)])
+        let mine = Self.shard(split.validation, rank: comm.rank, size: comm.size)
+        for start in stride(from: 0, to: mine.count, by: config.batchSize) {
+            let chunk = Array(mine[start..<min(start + config.batchSize, mine.count)])
             batch.load(trials: chunk, split: .train, from: tensors)
             let loss = model.forward(batch, noise: .deterministic(batch: chunk.count), klWeight: config.klWeight)
             let b = chunk.count, nOut = dims.outputs, l = model.logRates.ptr, y = batch.targets.ptr
@@ -197,6 +274,9 @@ public final class Trainer {
             observed += loss.observedEntries
             trials += loss.trials
         }
+        let totals = try comm.sum([recon, kl, Double(observed), Double(trials), heldOutSum, Double(heldOutCount)])
+        recon = totals[0]; kl = totals[1]; observed = Int(totals[2]); trials = Int(totals[3])
+        heldOutSum = totals[4]; heldOutCount = Int(totals[5])
         let r = recon / Double(max(observed, 1)), k = kl / Double(max(trials, 1))
         return (LossValues(reconstruction: r, kl: k, total: r + config.klWeight * k, observedEntries: observed, trials: trials),
                 heldOutSum / Double(max(heldOutCount, 1)))

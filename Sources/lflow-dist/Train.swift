@@ -1,5 +1,6 @@
 import ArgumentParser
 import Data
+import Distributed
 import Foundation
 import Model
 import Training
@@ -36,6 +37,21 @@ struct Train: ParsableCommand {
     var datasetName: String?
 
     func run() throws {
+        // One code path for 1 and N ranks: without mpirun this is MPI's singleton world of size 1.
+        let comm = try MPICommunicator.world()
+        defer { MPICommunicator.finalize() }
+        do {
+            try train(comm: comm)
+        } catch {
+            guard comm.size > 1 else { throw error }
+            // One rank failing must not leave the others waiting in a collective.
+            FileHandle.standardError.write(Data("Error (rank \(comm.rank) of \(comm.size)): \(error)\n".utf8))
+            comm.abort(code: 1)
+        }
+    }
+
+    func train(comm: Communicator) throws {
+        let say: (String) -> Void = comm.isRoot ? { lflow_dist.say($0) } : { _ in }
         let started = Date()
         let dataPath: String
         let config: Config
@@ -44,18 +60,23 @@ struct Train: ParsableCommand {
             config = try options.resolve()
         } else {
             dataPath = "Checkpoints/lorenz.h5"
-            if try BuiltIn.ensureLorenzData(at: dataPath) {
+            if comm.isRoot, try BuiltIn.ensureLorenzData(at: dataPath) {
                 say("generated the built-in Lorenz dataset at \(dataPath) (targets: \(BuiltIn.targetsPath(forData: dataPath)))")
             }
+            try comm.barrier()
             config = options.config == nil ? try BuiltIn.lorenzConfig(overrides: options.overrides) : try options.resolve()
         }
         let tensors = try NLBTensors.load(path: dataPath)
         let runDirectory = runDir ?? "Checkpoints/" + URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent
-        try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
-        try ConfigFile.yaml(config).write(toFile: runDirectory + "/config.yaml", atomically: true, encoding: .utf8)
+        if comm.isRoot {
+            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+            try ConfigFile.yaml(config).write(toFile: runDirectory + "/config.yaml", atomically: true, encoding: .utf8)
+        }
 
-        let trainer = try Trainer(config: config, tensors: tensors, runDirectory: runDirectory) { say($0) }
+        let trainer = try Trainer(config: config, tensors: tensors, runDirectory: runDirectory, comm: comm) { say($0) }
         try trainer.train()
+        // The end-of-run report and the submission are rank 0's alone.
+        guard comm.isRoot else { return }
 
         say("evaluating the best weights on the validation split (\(config.predictionSamples) samples)…")
         var report = try Reporter.validationReport(model: trainer.model, tensors: tensors, split: trainer.split,
