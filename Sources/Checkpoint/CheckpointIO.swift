@@ -24,6 +24,35 @@ public enum CheckpointIO {
     /// `extra` may add more datasets and attributes before the file is closed.
     public static func write<S: Scalar>(path: String, layout: ParameterLayout, values: Buffer<S>, config: Config,
                                         extra: (H5File) throws -> Void = { _ in }) throws {
+        try write(path: path, config: config) { file in
+            try writeGroup("model", of: values, layout: layout, to: file)
+            try extra(file)
+        }
+    }
+
+    /// The 64-bit FNV-1a digest of a tensor's float32 bytes, as stored in `checksums`.
+    public static func digest(_ floats: [Float]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        floats.withUnsafeBytes { for byte in $0 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 } }
+        return String(hash, radix: 16)
+    }
+
+    /// Writes every layout entry of `values` as float32 `<group>/<name>` and records its digest
+    /// in the group's `checksums` attribute (a JSON object name → hex digest).
+    public static func writeGroup<S: Scalar>(_ group: String, of values: Buffer<S>, layout: ParameterLayout, to file: H5File) throws {
+        var sums: [String: String] = [:]
+        for entry in layout.entries {
+            let floats = (0..<entry.count).map { Float(values[entry.offset + $0]) }
+            try file.write("\(group)/\(entry.name)", shape: entry.shape, floats: floats)
+            sums[entry.name] = digest(floats)
+        }
+        let json = try JSONSerialization.data(withJSONObject: sums, options: [.sortedKeys])
+        try file.writeAttribute("checksums", string: String(decoding: json, as: UTF8.self), on: group)
+    }
+
+    /// The atomic write of any checkpoint: `body` fills the file; `config`, `schema_version`
+    /// and `format` are added at the root.
+    public static func write(path: String, config: Config, body: (H5File) throws -> Void) throws {
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path
         var isDirectory: ObjCBool = false
@@ -35,14 +64,10 @@ public enum CheckpointIO {
         do {
             do {
                 let file = try H5File.create(temporary)
-                for entry in layout.entries {
-                    let floats = (0..<entry.count).map { Float(values[entry.offset + $0]) }
-                    try file.write("model/\(entry.name)", shape: entry.shape, floats: floats)
-                }
+                try body(file)
                 try file.writeAttribute("config", string: config.json())
                 try file.writeAttribute("schema_version", int: schemaVersion)
                 try file.writeAttribute("format", string: format)
-                try extra(file)
                 try file.flush()
             }   // the file is closed here, before fsync and rename
             try fsync(path: temporary)
@@ -86,25 +111,39 @@ public enum CheckpointIO {
     /// Reads every parameter of `layout` into `values`, refusing a checkpoint whose tensors do
     /// not match the layout by name and shape.
     public static func read<S: Scalar>(path: String, into values: Buffer<S>, layout: ParameterLayout) throws {
+        try readGroup("model", path: path, into: values, layout: layout)
+    }
+
+    /// Reads `<group>/<name>` for every layout entry, checking names, shapes and (when the
+    /// group has them) the checksums.
+    public static func readGroup<S: Scalar>(_ group: String, path: String, into values: Buffer<S>, layout: ParameterLayout) throws {
         let file = try openFile(path)
-        let stored = Set((try? file.children(of: "model")) ?? [])
+        let stored = Set((try? file.children(of: group)) ?? [])
         guard !stored.isEmpty else {
-            throw CheckpointError("'\(path)' has no model/ parameters: it is not an lflow-dist checkpoint")
+            throw CheckpointError("'\(path)' has no \(group)/ tensors: it is not an lflow-dist checkpoint, or not one that holds \(group)")
+        }
+        var sums: [String: String] = [:]
+        if file.hasAttribute("checksums", on: group), let text = try? file.readAttributeString("checksums", on: group),
+           let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: String] {
+            sums = object
         }
         let advice = "This checkpoint was made for a model of other sizes or options. Use the config and data it was made with, or run `lflow-dist init` again."
         for entry in layout.entries {
             guard stored.contains(entry.name) else {
                 throw CheckpointError("'\(path)': parameter \(entry.name) \(entry.shape) is missing. \(advice)")
             }
-            let (shape, floats) = try file.readFloats("model/\(entry.name)")
+            let (shape, floats) = try file.readFloats("\(group)/\(entry.name)")
             guard shape == entry.shape else {
                 throw CheckpointError("'\(path)': parameter \(entry.name) is \(shape) in the file but \(entry.shape) for this config and data. \(advice)")
+            }
+            if let expected = sums[entry.name], expected != digest(floats) {
+                throw CheckpointError("'\(path)': \(group)/\(entry.name) does not match its checksum: the file is corrupt")
             }
             for i in 0..<entry.count { values[entry.offset + i] = S(floats[i]) }
         }
         let extra = stored.subtracting(layout.entries.map(\.name))
         if !extra.isEmpty {
-            throw CheckpointError("'\(path)': parameters \(extra.sorted().joined(separator: ", ")) are not in this model. \(advice)")
+            throw CheckpointError("'\(path)': \(group)/ has \(extra.sorted().joined(separator: ", ")), which are not in this model. \(advice)")
         }
     }
 }

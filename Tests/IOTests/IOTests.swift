@@ -184,6 +184,24 @@ struct CheckpointTests {
         #expect(try file.shape(of: "model/decoder.self_attn.in_proj_weight") == [72, 24])
     }
 
+    @Test("Every tensor group carries checksums; a mismatch is refused as corrupt")
+    func checksums() throws {
+        let dir = temporaryDirectory()
+        let config = tinyConfig()
+        let params = ParameterSet<Float>(layout: ParameterLayout(config: config, dims: dims))
+        params.initialise(seed: 1)
+        try CheckpointIO.write(path: "\(dir)/bad.h5", config: config) { file in
+            try CheckpointIO.writeGroup("model", of: params.values, layout: params.layout, to: file)
+            // Claim a different digest for one tensor, as a flipped bit on disk would.
+            try file.writeAttribute("checksums", string: "{\"readout.bias\": \"0\"}", on: "model")
+        }
+        expectError(CheckpointError.self, containing: ["bad.h5", "readout.bias", "checksum", "corrupt"]) {
+            try CheckpointIO.read(path: "\(dir)/bad.h5", into: params.values, layout: params.layout)
+        }
+        try CheckpointIO.write(path: "\(dir)/good.h5", layout: params.layout, values: params.values, config: config)
+        #expect(try H5File.open("\(dir)/good.h5").readAttributeString("checksums", on: "model").contains("readout.bias"))
+    }
+
     @Test("A checkpoint of other sizes is refused, naming the parameter")
     func mismatch() throws {
         let dir = temporaryDirectory()
