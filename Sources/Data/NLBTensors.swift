@@ -99,3 +99,19 @@ public struct NLBTensors: Sendable {
         }
     }
 }
+
+/// A cheap, deterministic fingerprint of a data file: its size and the 64-bit FNV-1a hash of
+/// its bytes. Checkpoints record it so that a resume on other data is refused.
+public func dataFingerprint(path: String) throws -> String {
+    guard let handle = FileHandle(forReadingAtPath: path) else {
+        throw DataError("cannot read '\(path)' to fingerprint it")
+    }
+    defer { try? handle.close() }
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    var size = 0
+    while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+        size += chunk.count
+        chunk.withUnsafeBytes { for byte in $0 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 } }
+    }
+    return "\(size)-\(String(hash, radix: 16))"
+}

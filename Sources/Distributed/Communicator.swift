@@ -123,3 +123,10 @@ public final class SingleProcess: Communicator {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// SIGTERM / SIGUSR1 (SLURM's `--signal=USR1@120`) set a flag; nothing else happens in the
+/// handler. The trainer polls it at step boundaries and agrees on it across ranks.
+public enum Preemption {
+    public static func installHandlers() { lf_install_preemption_handlers() }
+    public static var requested: Bool { lf_preemption_requested() != 0 }
+}

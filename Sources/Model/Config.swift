@@ -53,6 +53,8 @@ public struct Config: Equatable, Sendable {
     public var validationMetric = ValidationMetric.heldOut
     public var earlyStoppingPatience = 0
     public var predictionSamples = 50
+    public var checkpointEvery = 1
+    public var keepCheckpoints = 3
     public var seed = 0
 
     public init() {}
@@ -163,6 +165,8 @@ extension Config {
         .choice("validationMetric", \.validationMetric, "What picks the best weights and drives ReduceLROnPlateau and early stopping: heldOut = validation Poisson NLL of the held-out neurons and forward bins (what the encoder never sees); loss = the validation negative ELBO (whose KL, summed per trial, is nearly constant and swamps the reconstruction)."),
         .int("earlyStoppingPatience", \.earlyStoppingPatience, ">= 0", "Stop after this many epochs without a better validation loss; 0 = never stop early."),
         .int("predictionSamples", \.predictionSamples, ">= 0", "Stochastic passes averaged in log-rate space for prediction; 0 = one deterministic mean-path pass."),
+        .int("checkpointEvery", \.checkpointEvery, ">= 1", "Write a resumable checkpoint every this many epochs (and at preemption)."),
+        .int("keepCheckpoints", \.keepCheckpoints, ">= 1", "Resumable checkpoints kept in the run directory (the newest ones); best.h5 is kept besides."),
         .int("seed", \.seed, ">= 0", "Seed of every random draw (initialisation, dropout, noise, shuffling)."),
     ]
 
@@ -232,6 +236,8 @@ extension Config {
         need(earlyStoppingPatience >= 0, "earlyStoppingPatience must be >= 0 (got \(earlyStoppingPatience)); 0 = off")
         need(predictionSamples >= 0, "predictionSamples must be >= 0 (got \(predictionSamples))")
         need(seed >= 0, "seed must be >= 0 (got \(seed))")
+        need(checkpointEvery >= 1, "checkpointEvery must be >= 1 (got \(checkpointEvery))")
+        need(keepCheckpoints >= 1, "keepCheckpoints must be >= 1 (got \(keepCheckpoints))")
         if !problems.isEmpty {
             throw ConfigError("impossible config:\n  - " + problems.joined(separator: "\n  - "))
         }

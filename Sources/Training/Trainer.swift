@@ -54,14 +54,14 @@ public final class Trainer {
     public let comm: Communicator
     let say: (String) -> Void
 
-    public private(set) var scheduler: PlateauScheduler
+    public internal(set) var scheduler: PlateauScheduler
     /// The best value of the validation metric (`config.validationMetric`) so far.
-    public private(set) var bestValidLoss = Double.infinity
-    public private(set) var bestEpoch = -1
+    public internal(set) var bestValidLoss = Double.infinity
+    public internal(set) var bestEpoch = -1
     /// Parameters at the best validation loss so far.
     public let bestParameters: Buffer<Float>
-    public private(set) var step = 0
-    public private(set) var history: [EpochRecord] = []
+    public internal(set) var step = 0
+    public internal(set) var history: [EpochRecord] = []
 
     public init(config: Config, tensors: NLBTensors, runDirectory: String, comm: Communicator,
                 log: @escaping (String) -> Void) throws {
@@ -137,10 +137,13 @@ public final class Trainer {
     /// the model and in `best.h5`.
     public func train() throws {
         var metricsLog: FileHandle?
+        let resumed = try resumeFromNewestCheckpoint()
+        var state = resumed ?? TrainerState(epoch: 0, batchCursor: 0, partial: EpochSums())
         if comm.isRoot {
             try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: metricsPath, contents: nil)
+            try keepMetricsLines(state.epoch)
             metricsLog = try FileHandle(forWritingTo: URL(fileURLWithPath: metricsPath))
+            try metricsLog?.seekToEnd()
         }
         defer { try? metricsLog?.close() }
         let encoder = JSONEncoder()
@@ -148,13 +151,14 @@ public final class Trainer {
         let started = Date()
         log("training on \(split.training.count) trials, validating on \(split.validation.count); \(model.params.layout.totalCount) parameters, global batch \(config.batchSize) over \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(config.epochs) epochs")
 
-        for epoch in 0..<config.epochs {
+        while state.epoch < config.epochs {
+            let epoch = state.epoch
             let epochStart = Date()
-            let train = try runEpoch(epoch)
+            let train = try runEpoch(epoch, from: &state)
             let (valid, heldOutNLL) = try validate()
             let metric = config.validationMetric == .heldOut ? heldOutNLL : valid.total
             guard metric.isFinite else {
-                throw TrainingError("the validation metric became \(metric) at epoch \(epoch + 1); the best weights so far are kept in memory and nothing was written from these. Lower learningRate or set gradClip and train again.")
+                throw TrainingError("the validation metric became \(metric) at epoch \(epoch + 1); nothing was written from these weights. Lower learningRate or set gradClip and train again.")
             }
             let improved = metric < bestValidLoss
             if improved {
@@ -173,15 +177,20 @@ public final class Trainer {
                 trialsPerSecond: Double(split.training.count) / seconds, seconds: seconds, best: improved)
             history.append(record)
             metricsLog?.write(try encoder.encode(record) + Data("\n".utf8))
-            let elapsed = Date().timeIntervalSince(started)
-            let eta = elapsed / Double(epoch + 1) * Double(config.epochs - epoch - 1)
+            state = TrainerState(epoch: epoch + 1, batchCursor: 0, partial: EpochSums())
+            let done = epoch + 1 - (resumed?.epoch ?? 0)
+            let eta = Date().timeIntervalSince(started) / Double(done) * Double(config.epochs - epoch - 1)
             log(String(format: "epoch %4d/%d  train %.4f (rec %.4f kl %.1f)  valid %@ %.5f%@  lr %.2e%@  beta %.3f  %5.0f trials/s  ETA %@",
                        epoch + 1, config.epochs, train.loss.total, train.loss.reconstruction, train.loss.kl,
                        config.validationMetric.rawValue, metric,
                        improved ? "*" : " ", scheduler.learningRate, reduced ? "↓" : " ", config.klWeight(atEpoch: epoch),
                        record.trialsPerSecond, formatDuration(eta)))
-            if config.earlyStoppingPatience > 0 && epoch - bestEpoch >= config.earlyStoppingPatience {
-                log("early stopping: no better validation loss for \(config.earlyStoppingPatience) epochs (best at epoch \(bestEpoch + 1))")
+            let stopping = config.earlyStoppingPatience > 0 && epoch - bestEpoch >= config.earlyStoppingPatience
+            if (epoch + 1) % config.checkpointEvery == 0 || epoch + 1 == config.epochs || stopping {
+                try saveCheckpoint(state)
+            }
+            if stopping {
+                log("early stopping: no better validation \(config.validationMetric.rawValue) for \(config.earlyStoppingPatience) epochs (best at epoch \(bestEpoch + 1))")
                 break
             }
         }
@@ -203,12 +212,17 @@ public final class Trainer {
         log("best validation \(config.validationMetric.rawValue) \(String(format: "%.5f", bestValidLoss)) at epoch \(bestEpoch + 1); weights in \(bestCheckpointPath) (\(formatDuration(Date().timeIntervalSince(started))))")
     }
 
-    /// One pass over a seeded permutation of the training trials.
-    func runEpoch(_ epoch: Int) throws -> (loss: LossValues, gradNorm: Double) {
+    /// Continues one pass over the epoch's seeded permutation from `state.batchCursor`. At a
+    /// preemption request (agreed over ranks at every step boundary) it checkpoints `state` and
+    /// throws `Preempted`.
+    func runEpoch(_ epoch: Int, from state: inout TrainerState) throws -> (loss: LossValues, gradNorm: Double) {
         let order = seededPermutation(split.training.count, seed: config.seed, purpose: .shuffle, key: epoch).map { split.training[$0] }
         let klWeight = config.klWeight(atEpoch: epoch), weightDecay = config.weightDecay(atEpoch: epoch)
-        var sums = (reconstruction: 0.0, kl: 0.0, observed: 0, trials: 0), normSum = 0.0, batches = 0
-        for start in stride(from: 0, to: order.count, by: config.batchSize) {
+        // Local shares of the global sums; only rank 0 carries the sums restored from a checkpoint.
+        var sums = comm.isRoot ? state.partial : EpochSums(observed: state.partial.observed, trials: state.partial.trials,
+                                                           normSum: state.partial.normSum, batches: state.partial.batches)
+        let starts = Array(stride(from: 0, to: order.count, by: config.batchSize))
+        for (index, start) in starts.enumerated() where index >= state.batchCursor {
             let global = Array(order[start..<min(start + config.batchSize, order.count)])
             let local = Self.shard(global, rank: comm.rank, size: comm.size)
             let norm = LossNormalisation(observedEntries: observedEntries(global), trials: global.count)
@@ -218,7 +232,6 @@ public final class Trainer {
                 let noise = NoiseContext(stochastic: true, seed: config.seed, epoch: epoch, step: step, trialIndices: local)
                 let loss = model.forward(batch, noise: noise, klWeight: klWeight, normalisation: norm)
                 model.backward()
-                // Local shares of the global means, summed over ranks at the end of the epoch.
                 sums.reconstruction += loss.reconstruction * Double(norm.observedEntries)
                 sums.kl += loss.kl * Double(norm.trials)
             }
@@ -228,20 +241,29 @@ public final class Trainer {
             guard gradNorm.isFinite else {
                 throw TrainingError("the loss became non-finite at epoch \(epoch + 1), step \(step) (gradient norm \(gradNorm)). No checkpoint was written from these weights. Lower learningRate, or set gradClip, and train again.")
             }
-            normSum += gradNorm
             adam.update(params: model.params.values, grads: model.params.grads,
                         learningRate: scheduler.learningRate, weightDecay: weightDecay)
             step += 1
-            batches += 1
+            sums.normSum += gradNorm
+            sums.batches += 1
             sums.observed += norm.observedEntries
             sums.trials += norm.trials
+            TestHooks.killIfRequested(atStep: step)
+            if try preemptionAgreed() {
+                var partial = sums
+                let totals = try comm.sum([sums.reconstruction, sums.kl])
+                partial.reconstruction = totals[0]
+                partial.kl = totals[1]
+                state = TrainerState(epoch: epoch, batchCursor: index + 1, partial: partial)
+                let path = try saveCheckpoint(state)
+                log("preempted at epoch \(epoch + 1), step \(step): checkpoint \(path). Run the same command again to resume.")
+                throw Preempted(checkpoint: path)
+            }
         }
         let reduced = try comm.sum([sums.reconstruction, sums.kl])
-        sums.reconstruction = reduced[0]
-        sums.kl = reduced[1]
-        let reconstruction = sums.reconstruction / Double(max(sums.observed, 1)), kl = sums.kl / Double(max(sums.trials, 1))
+        let reconstruction = reduced[0] / Double(max(sums.observed, 1)), kl = reduced[1] / Double(max(sums.trials, 1))
         return (LossValues(reconstruction: reconstruction, kl: kl, total: reconstruction + klWeight * kl,
-                           observedEntries: sums.observed, trials: sums.trials), normSum / Double(max(batches, 1)))
+                           observedEntries: sums.observed, trials: sums.trials), sums.normSum / Double(max(sums.batches, 1)))
     }
 
     /// The validation loss in deterministic mode, with the final KL weight so that the

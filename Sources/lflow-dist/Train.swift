@@ -9,6 +9,12 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train LangevinFlow on an NLB tensor file (default: the built-in Lorenz data).",
         discussion: """
+        Preemption: SIGTERM or SIGUSR1 (e.g. SLURM's --signal=USR1@120) stops every rank at the \
+        same step, writes a checkpoint and exits with status 75 (requeue). Running the same \
+        command again in the same run directory resumes from the newest valid checkpoint \
+        (ckpt-<step>.h5, written every checkpointEvery epochs; the newest keepCheckpoints are kept), \
+        bit for bit at the same world size.
+
         Each epoch: a seeded shuffle of the training trials, KL and weight-decay warm-up, Adam \
         with gradient clipping; then the validation loss (deterministic, final KL weight) drives \
         ReduceLROnPlateau, early stopping and the choice of the best weights. At the end the best \
@@ -33,6 +39,9 @@ struct Train: ParsableCommand {
     @Option(help: ArgumentHelp("Where the run writes its files. Default: Checkpoints/<data file name>.", valueName: "dir"))
     var runDir: String?
 
+    @Flag(help: "Require a checkpoint to resume from (without it, an existing checkpoint in the run directory is resumed anyway, and a missing one starts a fresh run).")
+    var resume = false
+
     @Option(help: ArgumentHelp("Submission group name. Default: the data file's dataset_name attribute, else its file name.", valueName: "name"))
     var datasetName: String?
 
@@ -40,8 +49,14 @@ struct Train: ParsableCommand {
         // One code path for 1 and N ranks: without mpirun this is MPI's singleton world of size 1.
         let comm = try MPICommunicator.world()
         defer { MPICommunicator.finalize() }
+        Preemption.installHandlers()
         do {
             try train(comm: comm)
+        } catch let preempted as Preempted {
+            // Every rank stopped at the same step; rank 0 wrote the checkpoint. 75 = requeue.
+            MPICommunicator.finalize()
+            if comm.isRoot { FileHandle.standardError.write(Data("\(preempted)\n".utf8)) }
+            throw ExitCode(Preempted.exitCode)
         } catch {
             guard comm.size > 1 else { throw error }
             // One rank failing must not leave the others waiting in a collective.
@@ -68,6 +83,12 @@ struct Train: ParsableCommand {
         }
         let tensors = try NLBTensors.load(path: dataPath)
         let runDirectory = runDir ?? "Checkpoints/" + URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent
+        if resume {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: runDirectory)) ?? []
+            guard names.contains(where: { $0.hasPrefix("ckpt-") && $0.hasSuffix(".h5") }) else {
+                throw ValidationError("--resume: no checkpoint (ckpt-*.h5) in '\(runDirectory)'. Check --run-dir, or drop --resume to start a fresh run.")
+            }
+        }
         if comm.isRoot {
             try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
             try ConfigFile.yaml(config).write(toFile: runDirectory + "/config.yaml", atomically: true, encoding: .utf8)

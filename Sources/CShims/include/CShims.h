@@ -44,4 +44,10 @@ static inline size_t lf_h5t_variable(void) { return H5T_VARIABLE; }
 static inline hid_t lf_h5e_default(void) { return H5E_DEFAULT; }
 static inline hid_t lf_h5p_link_create(void) { return H5P_LINK_CREATE; }
 
+// MARK: Preemption
+// SIGTERM and SIGUSR1 only set a flag (sig_atomic_t, the one thing a handler may safely do);
+// the trainer reads it at step boundaries. Defined in shims.c.
+void lf_install_preemption_handlers(void);
+int lf_preemption_requested(void);
+
 #endif

@@ -1,0 +1,137 @@
+import Foundation
+import Testing
+import HDF5
+
+/// Kill, preempt and resume: the final parameters and Adam moments must equal an uninterrupted
+/// run's bit for bit at the same world size.
+@Suite("Checkpoints and exact resume", .serialized)
+struct ResumeTests {
+    /// 32 training trials, global batch 10: 4 steps per epoch, 16 steps in 4 epochs.
+    static let trainArgs = ["train", "--config", "Configs/tiny.yaml", "--set", "epochs=4", "--set", "batchSize=10",
+                            "--set", "keepCheckpoints=2"]
+
+    static func data(in dir: String) throws -> String {
+        let path = "\(dir)/d.h5"
+        #expect(try CLI.run(["synth", "--out", path, "--conditions", "8", "--trials-per-condition", "6",
+                             "--bins", "20", "--forward-bins", "5"]).status == 0)
+        return path
+    }
+
+    /// model/, optimizer/exp_avg/ and optimizer/exp_avg_sq/ of the newest checkpoint of a run.
+    static func finalState(_ run: String) throws -> [String: [Float]] {
+        let names = try FileManager.default.contentsOfDirectory(atPath: run).filter { $0.hasPrefix("ckpt-") }.sorted()
+        let f = try H5File.open("\(run)/\(names.last!)")
+        var out: [String: [Float]] = [:]
+        for group in ["model", "optimizer/exp_avg", "optimizer/exp_avg_sq"] {
+            for name in try f.children(of: group) { out["\(group)/\(name)"] = try f.readFloats("\(group)/\(name)").values }
+        }
+        out["last"] = try H5File.open("\(run)/last.h5").readFloats("model/readout.weight").values
+        return out
+    }
+
+    static func run(_ extra: [String], env: [String: String] = [:], ranks: Int? = nil) throws -> CLI.Result {
+        try CLI.run(trainArgs + extra, ranks: ranks, environment: env)
+    }
+
+    @Test("SIGKILL at several points, then the same command again: bitwise equal to an uninterrupted run")
+    func killAndResume() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try Self.data(in: dir)
+        let clean = try Self.run(["--data", data, "--run-dir", "\(dir)/clean"])
+        #expect(clean.status == 0, "\(clean.output)")
+        let reference = try Self.finalState("\(dir)/clean")
+        #expect(reference.count > 10)
+        for killStep in [3, 6, 13] {
+            let run = "\(dir)/killed\(killStep)"
+            let killed = try Self.run(["--data", data, "--run-dir", run], env: ["LFLOW_TEST_KILL_AT_STEP": "\(killStep)"])
+            #expect(killed.status != 0)
+            let resumed = try Self.run(["--data", data, "--run-dir", run, "--resume"].filter { killStep > 4 || $0 != "--resume" })
+            #expect(resumed.status == 0, "\(resumed.output)")
+            if killStep > 4 { #expect(resumed.stdout.contains("resuming from")) }
+            #expect(try Self.finalState(run) == reference, "kill at step \(killStep): resumed run differs")
+            let lines = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            #expect(lines.count == 4, "metrics.jsonl has one line per epoch after resuming")
+        }
+    }
+
+    @Test("A kill in the middle of a checkpoint write leaves the previous checkpoint loadable")
+    func killDuringWrite() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try Self.data(in: dir)
+        let clean = try Self.run(["--data", data, "--run-dir", "\(dir)/clean"])
+        #expect(clean.status == 0)
+        let run = "\(dir)/run"
+        let killed = try Self.run(["--data", data, "--run-dir", run], env: ["LFLOW_TEST_KILL_DURING_CHECKPOINT": "2"])
+        #expect(killed.status != 0)
+        let files = try FileManager.default.contentsOfDirectory(atPath: run)
+        #expect(files.filter { $0.hasPrefix("ckpt-") }.count == 1, "only the first checkpoint is complete: \(files)")
+        let resumed = try Self.run(["--data", data, "--run-dir", run, "--resume"])
+        #expect(resumed.status == 0, "\(resumed.output)")
+        #expect(try Self.finalState(run) == Self.finalState("\(dir)/clean"))
+    }
+
+    @Test("SIGTERM: one checkpoint, exit status 75; a corrupt newest checkpoint is skipped on resume")
+    func preemption() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try Self.data(in: dir)
+        let run = "\(dir)/run"
+        // Long enough to be signalled mid-run: 400 epochs of the tiny model.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.binary)
+        process.arguments = ["train", "--config", "Configs/tiny.yaml", "--data", data, "--run-dir", run, "--set", "epochs=400",
+                             "--set", "checkpointEvery=1000"]
+        process.currentDirectoryURL = URL(fileURLWithPath: CLI.packageRoot)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Signal once training is under way (the first epoch is logged), not during start-up.
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let logged = (try? String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8)) ?? ""
+            if logged.contains("\n") { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        process.terminate()                                          // SIGTERM
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 75)
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: run).filter { $0.hasPrefix("ckpt-") }
+        #expect(checkpoints.count == 1, "\(checkpoints)")
+        // Corrupt a copy placed as the newest checkpoint: resume must warn and use the real one.
+        let good = "\(run)/\(checkpoints[0])"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: good))
+        try bytes.prefix(bytes.count / 3).write(to: URL(fileURLWithPath: "\(run)/ckpt-9999999999.h5"))
+        let resumed = try CLI.run(["train", "--config", "Configs/tiny.yaml", "--data", data, "--run-dir", run,
+                                   "--set", "epochs=1", "--resume"])
+        #expect(resumed.stdout.contains("skipping a checkpoint") && resumed.stdout.contains("ckpt-9999999999.h5"), "\(resumed.output)")
+        #expect(resumed.stdout.contains("resuming from \(good)"), "\(resumed.output)")
+    }
+
+    @Test("A run directory of another config is refused, naming the field")
+    func otherConfig() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try Self.data(in: dir)
+        #expect(try Self.run(["--data", data, "--run-dir", "\(dir)/run"]).status == 0)
+        let r = try Self.run(["--data", data, "--run-dir", "\(dir)/run", "--set", "mass=2"])
+        #expect(r.status != 0 && r.stderr.contains("another config") && r.stderr.contains("mass"), "\(r.output)")
+        let none = try Self.run(["--data", data, "--run-dir", "\(dir)/empty", "--resume"])
+        #expect(none.status != 0 && none.stderr.contains("no checkpoint"), "\(none.output)")
+    }
+
+    @Test("Resume under mpirun -n 2 after a kill is bitwise; a different world size continues")
+    func mpiResume() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try Self.data(in: dir)
+        let clean = try Self.run(["--data", data, "--run-dir", "\(dir)/clean"], ranks: 2)
+        #expect(clean.status == 0, "\(clean.output)")
+        let killed = try Self.run(["--data", data, "--run-dir", "\(dir)/run"], env: ["LFLOW_TEST_KILL_AT_STEP": "9"], ranks: 2)
+        #expect(killed.status != 0)
+        let resumed = try Self.run(["--data", data, "--run-dir", "\(dir)/run"], ranks: 2)
+        #expect(resumed.status == 0, "\(resumed.output)")
+        #expect(try Self.finalState("\(dir)/run") == Self.finalState("\(dir)/clean"))
+        // Killed under 2 ranks, resumed on 3: continues from the same cursor.
+        let other = try Self.run(["--data", data, "--run-dir", "\(dir)/other"], env: ["LFLOW_TEST_KILL_AT_STEP": "9"], ranks: 2)
+        #expect(other.status != 0)
+        let three = try Self.run(["--data", data, "--run-dir", "\(dir)/other"], ranks: 3)
+        #expect(three.status == 0 && three.stdout.contains("written by 2 ranks, continuing on 3"), "\(three.output)")
+    }
+}
