@@ -135,3 +135,27 @@ struct ResumeTests {
         #expect(three.status == 0 && three.stdout.contains("written by 2 ranks, continuing on 3"), "\(three.output)")
     }
 }
+
+@Suite("Launch scripts")
+struct LaunchTests {
+    @Test("resume-until-done reruns a command while it exits 75, then passes its status through")
+    func resumeLoop() throws {
+        let dir = CLI.temporaryDirectory()
+        let script = "\(dir)/job.sh"
+        // Exits 75 twice (preempted), then 0.
+        try """
+            #!/usr/bin/env bash
+            n=$(cat "\(dir)/count" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > "\(dir)/count"
+            [ $n -lt 3 ] && exit 75
+            exit 0
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [CLI.packageRoot + "/Launch/resume-until-done.sh", "/bin/bash", script]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(try String(contentsOfFile: "\(dir)/count", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) == "3")
+    }
+}
