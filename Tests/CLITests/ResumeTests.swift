@@ -106,6 +106,48 @@ struct ResumeTests {
         #expect(resumed.stdout.contains("resuming from \(good)"), "\(resumed.output)")
     }
 
+    @Test("SIGUSR1 to the ranks of mpirun -n 2: both stop at the same step, one checkpoint, exit 75, then resume")
+    func mpiPreemption() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try Self.data(in: dir)
+        let run = "\(dir)/run"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["mpirun", "--oversubscribe", "-n", "2", CLI.binary, "train", "--config", "Configs/tiny.yaml",
+                             "--data", data, "--run-dir", run, "--set", "epochs=400", "--set", "checkpointEvery=1000", "--set", "seed=0"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        environment["OPENBLAS_NUM_THREADS"] = "1"
+        process.environment = environment
+        process.currentDirectoryURL = URL(fileURLWithPath: CLI.packageRoot)
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if ((try? String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8)) ?? "").contains("\n") { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        // Signal the ranks, as SLURM's --signal does. (mpirun forwards SIGUSR1 from a shell, but
+        // a Process-spawned mpirun inherits a mask that blocks it; the ranks unblock it themselves.)
+        let pkill = Process()
+        pkill.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        pkill.arguments = ["pkill", "-USR1", "-f", "lflow-dist train .*--run-dir \(run) "]
+        try pkill.run()
+        pkill.waitUntilExit()
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 75, "\(stdout)")
+        #expect(stdout.components(separatedBy: "preempted at").count == 2, "one preemption message: \(stdout)")
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: run).filter { $0.hasPrefix("ckpt-") }
+        #expect(checkpoints.count == 1)
+        let resumed = try CLI.run(["train", "--config", "Configs/tiny.yaml", "--data", data, "--run-dir", run,
+                                   "--set", "epochs=1", "--resume"], ranks: 2)
+        #expect(resumed.status == 0 && resumed.stdout.contains("resuming from"), "\(resumed.output)")
+    }
+
     @Test("A run directory of another config is refused, naming the field")
     func otherConfig() throws {
         let dir = CLI.temporaryDirectory()

@@ -68,6 +68,12 @@ struct TrainTests {
         #expect(r.status != 0)
         #expect(r.stderr.contains("loss became") || r.stderr.contains("metric became"), "\(r.output)")
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/run/best.h5"), "no checkpoint from diverged weights")
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/run")) ?? []
+        for name in files where name.hasSuffix(".h5") {
+            let values = try H5File.open("\(dir)/run/\(name)").readFloats("model/readout.weight").values
+            let finite = values.allSatisfy { $0.isFinite }
+            #expect(finite, "\(name) holds non-finite parameters")
+        }
     }
 }
 
