@@ -201,3 +201,44 @@ struct LaunchTests {
         #expect(try String(contentsOfFile: "\(dir)/count", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) == "3")
     }
 }
+
+/// A real full disk: a 96 KiB tmpfs (needs root, as CI has).
+enum FullDisk {
+    static func sh(_ command: String) -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", command]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return -1 }
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+
+    static let canMount: Bool = {
+        let probe = NSTemporaryDirectory() + "lflow-mount-probe-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: probe, withIntermediateDirectories: true)
+        defer { _ = sh("umount '\(probe)'; rmdir '\(probe)'") }
+        return sh("mount -t tmpfs -o size=96k tmpfs '\(probe)'") == 0
+    }()
+}
+
+@Suite("Full disk", .serialized, .enabled(if: FullDisk.canMount, "needs root to mount a tiny tmpfs"))
+struct FullDiskTests {
+    @Test("A full disk ends training with a clear message and leaves no partial checkpoint")
+    func fullDisk() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try ResumeTests.data(in: dir)
+        let mountPoint = "\(dir)/full"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        #expect(FullDisk.sh("mount -t tmpfs -o size=96k tmpfs '\(mountPoint)'") == 0)
+        defer { _ = FullDisk.sh("umount '\(mountPoint)'") }
+        // 62k parameters: a checkpoint (~1 MB with the optimiser state) cannot fit in 96 KiB.
+        let r = try CLI.run(["train", "--config", "Configs/tiny.yaml", "--data", data, "--run-dir", "\(mountPoint)/run",
+                             "--set", "epochs=3", "--set", "hidden=32", "--set", "feedForward=64"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("cannot write checkpoint") && r.stderr.contains("free space"), "\(r.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: "\(mountPoint)/run")
+        #expect(!files.contains { $0.hasSuffix(".h5") || $0.contains(".tmp-") }, "left behind: \(files)")
+    }
+}
