@@ -165,6 +165,7 @@ public final class Trainer {
                 bestValidLoss = metric
                 bestEpoch = epoch
                 bestParameters.copy(from: model.params.values)
+                try writeBest()
             }
             let reduced = scheduler.step(metric)
             let seconds = Date().timeIntervalSince(epochStart)
@@ -203,13 +204,19 @@ public final class Trainer {
             }
         }
         model.params.values.copy(from: bestParameters)
-        if comm.isRoot { try CheckpointIO.write(path: bestCheckpointPath, layout: model.params.layout, values: bestParameters, config: config) { file in
+        try writeBest()
+        log("best validation \(config.validationMetric.rawValue) \(String(format: "%.5f", bestValidLoss)) at epoch \(bestEpoch + 1); weights in \(bestCheckpointPath) (\(formatDuration(Date().timeIntervalSince(started))))")
+    }
+
+    /// Rank 0 writes best.h5 (the best weights so far) atomically.
+    func writeBest() throws {
+        guard comm.isRoot else { return }
+        try CheckpointIO.write(path: bestCheckpointPath, layout: model.params.layout, values: bestParameters, config: config) { file in
             try file.writeAttribute("best_epoch", int: Int64(self.bestEpoch))
             try file.writeAttribute("best_valid_metric", double: self.bestValidLoss)
             try file.writeAttribute("valid_metric", string: self.config.validationMetric.rawValue)
             try file.writeAttribute("step", int: Int64(self.step))
-        } }
-        log("best validation \(config.validationMetric.rawValue) \(String(format: "%.5f", bestValidLoss)) at epoch \(bestEpoch + 1); weights in \(bestCheckpointPath) (\(formatDuration(Date().timeIntervalSince(started))))")
+        }
     }
 
     /// Continues one pass over the epoch's seeded permutation from `state.batchCursor`. At a
