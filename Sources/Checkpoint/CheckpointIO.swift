@@ -32,9 +32,9 @@ public enum CheckpointIO {
 
     /// The 64-bit FNV-1a digest of a tensor's float32 bytes, as stored in `checksums`.
     public static func digest(_ floats: [Float]) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        floats.withUnsafeBytes { for byte in $0 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 } }
-        return String(hash, radix: 16)
+        var hash = FNV1a()
+        floats.withUnsafeBytes { hash.combine($0) }
+        return hash.hex
     }
 
     /// Writes every layout entry of `values` as float32 `<group>/<name>` and records its digest

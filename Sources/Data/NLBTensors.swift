@@ -1,5 +1,6 @@
 import Foundation
 import HDF5
+import Kernels
 
 /// A problem with an input data file: names the file and the key, and says what to fix.
 public struct DataError: Error, CustomStringConvertible, Equatable {
@@ -107,11 +108,11 @@ public func dataFingerprint(path: String) throws -> String {
         throw DataError("cannot read '\(path)' to fingerprint it")
     }
     defer { try? handle.close() }
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    var hash = FNV1a()
     var size = 0
     while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
         size += chunk.count
-        chunk.withUnsafeBytes { for byte in $0 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 } }
+        chunk.withUnsafeBytes { hash.combine($0) }
     }
-    return "\(size)-\(String(hash, radix: 16))"
+    return "\(size)-\(hash.hex)"
 }

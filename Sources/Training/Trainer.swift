@@ -119,9 +119,9 @@ public final class Trainer {
     /// Throws unless every rank holds bit-identical parameters (a 64-bit FNV-1a digest,
     /// compared by max and min over ranks).
     func verifyReplicasAgree() throws {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        let bytes = UnsafeRawBufferPointer(start: model.params.values.ptr, count: model.params.values.count * MemoryLayout<Float>.size)
-        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        var digest = FNV1a()
+        digest.combine(UnsafeRawBufferPointer(start: model.params.values.ptr, count: model.params.values.count * MemoryLayout<Float>.size))
+        let hash = digest.value
         var halves = [Double(hash >> 32), Double(hash & 0xFFFF_FFFF)]
         var negated = halves.map { -$0 }
         try halves.withUnsafeMutableBufferPointer { try comm.allreduceMax($0.baseAddress!, count: 2) }

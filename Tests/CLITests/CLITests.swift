@@ -31,12 +31,7 @@ struct CLI {
             process.executableURL = URL(fileURLWithPath: binary)
             process.arguments = arguments
         }
-        var environment = ProcessInfo.processInfo.environment
-        environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        environment["OPENBLAS_NUM_THREADS"] = "1"
-        environment.merge(extra) { $1 }
-        process.environment = environment
+        process.environment = environment(extra)
         process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -50,6 +45,16 @@ struct CLI {
         if extra.isEmpty { #expect(process.terminationReason == .exit, "\(arguments) was killed by a signal") }
         return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
                       stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// This process's environment plus what mpirun needs as root, one BLAS thread, and `extra`.
+    static func environment(_ extra: [String: String] = [:]) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        environment["OPENBLAS_NUM_THREADS"] = "1"
+        environment.merge(extra) { $1 }
+        return environment
     }
 
     static func temporaryDirectory() -> String {

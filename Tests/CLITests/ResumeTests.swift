@@ -115,11 +115,7 @@ struct ResumeTests {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["mpirun", "--oversubscribe", "-n", "2", CLI.binary, "train", "--config", "Configs/tiny.yaml",
                              "--data", data, "--run-dir", run, "--set", "epochs=400", "--set", "checkpointEvery=1000", "--set", "seed=0"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        environment["OPENBLAS_NUM_THREADS"] = "1"
-        process.environment = environment
+        process.environment = CLI.environment()
         process.currentDirectoryURL = URL(fileURLWithPath: CLI.packageRoot)
         let out = Pipe()
         process.standardOutput = out
