@@ -1,5 +1,8 @@
 import CMPI
 import CShims
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An MPI failure, with MPI's own error text.
 public struct CommunicatorError: Error, CustomStringConvertible {
@@ -18,7 +21,15 @@ public protocol Communicator: AnyObject {
     func allreduceMax(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws
     /// In place: every rank ends with `root`'s values.
     func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws
+    func broadcast(_ buffer: UnsafeMutablePointer<Double>, count: Int, root: Int) throws
     func barrier() throws
+    /// Collective: ranks passing the same `color` form one new communicator, ranked by `key`
+    /// (MPI_Comm_split). Used by `search` to give each group of ranks its own trainer.
+    func split(color: Int, key: Int) throws -> Communicator
+    /// A barrier that sleeps instead of spinning: it calls `poll` every `interval` seconds
+    /// until every rank has arrived. Ranks that finished their share wait here without taking
+    /// the CPU from ranks that still compute (a blocking MPI_Barrier busy-polls).
+    func barrier(pollingEvery interval: Double, _ poll: () throws -> Void) throws
     /// Ends every rank of the job (a failure on one rank must not leave the others hanging).
     func abort(code: Int32) -> Never
 }
@@ -97,6 +108,33 @@ public final class MPICommunicator: Communicator {
         try check(MPI_Bcast(buffer, Int32(count), lf_mpi_float(), Int32(root), comm), "MPI_Bcast")
     }
 
+    public func broadcast(_ buffer: UnsafeMutablePointer<Double>, count: Int, root: Int) throws {
+        try check(MPI_Bcast(buffer, Int32(count), lf_mpi_double(), Int32(root), comm), "MPI_Bcast")
+    }
+
+    public func barrier(pollingEvery interval: Double, _ poll: () throws -> Void) throws {
+        var request: MPI_Request?
+        try check(MPI_Ibarrier(comm, &request), "MPI_Ibarrier")
+        while true {
+            var done: Int32 = 0
+            try check(MPI_Test(&request, &done, lf_mpi_status_ignore()), "MPI_Test")
+            if done != 0 { return }
+            try poll()
+            usleep(useconds_t(interval * 1e6))
+        }
+    }
+
+    public func split(color: Int, key: Int) throws -> Communicator {
+        var sub: MPI_Comm?
+        try check(MPI_Comm_split(comm, Int32(color), Int32(key), &sub), "MPI_Comm_split")
+        guard let sub else { throw CommunicatorError("MPI_Comm_split returned no communicator on rank \(rank)") }
+        // New communicators inherit MPI_ERRORS_RETURN from their parent.
+        var subRank: Int32 = 0, subSize: Int32 = 0
+        MPI_Comm_rank(sub, &subRank)
+        MPI_Comm_size(sub, &subSize)
+        return MPICommunicator(comm: sub, rank: Int(subRank), size: Int(subSize), ownsWorld: false)
+    }
+
     public func barrier() throws {
         try check(MPI_Barrier(comm), "MPI_Barrier")
     }
@@ -116,7 +154,10 @@ public final class SingleProcess: Communicator {
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {}
     public func allreduceMax(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {}
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {}
+    public func broadcast(_ buffer: UnsafeMutablePointer<Double>, count: Int, root: Int) throws {}
     public func barrier() throws {}
+    public func split(color: Int, key: Int) throws -> Communicator { SingleProcess() }
+    public func barrier(pollingEvery interval: Double, _ poll: () throws -> Void) throws {}
     public func abort(code: Int32) -> Never { exit(code) }
 }
 

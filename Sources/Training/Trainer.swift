@@ -62,6 +62,9 @@ public final class Trainer {
     public let bestParameters: Buffer<Float>
     public internal(set) var step = 0
     public internal(set) var history: [EpochRecord] = []
+    /// Called on every rank after each epoch's record is logged (search uses it on world rank 0
+    /// to report other groups' trials while its own trains).
+    public var afterEpoch: ((EpochRecord) -> Void)?
 
     public init(config: Config, tensors: NLBTensors, runDirectory: String, comm: Communicator,
                 log: @escaping (String) -> Void) throws {
@@ -186,6 +189,7 @@ public final class Trainer {
                        config.validationMetric.rawValue, metric,
                        improved ? "*" : " ", scheduler.learningRate, reduced ? "↓" : " ", config.klWeight(atEpoch: epoch),
                        record.trialsPerSecond, formatDuration(eta)))
+            afterEpoch?(record)
             let stopping = config.earlyStoppingPatience > 0 && epoch - bestEpoch >= config.earlyStoppingPatience
             if (epoch + 1) % config.checkpointEvery == 0 || epoch + 1 == config.epochs || stopping {
                 try saveCheckpoint(state)

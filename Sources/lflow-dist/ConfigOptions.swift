@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Model
 import Training
 
@@ -13,5 +14,20 @@ struct ConfigOptions: ParsableArguments {
     /// Defaults ← file ← --set, then validated.
     func resolve(extra: [String] = []) throws -> Config {
         try ConfigFile.resolve(path: config, overrides: overrides + extra)
+    }
+}
+
+extension ConfigOptions {
+    /// The data file and config of a training command. Without `data`, rank 0 generates the
+    /// built-in Lorenz dataset once at Checkpoints/lorenz.h5 (the others wait), and the built-in
+    /// lorenz config is the default unless --config is given.
+    func resolve(data: String?, comm: Communicator, say: (String) -> Void) throws -> (dataPath: String, config: Config) {
+        if let data { return (data, try resolve()) }
+        let dataPath = "Checkpoints/lorenz.h5"
+        if comm.isRoot, try BuiltIn.ensureLorenzData(at: dataPath) {
+            say("generated the built-in Lorenz dataset at \(dataPath) (targets: \(BuiltIn.targetsPath(forData: dataPath)))")
+        }
+        try comm.barrier()
+        return (dataPath, config == nil ? try BuiltIn.lorenzConfig(overrides: overrides) : try resolve())
     }
 }

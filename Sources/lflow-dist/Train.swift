@@ -68,19 +68,7 @@ struct Train: ParsableCommand {
     func train(comm: Communicator) throws {
         let say: (String) -> Void = comm.isRoot ? { lflow_dist.say($0) } : { _ in }
         let started = Date()
-        let dataPath: String
-        let config: Config
-        if let data {
-            dataPath = data
-            config = try options.resolve()
-        } else {
-            dataPath = "Checkpoints/lorenz.h5"
-            if comm.isRoot, try BuiltIn.ensureLorenzData(at: dataPath) {
-                say("generated the built-in Lorenz dataset at \(dataPath) (targets: \(BuiltIn.targetsPath(forData: dataPath)))")
-            }
-            try comm.barrier()
-            config = options.config == nil ? try BuiltIn.lorenzConfig(overrides: options.overrides) : try options.resolve()
-        }
+        let (dataPath, config) = try options.resolve(data: data, comm: comm, say: say)
         let tensors = try NLBTensors.load(path: dataPath)
         let runDirectory = runDir ?? "Checkpoints/" + URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent
         if resume {
@@ -89,27 +77,11 @@ struct Train: ParsableCommand {
                 throw ValidationError("--resume: no checkpoint (ckpt-*.h5) in '\(runDirectory)'. Check --run-dir, or drop --resume to start a fresh run.")
             }
         }
-        if comm.isRoot {
-            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
-            try ConfigFile.yaml(config).write(toFile: runDirectory + "/config.yaml", atomically: true, encoding: .utf8)
-        }
-
-        let trainer = try Trainer(config: config, tensors: tensors, runDirectory: runDirectory, comm: comm) { say($0) }
-        try trainer.train()
-        // The end-of-run report and the submission are rank 0's alone.
-        guard comm.isRoot else { return }
-
-        say("evaluating the best weights on the validation split (\(config.predictionSamples) samples)…")
-        var report = try Reporter.validationReport(model: trainer.model, tensors: tensors, split: trainer.split,
-                                                   samples: config.predictionSamples, seed: config.seed, truthPath: dataPath)
-        let submission = runDirectory + "/submission.h5"
-        try Submission.write(path: submission, group: datasetName ?? Submission.defaultGroup(dataPath: dataPath),
-                             model: trainer.model, tensors: tensors, samples: config.predictionSamples, seed: config.seed)
-        report.minutes = Date().timeIntervalSince(started) / 60
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(report).write(to: URL(fileURLWithPath: runDirectory + "/validation.json"))
-        say("\nvalidation metrics (best weights, epoch \(trainer.bestEpoch + 1)):\n" + report.table)
-        say(String(format: "\ndone in %.1f minutes. submission: %@  checkpoint: %@", report.minutes!, submission, trainer.bestCheckpointPath))
+        let outcome = try TrainingRun.run(config: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,
+                                          datasetName: datasetName, comm: comm, log: say)
+        guard let report = outcome.report else { return }
+        say("\nvalidation metrics (best weights, epoch \(outcome.trainer.bestEpoch + 1)):\n" + report.table)
+        say(String(format: "\ndone in %.1f minutes. submission: %@  checkpoint: %@", Date().timeIntervalSince(started) / 60,
+                   outcome.submissionPath, outcome.trainer.bestCheckpointPath))
     }
 }

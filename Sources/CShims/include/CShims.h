@@ -23,6 +23,7 @@ static inline MPI_Errhandler lf_mpi_errors_return(void) { return MPI_ERRORS_RETU
 static inline int lf_mpi_success(void) { return MPI_SUCCESS; }
 static inline int lf_mpi_undefined(void) { return MPI_UNDEFINED; }
 static inline int lf_mpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
+static inline MPI_Status *lf_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 
 // MARK: HDF5
 // H5T_NATIVE_* expand to H5open() plus a global, so they must be read at run time.
