@@ -1,0 +1,105 @@
+import ArgumentParser
+import Data
+import Distributed
+import Foundation
+import Model
+import Training
+
+struct SearchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "search",
+        abstract: "Train a grid of physics parameters (mass, damping, coupling, …) across the ranks of one MPI job.",
+        discussion: """
+        The ranks split into groups of --ranks-per-trial (MPI_Comm_split); each group trains one \
+        grid point at a time with the ordinary data-parallel trainer on its own sub-communicator, \
+        and takes the next unfinished point as soon as it is done. A trial's result is the same, \
+        bit for bit, as `train` with that config at world size --ranks-per-trial.
+
+        The run directory gets trials/<trial>/ (status.json: pending, running, complete or \
+        failed with the reason; train.log, metrics.jsonl, checkpoints, best.h5, validation.json, \
+        submission.h5), results.csv, results.md, heatmap.svg (validation co-bps over the first two \
+        axes, a panel per value of the others) and best.yaml (the config of the point with the \
+        highest validation co-bps). Rank 0 prints a line as each trial finishes.
+
+        A trial whose loss becomes NaN is marked failed and the others go on. SIGTERM/SIGUSR1 \
+        checkpoints every running trial and exits with 75; the same command again skips finished \
+        trials and resumes the running ones from their checkpoints.
+
+        Examples:
+          mpirun -n 8 lflow-dist search --ranks-per-trial 2                  # Lorenz, 27-point default grid
+          mpirun -n 4 lflow-dist search --config Configs/tiny.yaml --ranks-per-trial 2 \\
+              --grid mass=0.5,1 --grid damping=0.3,0.8
+          mpirun -n 16 lflow-dist search --config Configs/mc_maze.yaml --data mc_maze_20.h5 \\
+              --grid mass=0.5,1,2 --grid damping=0.3,0.55,0.8 --grid coupling=0.5,1,2 --ranks-per-trial 4
+        """)
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(help: ArgumentHelp("NLB tensor HDF5 file. Without it the built-in Lorenz data (and, without --config, the lorenz config) is used, as in `train`.", valueName: "file.h5"))
+    var data: String?
+
+    @Option(name: .customLong("grid"), help: ArgumentHelp("One axis of the grid: a numeric config field and its values. Repeatable; the grid is the product of the axes. Default: --grid \(SearchGrid.defaultSpecs.joined(separator: " --grid ")).", valueName: "field=v1,v2,…"))
+    var grid: [String] = []
+
+    @Option(help: ArgumentHelp("Ranks that train one grid point together (data parallel). The job's rank count must be a multiple of it.", valueName: "R"))
+    var ranksPerTrial = 1
+
+    @Option(help: ArgumentHelp("Where the search writes. Default: Checkpoints/search-<data file name>.", valueName: "dir"))
+    var runDir: String?
+
+    @Option(help: ArgumentHelp("Submission group name of each trial. Default: the data file's dataset_name attribute, else its file name.", valueName: "name"))
+    var datasetName: String?
+
+    @Flag(help: "Train failed trials again (by default a restarted search keeps them failed).")
+    var retryFailed = false
+
+    func run() throws {
+        let world = try MPICommunicator.world()
+        defer { MPICommunicator.finalize() }
+        Preemption.installHandlers()
+        do {
+            try search(world: world)
+        } catch let error as SearchError where error.description.isEmpty {
+            throw ExitCode.failure                   // rank 0 has said what happened
+        } catch let preempted as Preempted {
+            MPICommunicator.finalize()
+            if world.isRoot { FileHandle.standardError.write(Data("\(preempted)\n".utf8)) }
+            throw ExitCode(Preempted.exitCode)
+        } catch let error as SearchError {
+            // The grid, the rank layout and the run directory are checked identically on every
+            // rank before anything trains: rank 0 reports, every rank exits.
+            guard world.isRoot else { throw ExitCode.failure }
+            throw error
+        } catch let error as ConfigError {
+            guard world.isRoot else { throw ExitCode.failure }
+            throw error
+        } catch {
+            guard world.size > 1 else { throw error }
+            FileHandle.standardError.write(Data("Error (rank \(world.rank) of \(world.size)): \(error)\n".utf8))
+            world.abort(code: 1)
+        }
+    }
+
+    func search(world: Communicator) throws {
+        let say: (String) -> Void = world.isRoot ? { lflow_dist.say($0) } : { _ in }
+        // Everything that can be refused is refused before any data is generated or trained on.
+        let grid = try SearchGrid(specs: grid.isEmpty ? SearchGrid.defaultSpecs : grid)
+        try Search.checkLayout(worldSize: world.size, ranksPerTrial: ranksPerTrial)
+        if let data {
+            _ = try grid.points(base: try options.resolve())
+            guard FileManager.default.fileExists(atPath: data) else {
+                throw SearchError("--data '\(data)': no such file. Give an NLB tensor HDF5 file (see `lflow-dist synth` for a test one), or drop --data for the built-in Lorenz data.")
+            }
+        } else if options.config != nil {
+            _ = try grid.points(base: try options.resolve())
+        } else {
+            _ = try grid.points(base: try BuiltIn.lorenzConfig(overrides: options.overrides))
+        }
+        let (dataPath, config) = try options.resolve(data: data, comm: world, say: say)
+        let tensors = try NLBTensors.load(path: dataPath)
+        let runDirectory = runDir ?? "Checkpoints/search-" + URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent
+        let search = try Search(grid: grid, base: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,
+                                datasetName: datasetName, world: world, ranksPerTrial: ranksPerTrial, retryFailed: retryFailed, say: say)
+        try search.run()
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+import HDF5
+
+/// `search`: a grid over sub-communicators, each trial the same computation as `train`.
+@Suite("Grid search over MPI groups", .serialized)
+struct SearchTests {
+    static let tiny = ["--config", "Configs/tiny.yaml"]
+
+    /// The results table without its last column (wall time, the one field that differs
+    /// between two runs of the same search).
+    static func table(_ run: String) throws -> [String] {
+        try String(contentsOfFile: "\(run)/results.csv", encoding: .utf8).split(separator: "\n")
+            .map { $0.split(separator: ",", omittingEmptySubsequences: false).dropLast().joined(separator: ",") }
+    }
+
+    /// Every tensor of best.h5 and last.h5, and validation.json without its timing.
+    static func result(_ run: String) throws -> [String: [Float]] {
+        var out: [String: [Float]] = [:]
+        for file in ["best.h5", "last.h5"] {
+            let f = try H5File.open("\(run)/\(file)")
+            for name in try f.children(of: "model") { out["\(file)/\(name)"] = try f.readFloats("model/\(name)").values }
+        }
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/validation.json"))) as! [String: Any]
+        for (key, value) in json where key != "minutes" { out["validation/\(key)"] = [Float((value as! NSNumber).doubleValue)] }
+        return out
+    }
+
+    static func status(_ trial: String) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(trial)/status.json"))) as! [String: Any]
+    }
+
+    @Test("mpirun -n 4 search --ranks-per-trial 2 over a 4-point grid: 4 complete rows, each bitwise equal to train on 2 ranks")
+    func searchEqualsTrain() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try ResumeTests.data(in: dir)
+        let r = try CLI.run(["search"] + Self.tiny + ["--data", data, "--ranks-per-trial", "2", "--grid", "mass=0.5,1",
+                                                     "--grid", "damping=0.3,0.8", "--run-dir", "\(dir)/search"], ranks: 4)
+        #expect(r.status == 0, "\(r.output)")
+        let rows = try Self.table("\(dir)/search").dropFirst()
+        #expect(rows.count == 4)
+        #expect(rows.allSatisfy { $0.contains(",complete,") }, "\(rows)")
+        #expect(r.stdout.contains("[4/4]"), "\(r.stdout)")
+        for name in ["best.yaml", "results.md", "heatmap.svg"] {
+            #expect(FileManager.default.fileExists(atPath: "\(dir)/search/\(name)"), "\(name) missing")
+        }
+        let trials = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/search/trials").sorted()
+        #expect(trials.count == 4)
+        for (trial, (mass, damping)) in zip(trials, [("0.5", "0.3"), ("0.5", "0.8"), ("1.0", "0.3"), ("1.0", "0.8")]) {
+            #expect(trial.hasSuffix("mass=\(mass)_damping=\(damping)"))
+            let alone = "\(dir)/train-\(trial)"
+            let t = try CLI.run(["train"] + Self.tiny + ["--data", data, "--set", "mass=\(mass)", "--set", "damping=\(damping)",
+                                                        "--run-dir", alone], ranks: 2)
+            #expect(t.status == 0, "\(t.output)")
+            let fromSearch = try Self.result("\(dir)/search/trials/\(trial)"), fromTrain = try Self.result(alone)
+            #expect(fromSearch.keys.count > 20)
+            #expect(fromSearch == fromTrain, "trial \(trial) differs from train alone")
+        }
+    }
+
+    @Test("A search killed midway and started again skips complete trials, resumes the running one, and ends with the uninterrupted table")
+    func killAndRestart() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try ResumeTests.data(in: dir)
+        // Group 0 (ranks 0, 1) takes the short trials, group 1 the long one first: rank 0 is
+        // killed when two are complete, while trial 1 is half way through.
+        let args = ["search"] + Self.tiny + ["--data", data, "--ranks-per-trial", "2", "--grid", "mass=0.5,1",
+                                              "--grid", "epochs=2,30"]
+        let reference = try CLI.run(args + ["--run-dir", "\(dir)/reference"], ranks: 4)
+        #expect(reference.status == 0, "\(reference.output)")
+
+        let run = "\(dir)/killed"
+        let killed = try CLI.run(args + ["--run-dir", run], ranks: 4, environment: ["LFLOW_TEST_KILL_SEARCH_AFTER": "2"])
+        #expect(killed.status != 0, "\(killed.output)")
+        let trials = try FileManager.default.contentsOfDirectory(atPath: "\(run)/trials").sorted()
+        let before = try trials.map { try Self.status("\(run)/trials/\($0)")["status"] as! String }
+        let complete = trials.indices.filter { before[$0] == "complete" }
+        #expect(complete.count >= 2 && complete.count < 4, "\(before)")
+        let stamps = try complete.map { try FileManager.default.attributesOfItem(atPath: "\(run)/trials/\(trials[$0])/best.h5")[.modificationDate] as! Date }
+
+        let restarted = try CLI.run(args + ["--run-dir", run], ranks: 4)
+        #expect(restarted.status == 0, "\(restarted.output)")
+        #expect(restarted.stdout.contains("already finished, skipped"), "\(restarted.stdout)")
+        for (i, index) in complete.enumerated() {
+            let trial = "\(run)/trials/\(trials[index])"
+            #expect(try Self.status(trial)["sessions"] as? Int == 1, "\(trials[index]) was trained again")
+            #expect(try FileManager.default.attributesOfItem(atPath: "\(trial)/best.h5")[.modificationDate] as! Date == stamps[i])
+        }
+        let resumed = try trials.filter {
+            try String(contentsOfFile: "\(run)/trials/\($0)/train.log", encoding: .utf8).contains("resuming from")
+        }
+        #expect(!resumed.isEmpty, "no trial resumed from a checkpoint: \(before)")
+        #expect(try Self.table(run) == Self.table("\(dir)/reference"))
+    }
+
+    @Test("Unknown fields, empty grids, impossible values and uneven groups are refused before anything trains")
+    func refusals() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try CLI.smallData(in: dir)
+        let cases: [([String], Int, String)] = [
+            (["--grid", "dampng=0.3,0.5"], 2, "unknown config key 'dampng'. Did you mean damping?"),
+            (["--grid", "mass="], 2, "--grid mass=: no values"),
+            (["--grid", "mass=0.5,,1"], 1, "an empty value"),
+            (["--grid", "mass=0,1"], 2, "grid point mass=0.0 is impossible: mass must be > 0"),
+            (["--grid", "mass=1", "--grid", "damping=0.5,1"], 1, "grid point mass=1.0, damping=1.0 is impossible: damping must be in [0, 1)"),
+            (["--grid", "potential=diagonal"], 1, "'potential' is not numeric"),
+            (["--grid", "mass=1", "--ranks-per-trial", "2"], 3, "3 ranks do not split into groups of --ranks-per-trial 2"),
+        ]
+        for (extra, ranks, message) in cases {
+            let run = "\(dir)/run-\(UUID().uuidString)"
+            let r = try CLI.run(["search"] + Self.tiny + ["--data", data, "--run-dir", run] + extra, ranks: ranks)
+            #expect(r.status != 0, "\(extra)")
+            #expect(r.output.contains(message), "\(extra): \(r.output)")
+            #expect(!r.output.contains("Usage:"), "\(extra): \(r.output)")
+            #expect(!FileManager.default.fileExists(atPath: run), "\(extra) created the run directory")
+        }
+    }
+
+    @Test("A NaN trial is marked failed with its reason; the others complete")
+    func failedTrial() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try CLI.smallData(in: dir)
+        let r = try CLI.run(["search"] + Self.tiny + ["--data", data, "--grid", "learningRate=0.005,1e30", "--run-dir", "\(dir)/s"], ranks: 2)
+        #expect(r.status == 0, "\(r.output)")
+        let rows = try Self.table("\(dir)/s")
+        #expect(rows[1].contains(",complete,"), "\(rows)")
+        #expect(rows[2].contains(",failed,") && rows[2].contains("the validation metric became"), "\(rows)")
+        #expect(r.stdout.contains("FAILED"))
+        let best = try String(contentsOfFile: "\(dir)/s/best.yaml", encoding: .utf8)
+        #expect(best.contains("learningRate: 0.005"))
+    }
+}
