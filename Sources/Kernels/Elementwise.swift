@@ -25,12 +25,4 @@ public enum Elementwise {
         for i in 0..<count { acc += x[i] * x[i] }
         return acc
     }
-
-    /// Inverted dropout mask: overwrites `mask` with keep/(1-rate), keep ~ Bernoulli(1-rate),
-    /// from uniforms already in `mask`. With rate 0 every entry is 1.
-    @inlinable
-    public static func dropoutMask<S: Scalar>(_ mask: UnsafeMutablePointer<S>, rate: S, count: Int) {
-        let scale = rate < 1 ? 1 / (1 - rate) : 0
-        for i in 0..<count { mask[i] = mask[i] < rate ? 0 : scale }
-    }
 }

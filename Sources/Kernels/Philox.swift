@@ -6,19 +6,24 @@ import RealModule
 /// key, with no state to carry. That is what lets the same trial see the same noise at any
 /// world size, and lets a checkpoint resume the random stream from counters alone.
 public enum Philox {
-    @inlinable
+    @inlinable @inline(__always)
     public static func block(_ c: SIMD4<UInt32>, key: SIMD2<UInt32>) -> SIMD4<UInt32> {
-        var c = c
-        var k = key
+        // Plain scalars: SIMD4 lane shuffles per round cost more than the arithmetic.
+        var c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3]
+        var k0 = key[0], k1 = key[1]
         for _ in 0..<10 {
-            let p0 = UInt64(0xD251_1F53) &* UInt64(c[0])
-            let p1 = UInt64(0xCD9E_8D57) &* UInt64(c[2])
-            let hi0 = UInt32(truncatingIfNeeded: p0 >> 32), lo0 = UInt32(truncatingIfNeeded: p0)
-            let hi1 = UInt32(truncatingIfNeeded: p1 >> 32), lo1 = UInt32(truncatingIfNeeded: p1)
-            c = SIMD4(hi1 ^ c[1] ^ k[0], lo1, hi0 ^ c[3] ^ k[1], lo0)
-            k &+= SIMD2(0x9E37_79B9, 0xBB67_AE85)
+            let p0 = UInt64(0xD251_1F53) &* UInt64(c0)
+            let p1 = UInt64(0xCD9E_8D57) &* UInt64(c2)
+            let n0 = UInt32(truncatingIfNeeded: p1 >> 32) ^ c1 ^ k0
+            let n2 = UInt32(truncatingIfNeeded: p0 >> 32) ^ c3 ^ k1
+            c1 = UInt32(truncatingIfNeeded: p1)
+            c3 = UInt32(truncatingIfNeeded: p0)
+            c0 = n0
+            c2 = n2
+            k0 &+= 0x9E37_79B9
+            k1 &+= 0xBB67_AE85
         }
-        return c
+        return SIMD4(c0, c1, c2, c3)
     }
 }
 
@@ -51,7 +56,7 @@ public struct NoiseStream: Sendable {
         self.step = step
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     func words(block: Int, trial: Int) -> SIMD4<UInt32> {
         let c = SIMD4<UInt32>(
             UInt32(truncatingIfNeeded: block), UInt32(truncatingIfNeeded: trial),
@@ -77,8 +82,50 @@ public struct NoiseStream: Sendable {
         }
     }
 
+    /// Overwrites `out[0..<count]` with an inverted-dropout mask from uniform draws number
+    /// `first`..<`first + count` of `trial`: 0 where the draw's 32 bits are below `threshold`
+    /// (probability threshold / 2³²), else `keepValue`. Compares integers: no conversion per
+    /// element.
+    @inlinable
+    public func fillDropout<S: Scalar>(trial: Int, first: Int = 0, into out: UnsafeMutablePointer<S>, count: Int,
+                                       threshold: UInt32, keepValue: S) {
+        var i = 0
+        var block = first / 4
+        // A start inside a block: its remaining words.
+        if first % 4 != 0 {
+            let w = words(block: block, trial: trial)
+            for j in (first % 4)..<4 where i < count {
+                out[i] = w[j] < threshold ? 0 : keepValue
+                i += 1
+            }
+            block += 1
+        }
+        while i + 4 <= count {
+            let w = words(block: block, trial: trial)
+            out[i] = w[0] < threshold ? 0 : keepValue
+            out[i + 1] = w[1] < threshold ? 0 : keepValue
+            out[i + 2] = w[2] < threshold ? 0 : keepValue
+            out[i + 3] = w[3] < threshold ? 0 : keepValue
+            i += 4
+            block += 1
+        }
+        if i < count {
+            let w = words(block: block, trial: trial)
+            for j in 0..<(count - i) { out[i + j] = w[j] < threshold ? 0 : keepValue }
+        }
+    }
+
+    /// The `fillDropout` threshold for drop probability `rate` in [0, 1): ⌈rate·2³²⌉.
+    public static func dropoutThreshold(rate: Double) -> UInt32 {
+        UInt32(min((rate * 0x1p32).rounded(.up), Double(UInt32.max)))
+    }
+
     /// Overwrites `out[0..<count]` with N(0, 1) draws number 0..<count of `trial`.
     public func fillNormal<S: Scalar>(trial: Int, into out: UnsafeMutablePointer<S>, count: Int) {
+        if S.self == Float.self {
+            out.withMemoryRebound(to: Float.self, capacity: count) { fillNormalSingle(trial: trial, into: $0, count: count) }
+            return
+        }
         var i = 0
         var block = 0
         while i < count {
@@ -91,6 +138,27 @@ public struct NoiseStream: Sendable {
                 let angle = 2 * Double.pi * u2
                 out[i + 2 * pair] = S(radius * Double.cos(angle))
                 if i + 2 * pair + 1 < count { out[i + 2 * pair + 1] = S(radius * Double.sin(angle)) }
+            }
+            i += 4
+            block += 1
+        }
+    }
+
+    /// `fillNormal` for Float buffers: the same Box–Muller on the same draws, in single
+    /// precision (a Double log, sin and cos per pair cost 16 ns per normal; the result is
+    /// stored as Float either way).
+    @inlinable
+    func fillNormalSingle(trial: Int, into out: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        var block = 0
+        while i < count {
+            let w = words(block: block, trial: trial)
+            for pair in 0..<2 where i + 2 * pair < count {
+                let u1 = Float((Double(w[2 * pair]) + 1) * 0x1p-32)
+                let angle = 2 * Float.pi * Float(Self.unit(w[2 * pair + 1]))
+                let radius = (-2 * Float.log(u1)).squareRoot()
+                out[i + 2 * pair] = radius * Float.cos(angle)
+                if i + 2 * pair + 1 < count { out[i + 2 * pair + 1] = radius * Float.sin(angle) }
             }
             i += 4
             block += 1

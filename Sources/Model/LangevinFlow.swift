@@ -125,6 +125,9 @@ public final class LangevinFlow<S: Scalar> {
     /// Log-rates of the last forward pass                          // (steps, B, Nout)
     public var logRates: Buffer<S> { readout.logRates }
 
+    /// Set by `lflow-dist bench` to time the phases; the caller starts it before `forward`.
+    public var clock: PhaseClock?
+
     /// Runs the model on `batch` and returns the loss. `normalisation` defaults to this batch's
     /// own counts. `klWeight` is β (the warm-up schedule is the trainer's).
     @discardableResult
@@ -136,6 +139,7 @@ public final class LangevinFlow<S: Scalar> {
         let norm = normalisation ?? LossNormalisation(observedEntries: observed, trials: b)
 
         encoder.forward(x: inputs.input.ptr, batch: b, params: params, noise: noise)
+        clock?.mark(.encoder)
         let h0 = encoder.states.ptr                                                  // (B, H)
         var kl = zHead.forward(h0: h0, sample: dynamics.positions.ptr, batch: b, params: params, noise: noise)
         if let vHead {
@@ -143,6 +147,7 @@ public final class LangevinFlow<S: Scalar> {
         }
         potential.build(params: params)
         kl += dynamics.forward(forceMatrix: potential.forceMatrix.ptr, batch: b, noise: noise)
+        clock?.mark(.dynamics)
         assembleLatents(batch: b)
         let decoderOut: UnsafeMutablePointer<S>
         if let transformer {
@@ -151,8 +156,10 @@ public final class LangevinFlow<S: Scalar> {
         } else {
             decoderOut = latents.ptr
         }
+        clock?.mark(.decoder)
         readout.forward(x: decoderOut, rows: steps * b, params: params)
         let nll = readout.nll(targets: inputs.targets.ptr, lossMask: inputs.lossMask.ptr, rows: steps * b)
+        clock?.mark(.readoutLoss)
 
         let reconstruction = Double(nll) / Double(max(norm.observedEntries, 1))
         let klMean = Double(kl) / Double(max(norm.trials, 1))
@@ -168,6 +175,7 @@ public final class LangevinFlow<S: Scalar> {
         let decoderIn = transformer == nil ? latents.ptr : decoded.ptr
         readout.backward(dx: dDecoded.ptr, x: decoderIn, targets: inputs.targets.ptr, gradMask: inputs.gradMask.ptr,
                          scale: lastScale.reconstruction, rows: rows, params: params)
+        clock?.mark(.readoutBackward)
         let dS: UnsafeMutablePointer<S>
         if let transformer {
             dLatents.ptr.update(repeating: 0, count: rows * config.decoderWidth)
@@ -177,12 +185,15 @@ public final class LangevinFlow<S: Scalar> {
             dS = dDecoded.ptr
         }
         splitLatentGradient(dS, batch: b)
+        clock?.mark(.decoderBackward)
         dynamics.backward(forceMatrix: potential.forceMatrix.ptr, klScale: lastScale.kl, batch: b)
         let h0 = encoder.states.ptr
         zHead.backward(dSample: dynamics.dPositions.ptr, klScale: lastScale.kl, h0: h0, dh0: dStates.ptr, batch: b, params: params)
         vHead?.backward(dSample: dynamics.dVelocities.ptr, klScale: lastScale.kl, h0: h0, dh0: dStates.ptr, batch: b, params: params)
         potential.backward(dForceMatrix: dynamics.dForceMatrix.ptr, params: params)
+        clock?.mark(.dynamicsBackward)
         encoder.backward(dStates: dStates.ptr, dx: nil, x: inputs.input.ptr, batch: b, params: params)
+        clock?.mark(.encoderBackward)
     }
 
     /// S_t = [z_t, v_t, h_t] row by row.

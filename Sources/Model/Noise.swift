@@ -65,7 +65,7 @@ public struct NoiseContext: Sendable {
     }
 
     /// Overwrites `mask` (rows, batch, width) with an inverted-dropout mask: 0 with probability
-    /// `rate`, else 1/(1-rate). Without dropout, or with rate 0, every entry is 1.
+    /// `rate` (to 2⁻³², compared on the draw's integer bits), else 1/(1-rate). Without dropout, or with rate 0, every entry is 1.
     public func dropoutMask<S: Scalar>(
         _ purpose: NoisePurpose, rate: Double, into mask: UnsafeMutablePointer<S>,
         rows: Int, width: Int, scratch: UnsafeMutablePointer<S>
@@ -75,7 +75,18 @@ public struct NoiseContext: Sendable {
             mask.update(repeating: 1, count: count)
             return
         }
-        fill(purpose, normal: false, into: mask, rows: rows, width: width, scratch: scratch)
-        Elementwise.dropoutMask(mask, rate: S(rate), count: count)
+        let batch = trialIndices.count, s = stream(purpose)
+        let threshold = NoiseStream.dropoutThreshold(rate: rate), keep = S(1 / (1 - rate))
+        for (b, trial) in trialIndices.enumerated() {
+            if rows == 1 || batch == 1 {
+                // This trial's draws are contiguous in `mask`: no copy.
+                s.fillDropout(trial: trial, into: mask + b * width, count: rows * width, threshold: threshold, keepValue: keep)
+                continue
+            }
+            s.fillDropout(trial: trial, into: scratch, count: rows * width, threshold: threshold, keepValue: keep)
+            for r in 0..<rows {
+                (mask + (r * batch + b) * width).update(from: scratch + r * width, count: width)
+            }
+        }
     }
 }

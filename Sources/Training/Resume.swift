@@ -83,7 +83,6 @@ extension Trainer {
         let layout = model.params.layout
         let stateJSON = String(decoding: try Self.jsonEncoder.encode(state), as: UTF8.self)
         let schedulerJSON = String(decoding: try Self.jsonEncoder.encode(scheduler), as: UTF8.self)
-        let fingerprint = try dataFingerprint(path: tensors.path)
         try CheckpointIO.write(path: path, config: config) { file in
             try CheckpointIO.writeGroup("model", of: self.model.params.values, layout: layout, to: file)
             try CheckpointIO.writeGroup("optimizer/exp_avg", of: self.adam.exp_avg, layout: layout, to: file)
@@ -115,7 +114,6 @@ extension Trainer {
     func resumeFromNewestCheckpoint() throws -> TrainerState? {
         let candidates = checkpointPaths()
         guard !candidates.isEmpty else { return nil }
-        let fingerprint = try dataFingerprint(path: tensors.path)
         for path in candidates {
             do {
                 let file = try H5File.open(path)

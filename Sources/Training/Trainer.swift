@@ -62,6 +62,9 @@ public final class Trainer {
     public let bestParameters: Buffer<Float>
     public internal(set) var step = 0
     public internal(set) var history: [EpochRecord] = []
+    /// The data file's fingerprint when it was loaded (checkpoints record it; hashed once per run,
+    /// not at every checkpoint).
+    let fingerprint: String
     /// Called on every rank after each epoch's record is logged (search uses it on world rank 0
     /// to report other groups' trials while its own trains).
     public var afterEpoch: ((EpochRecord) -> Void)?
@@ -88,6 +91,7 @@ public final class Trainer {
         self.runDirectory = runDirectory
         self.comm = comm
         say = log
+        fingerprint = try dataFingerprint(path: tensors.path)
     }
 
     /// Rank 0 speaks; the others are silent.

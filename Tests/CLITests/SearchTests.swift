@@ -130,3 +130,20 @@ struct SearchTests {
         #expect(best.contains("learningRate: 0.005"))
     }
 }
+
+@Suite("Benchmark")
+struct BenchTests {
+    @Test("bench --smoke runs every configuration under mpirun and reports every phase (no timing is asserted)")
+    func smoke() throws {
+        let dir = CLI.temporaryDirectory()
+        let r = try CLI.run(["bench", "--smoke", "--json", "\(dir)/bench.json", "--scratch", dir])
+        #expect(r.status == 0, "\(r.output)")
+        for text in ["smoke 1×1", "smoke 1×2", "smoke 2×1", "allreduce", "backward: decoder", "checkpoint write"] {
+            #expect(r.stdout.contains(text), "missing '\(text)' in\n\(r.stdout)")
+        }
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/bench.json"))) as! [String: Any]
+        let results = json["results"] as! [[String: Any]]
+        #expect(results.count == 3)
+        #expect(results.allSatisfy { ($0["stepSeconds"] as! [Double]).count == 2 && ($0["median"] as! Double) > 0 })
+    }
+}

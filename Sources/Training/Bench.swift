@@ -1,0 +1,200 @@
+import Checkpoint
+import Distributed
+import Foundation
+import Kernels
+import Model
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A model and batch size to benchmark.
+public struct BenchSize: Codable, Sendable {
+    public var name: String
+    public var hidden: Int
+    public var batch: Int
+    public var bins: Int
+    public var forward: Int
+    public var heldIn: Int
+    public var heldOut: Int
+    public var heads: Int
+    public var feedForward: Int
+
+    /// MC_Maze 20 ms with the released code's settings (spec "Dimensions").
+    public static let paper = BenchSize(name: "paper", hidden: 280, batch: 256, bins: 35, forward: 10, heldIn: 137, heldOut: 45, heads: 2, feedForward: 512)
+    public static let small = BenchSize(name: "small", hidden: 64, batch: 64, bins: 35, forward: 10, heldIn: 137, heldOut: 45, heads: 2, feedForward: 512)
+    /// Seconds, for CI: only checks that the benchmark runs.
+    public static let smoke = BenchSize(name: "smoke", hidden: 16, batch: 8, bins: 6, forward: 2, heldIn: 9, heldOut: 3, heads: 2, feedForward: 32)
+    public static let all = [paper, small, smoke]
+
+    public var dims: DataDims { DataDims(bins: bins, forwardBins: forward, heldIn: heldIn, heldOut: heldOut) }
+
+    /// The spec's defaults with the released code's MC_Maze settings (lagged encoder input,
+    /// all-pairs potential, dropout 0.1 everywhere, cdKeep 0.5), at this size.
+    public var config: Config {
+        var c = Config()
+        c.hidden = hidden
+        c.heads = heads
+        c.feedForward = feedForward
+        c.batchSize = batch
+        c.encoderInput = .lagged
+        c.learningRate = 0.003
+        c.weightDecay = 2e-5
+        return c
+    }
+
+    /// Multiply-adds ×2 of every matrix product in one training step (forward and backward);
+    /// element-wise work is not counted. The backward of a product costs twice its forward
+    /// (input and weight gradients), except the encoder's input projection, whose input needs
+    /// no gradient.
+    public var flopsPerStep: Double {
+        let b = Double(batch), s = Double(bins + forward), h = Double(hidden), d = 3 * h
+        let nIn = Double(heldIn), nOut = Double(heldIn + heldOut), f = Double(feedForward)
+        let rows = s * b
+        let gruInput = 2 * rows * nIn * 3 * h * 2                     // forward + weight gradient
+        let gruHidden = 2 * rows * h * 3 * h * 3
+        let heads = 2 * b * h * h * 4 * 3
+        let force = 2 * rows * h * h * 3
+        let projections = 2 * rows * d * (3 * d + d + 2 * f) * 3       // in_proj, out_proj, linear1, linear2
+        let attention = 2 * b * s * s * d * 2 * 3                       // QKᵀ and PV over all heads
+        let readout = 2 * rows * d * nOut * 3
+        return gruInput + gruHidden + heads + force + projections + attention + readout
+    }
+}
+
+/// One configuration's measurement: `ranks` × `threads` on one size.
+public struct BenchResult: Codable, Sendable {
+    public var size: String
+    public var ranks: Int
+    public var threads: Int
+    /// Wall seconds of each timed step (the slowest rank's).
+    public var stepSeconds: [Double]
+    public var median: Double
+    public var min: Double
+    public var max: Double
+    public var trialsPerSecond: Double
+    public var gflops: Double
+    /// Mean seconds per step of each phase on rank 0, by phase name.
+    public var phases: [String: Double]
+    public var allreduceFraction: Double
+    /// Peak resident memory of the largest rank, MiB.
+    public var peakMemoryMiB: Double
+    public var parameters: Int
+}
+
+public enum Bench {
+    static func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+    }
+
+    public static func median(_ values: [Double]) -> Double {
+        let s = values.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    /// Peak resident set size of this process, MiB.
+    public static func peakMemoryMiB() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024
+    }
+
+    /// Times full training steps as the trainer takes them: zero the gradients, forward and
+    /// backward on this rank's slice of the global batch, one allreduce, clip, Adam.
+    public static func trainingSteps(size: BenchSize, steps: Int, warmup: Int, comm: Communicator) throws -> BenchResult {
+        let config = size.config, dims = size.dims
+        let global = Array(0..<size.batch)
+        let local = Trainer.shard(global, rank: comm.rank, size: comm.size)
+        let model = LangevinFlow<Float>(config: config, dims: dims, maxBatch: max(local.count, 1))
+        model.params.initialise(seed: 0)
+        let adam = Adam<Float>(count: model.params.layout.totalCount, config: config)
+        let batch = Batch<Float>(dims: dims, capacity: max(local.count, 1))
+        batch.count = local.count
+        // Poisson-like counts: per-neuron rates in [0.05, 1], modulated over time.
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15 &+ UInt64(comm.rank)
+        for t in 0..<dims.steps {
+            for j in 0..<local.count {
+                for n in 0..<dims.outputs {
+                    state = state &* 6364136223846793005 &+ 1442695040888963407
+                    let u = Double(state >> 11) / Double(1 << 53)
+                    let rate = (0.05 + 0.95 * Double(n % 17) / 16) * (1 + 0.5 * sin(Double(t) / 5))
+                    batch.targets[(t * local.count + j) * dims.outputs + n] = Float(u < rate / (1 + rate) ? 1 : 0) + (u < rate * rate / 4 ? 1 : 0)
+                }
+            }
+        }
+        let norm = LossNormalisation(observedEntries: size.batch * dims.steps * dims.outputs, trials: size.batch)
+        let clock = PhaseClock()
+        model.clock = clock
+        var times: [Double] = []
+        for s in 0..<(warmup + steps) {
+            if s == warmup { clock.reset() }
+            try comm.barrier()
+            let started = now()
+            clock.start()
+            model.params.grads.zero()
+            clock.mark(.optimiser)
+            if !local.isEmpty {
+                let noise = NoiseContext(stochastic: true, seed: 0, epoch: 0, step: s, trialIndices: local)
+                model.forward(batch, noise: noise, klWeight: config.klWeight, normalisation: norm)
+                model.backward()
+            }
+            try comm.allreduceSum(model.params.grads.ptr, count: model.params.grads.count)
+            clock.mark(.allreduce)
+            Adam<Float>.clipGradNorm(model.params.grads, maxNorm: config.gradClip)
+            adam.update(params: model.params.values, grads: model.params.grads, learningRate: config.learningRate, weightDecay: config.weightDecay)
+            clock.mark(.optimiser)
+            if s >= warmup { times.append(now() - started) }
+        }
+        // A step lasts as long as its slowest rank.
+        try times.withUnsafeMutableBufferPointer { try comm.allreduceMax($0.baseAddress!, count: $0.count) }
+        var memory = [peakMemoryMiB()]
+        try memory.withUnsafeMutableBufferPointer { try comm.allreduceMax($0.baseAddress!, count: 1) }
+        let med = median(times)
+        var phases: [String: Double] = [:]
+        for phase in PhaseClock.Phase.allCases { phases[phase.name] = clock.seconds[phase.rawValue] / Double(steps) }
+        return BenchResult(size: size.name, ranks: comm.size, threads: 0, stepSeconds: times, median: med,
+                           min: times.min() ?? 0, max: times.max() ?? 0, trialsPerSecond: Double(size.batch) / med,
+                           gflops: size.flopsPerStep / med / 1e9, phases: phases,
+                           allreduceFraction: clock.seconds[PhaseClock.Phase.allreduce.rawValue] / Double(steps) / med,
+                           peakMemoryMiB: memory[0], parameters: model.params.layout.totalCount)
+    }
+
+    /// OpenBLAS sgemm GFLOP/s on square n×n products with the current thread count: the best
+    /// of `repeats` (the peak the step is compared with).
+    public static func sgemmPeak(n: Int = 2048, repeats: Int = 4) -> Double {
+        let a = Buffer<Float>(count: n * n), b = Buffer<Float>(count: n * n), c = Buffer<Float>(count: n * n)
+        for i in 0..<(n * n) { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1 }
+        var best = 0.0
+        for _ in 0..<repeats {
+            let started = now()
+            Float.gemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a.ptr, lda: n, b: b.ptr, ldb: n, beta: 0, c: c.ptr, ldc: n)
+            best = Swift.max(best, 2 * Double(n) * Double(n) * Double(n) / (now() - started) / 1e9)
+        }
+        return best
+    }
+
+    /// Seconds to write a full resumable checkpoint of `size` (parameters, both Adam moments
+    /// and the best weights, as the trainer writes them), median of `repeats`.
+    public static func checkpointSeconds(size: BenchSize, directory: String, repeats: Int = 3) throws -> Double {
+        let config = size.config
+        let layout = ParameterLayout(config: config, dims: size.dims)
+        let params = ParameterSet<Float>(layout: layout)
+        params.initialise(seed: 0)
+        let adam = Adam<Float>(count: layout.totalCount, config: config)
+        var times: [Double] = []
+        let path = directory + "/bench-checkpoint.h5"
+        for _ in 0..<repeats {
+            let started = now()
+            try CheckpointIO.write(path: path, config: config) { file in
+                try CheckpointIO.writeGroup("model", of: params.values, layout: layout, to: file)
+                try CheckpointIO.writeGroup("optimizer/exp_avg", of: adam.exp_avg, layout: layout, to: file)
+                try CheckpointIO.writeGroup("optimizer/exp_avg_sq", of: adam.exp_avg_sq, layout: layout, to: file)
+                try CheckpointIO.writeGroup("best_model", of: params.values, layout: layout, to: file)
+            }
+            times.append(now() - started)
+        }
+        try? FileManager.default.removeItem(atPath: path)
+        return median(times)
+    }
+}

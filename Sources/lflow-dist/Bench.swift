@@ -1,0 +1,264 @@
+import ArgumentParser
+import Distributed
+import Foundation
+import Kernels
+import Training
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time full training steps (paper size and small), by phase, against PyTorch when it is installed.",
+        discussion: """
+        For each size it runs, each under mpirun: 1 rank × 1 BLAS thread, 1 rank × 2 threads and \
+        2 ranks × 1 thread (the global batch split over the ranks). Each prints the median step \
+        time with its spread (min–max), trials/s, GFLOP/s (matrix products only, counted \
+        analytically), the fraction of the OpenBLAS sgemm peak measured in the same run at the \
+        same core count, the time per phase, and the peak memory per rank. It also times a full \
+        checkpoint write at paper size against an MC_Maze epoch.
+
+        When `python3 -c "import torch"` works, Benchmarks/pytorch_reference.py runs the same \
+        model (same shapes, one full step with Adam, torch.set_num_threads matched) and the \
+        table shows the speed ratio. Nothing is asserted: the figures are for people to read.
+
+        Examples:
+          lflow-dist bench                         # paper and small, ~5 minutes
+          lflow-dist bench --sizes small --steps 10 --json bench.json
+          lflow-dist bench --smoke                 # seconds: checks that the benchmark runs (CI)
+        """)
+
+    @Option(help: ArgumentHelp("Comma-separated sizes: paper (H=280, B=256, T=35+10, 137→182), small (H=64, B=64), smoke.", valueName: "list"))
+    var sizes = "paper,small"
+
+    @Option(help: "Timed steps per configuration (the median and the min–max spread are over these).")
+    var steps = 5
+
+    @Option(help: "Untimed steps before them.")
+    var warmup = 1
+
+    @Option(help: ArgumentHelp("Also write every figure as JSON to this file.", valueName: "file"))
+    var json: String?
+
+    @Flag(help: "A few seconds on a tiny model, without PyTorch: checks that the benchmark runs.")
+    var smoke = false
+
+    @Flag(help: "Do not run the PyTorch reference even if torch is installed.")
+    var noPytorch = false
+
+    @Option(help: ArgumentHelp("The PyTorch reference script.", valueName: "file"))
+    var pytorchScript = "Benchmarks/pytorch_reference.py"
+
+    @Option(help: ArgumentHelp("Directory for the checkpoint-write measurement and scratch files.", valueName: "dir"))
+    var scratch = NSTemporaryDirectory()
+
+    // Internal: one measurement inside mpirun, written as JSON.
+    @Option(help: .hidden) var workerSize: String?
+    @Option(help: .hidden) var workerThreads = 1
+    @Option(help: .hidden) var workerOut: String?
+
+    func validate() throws {
+        guard steps >= 1 else { throw ValidationError("--steps must be >= 1") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must be >= 0") }
+        for name in sizes.split(separator: ",") where !BenchSize.all.contains(where: { $0.name == name }) {
+            throw ValidationError("--sizes: unknown size '\(name)'; use paper, small or smoke")
+        }
+    }
+
+    func run() throws {
+        if let workerSize, let workerOut { return try worker(sizeName: workerSize, out: workerOut) }
+        try driver()
+    }
+
+    /// Inside mpirun: time the steps on MPI_COMM_WORLD, rank 0 writes the JSON.
+    func worker(sizeName: String, out: String) throws {
+        let world = try MPICommunicator.world()
+        defer { MPICommunicator.finalize() }
+        setBLASThreads(workerThreads)
+        guard let size = BenchSize.all.first(where: { $0.name == sizeName }) else { throw ValidationError("unknown size \(sizeName)") }
+        var result = try Bench.trainingSteps(size: size, steps: steps, warmup: warmup, comm: world)
+        result.threads = workerThreads
+        if world.isRoot {
+            try JSONEncoder().encode(result).write(to: URL(fileURLWithPath: out))
+        }
+    }
+
+    struct Report: Codable {
+        var sgemmPeakGflops: [String: Double]
+        var results: [BenchResult]
+        var pytorch: [String: PyTorchResult]
+        var checkpoint: CheckpointFigure?
+        var machine: String
+    }
+
+    struct PyTorchResult: Codable {
+        var torch_version: String
+        var threads: Int
+        var median_s: Double
+        var min_s: Double
+        var max_s: Double
+        var trials_per_s: Double
+        var parameters: Int?
+    }
+
+    struct CheckpointFigure: Codable {
+        var seconds: Double
+        var megabytes: Double
+        var epochSeconds: Double
+        var fraction: Double
+    }
+
+    func driver() throws {
+        let sizeList = smoke ? [BenchSize.smoke] : sizes.split(separator: ",").compactMap { name in BenchSize.all.first { $0.name == name } }
+        let steps = smoke ? 2 : self.steps, warmup = smoke ? 1 : self.warmup
+        let configurations = [(ranks: 1, threads: 1), (ranks: 1, threads: 2), (ranks: 2, threads: 1)]
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+
+        say("measuring the OpenBLAS sgemm peak (2048³, best of 4)…")
+        var peaks: [String: Double] = [:]
+        for threads in [1, 2] {
+            setBLASThreads(threads)
+            peaks["\(threads)"] = Bench.sgemmPeak(n: smoke ? 256 : 2048)
+            say(String(format: "  %d thread%@: %.1f GFLOP/s", threads, threads == 1 ? "" : "s", peaks["\(threads)"]!))
+        }
+        setBLASThreads(1)
+
+        var results: [BenchResult] = []
+        var torch: [String: PyTorchResult] = [:]
+        let torchAvailable = !smoke && !noPytorch && pytorchAvailable()
+        if !smoke && !noPytorch && !torchAvailable {
+            say("PyTorch is not importable by python3 (or \(pytorchScript) is missing): no PyTorch comparison")
+        }
+        for size in sizeList {
+            say(String(format: "\n%@: H=%d, B=%d, T=%d+%d, %d→%d neurons, %.1f GFLOP per step (matrix products)",
+                       size.name, size.hidden, size.batch, size.bins, size.forward, size.heldIn, size.heldIn + size.heldOut, size.flopsPerStep / 1e9))
+            for c in configurations {
+                say("  timing \(c.ranks) rank\(c.ranks == 1 ? "" : "s") × \(c.threads) thread\(c.threads == 1 ? "" : "s") (\(warmup) + \(steps) steps)…")
+                results.append(try measure(size: size, ranks: c.ranks, threads: c.threads, steps: steps, warmup: warmup))
+            }
+            if torchAvailable {
+                for threads in [1, 2] {
+                    say("  timing PyTorch, \(threads) thread\(threads == 1 ? "" : "s") (\(warmup) + \(steps) steps)…")
+                    if let r = try runPyTorch(size: size, threads: threads, steps: steps, warmup: warmup) { torch["\(size.name)/\(threads)"] = r }
+                }
+            }
+        }
+
+        var checkpoint: CheckpointFigure?
+        if let paper = results.first(where: { $0.size == "paper" }) ?? results.first {
+            let size = BenchSize.all.first { $0.name == paper.size }!
+            let seconds = try Bench.checkpointSeconds(size: size, directory: scratch)
+            // MC_Maze: 2295 training trials, 20% held for validation → 1836 per epoch, at the
+            // fastest throughput measured (the most demanding comparison).
+            let best = results.filter { $0.size == size.name }.map(\.trialsPerSecond).max() ?? paper.trialsPerSecond
+            let epoch = 1836 / best
+            checkpoint = CheckpointFigure(seconds: seconds, megabytes: Double(paper.parameters * 4 * 4) / 1e6, epochSeconds: epoch, fraction: seconds / epoch)
+        }
+
+        let report = Report(sgemmPeakGflops: peaks, results: results, pytorch: torch, checkpoint: checkpoint, machine: machineDescription())
+        say("\n" + table(report))
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(report).write(to: URL(fileURLWithPath: json))
+            say("wrote \(json)")
+        }
+    }
+
+    func measure(size: BenchSize, ranks: Int, threads: Int, steps: Int, warmup: Int) throws -> BenchResult {
+        let out = scratch + "/bench-\(size.name)-\(ranks)x\(threads)-\(getpid()).json"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        var environment = ProcessInfo.processInfo.environment
+        environment["OPENBLAS_NUM_THREADS"] = "\(threads)"
+        if geteuid() == 0 {
+            environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+            environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        }
+        let status = try runProcess("/usr/bin/env", ["mpirun", "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS", "-n", "\(ranks)", exe, "bench",
+                                                     "--worker-size", size.name, "--worker-threads", "\(threads)", "--worker-out", out,
+                                                     "--steps", "\(steps)", "--warmup", "\(warmup)"], environment: environment)
+        guard status == 0, let data = FileManager.default.contents(atPath: out) else {
+            throw ValidationError("the benchmark worker (mpirun -n \(ranks), \(threads) thread(s), \(size.name)) failed with status \(status); run it again with fewer --steps, or check that mpirun works (Launch/install-deps.sh)")
+        }
+        return try JSONDecoder().decode(BenchResult.self, from: data)
+    }
+
+    func pytorchAvailable() -> Bool {
+        FileManager.default.fileExists(atPath: pytorchScript)
+            && (try? runProcess("/usr/bin/env", ["python3", "-c", "import torch"], quiet: true)) == 0
+    }
+
+    func runPyTorch(size: BenchSize, threads: Int, steps: Int, warmup: Int) throws -> PyTorchResult? {
+        let out = scratch + "/pytorch-\(size.name)-\(threads)-\(getpid()).json"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let status = try runProcess("/usr/bin/env", ["python3", pytorchScript, "--hidden", "\(size.hidden)", "--batch", "\(size.batch)",
+                                                     "--bins", "\(size.bins)", "--forward", "\(size.forward)", "--held-in", "\(size.heldIn)",
+                                                     "--held-out", "\(size.heldOut)", "--heads", "\(size.heads)", "--ff", "\(size.feedForward)",
+                                                     "--threads", "\(threads)", "--steps", "\(steps)", "--warmup", "\(warmup)", "--json", out], quiet: true)
+        guard status == 0, let data = FileManager.default.contents(atPath: out) else {
+            say("  PyTorch reference failed (status \(status)); no ratio for \(size.name), \(threads) thread(s)")
+            return nil
+        }
+        return try JSONDecoder().decode(PyTorchResult.self, from: data)
+    }
+
+    @discardableResult
+    func runProcess(_ path: String, _ arguments: [String], environment: [String: String]? = nil, quiet: Bool = false) throws -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        if quiet {
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+        }
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    func machineDescription() -> String {
+        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
+            .first { $0.hasPrefix("model name") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+        return "\(cpu), \(ProcessInfo.processInfo.activeProcessorCount) cores"
+    }
+
+    func table(_ report: Report) -> String {
+        var lines = ["machine: \(report.machine)",
+                     String(format: "sgemm peak: %.1f GFLOP/s on 1 core, %.1f on 2", report.sgemmPeakGflops["1"] ?? 0, report.sgemmPeakGflops["2"] ?? 0), ""]
+        lines.append("size   ranks×threads  median s/step  (min–max)          trials/s   GFLOP/s  of sgemm peak  allreduce  peak MiB/rank  vs PyTorch")
+        for r in report.results {
+            let cores = r.ranks * r.threads
+            let peak = report.sgemmPeakGflops["\(min(cores, 2))"] ?? 0
+            var ratio = "–"
+            if r.ranks == 1, let t = report.pytorch["\(r.size)/\(r.threads)"] {
+                ratio = String(format: "%.2f× (%.3f s)", r.trialsPerSecond / t.trials_per_s, t.median_s)
+            } else if r.ranks == 2, let t = report.pytorch["\(r.size)/2"] {
+                ratio = String(format: "%.2f× vs 2 threads", r.trialsPerSecond / t.trials_per_s)
+            }
+            lines.append(String(format: "%-6@ %d×%d            %8.4f      (%.4f–%.4f)   %8.1f  %8.1f  %12.0f%%  %8.1f%%  %13.0f  %@",
+                                r.size, r.ranks, r.threads, r.median, r.min, r.max, r.trialsPerSecond, r.gflops,
+                                peak > 0 ? 100 * r.gflops / peak : 0, 100 * r.allreduceFraction, r.peakMemoryMiB, ratio))
+        }
+        for size in Set(report.results.map(\.size)).sorted() {
+            let rows = report.results.filter { $0.size == size }
+            if let one = rows.first(where: { $0.ranks == 1 && $0.threads == 1 }), let two = rows.first(where: { $0.ranks == 2 }) {
+                lines.append(String(format: "%@: 2 ranks × 1 thread = %.2f× the throughput of 1 rank × 1 thread; allreduce %.1f%% of the step",
+                                    size, two.trialsPerSecond / one.trialsPerSecond, 100 * two.allreduceFraction))
+            }
+        }
+        lines.append("")
+        lines.append("time per step by phase, seconds (rank 0):")
+        let phases = PhaseClock.Phase.allCases.map(\.name)
+        lines.append("  " + "phase".padding(toLength: 44, withPad: " ", startingAt: 0) + report.results.map { "\($0.size) \($0.ranks)×\($0.threads)".padding(toLength: 13, withPad: " ", startingAt: 0) }.joined())
+        for phase in phases {
+            lines.append("  " + phase.padding(toLength: 44, withPad: " ", startingAt: 0)
+                         + report.results.map { String(format: "%-13.4f", $0.phases[phase] ?? 0) }.joined())
+        }
+        if let c = report.checkpoint {
+            lines.append("")
+            lines.append(String(format: "checkpoint write (%.0f MB: parameters, Adam moments, best weights; atomic): %.3f s = %.2f%% of an MC_Maze epoch (%.1f s at the fastest throughput above)",
+                                c.megabytes, c.seconds, 100 * c.fraction, c.epochSeconds))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
