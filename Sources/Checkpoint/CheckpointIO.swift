@@ -30,9 +30,9 @@ public enum CheckpointIO {
         }
     }
 
-    /// The 64-bit FNV-1a digest of a tensor's float32 bytes, as stored in `checksums`.
+    /// The `Digest64` of a tensor's float32 bytes, as stored in `checksums`.
     public static func digest(_ floats: [Float]) -> String {
-        var hash = FNV1a()
+        var hash = Digest64()
         floats.withUnsafeBytes { hash.combine($0) }
         return hash.hex
     }

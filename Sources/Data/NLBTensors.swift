@@ -101,14 +101,14 @@ public struct NLBTensors: Sendable {
     }
 }
 
-/// A cheap, deterministic fingerprint of a data file: its size and the 64-bit FNV-1a hash of
+/// A cheap, deterministic fingerprint of a data file: its size and the 64-bit `Digest64` of
 /// its bytes. Checkpoints record it so that a resume on other data is refused.
 public func dataFingerprint(path: String) throws -> String {
     guard let handle = FileHandle(forReadingAtPath: path) else {
         throw DataError("cannot read '\(path)' to fingerprint it")
     }
     defer { try? handle.close() }
-    var hash = FNV1a()
+    var hash = Digest64()
     var size = 0
     while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
         size += chunk.count

@@ -8,7 +8,7 @@ public final class PhaseClock {
     public enum Phase: Int, CaseIterable, Sendable {
         case encoder, dynamics, decoder, readoutLoss
         case readoutBackward, decoderBackward, dynamicsBackward, encoderBackward
-        case allreduce, optimiser
+        case rankWait, allreduce, optimiser
 
         public var name: String {
             switch self {
@@ -20,6 +20,7 @@ public final class PhaseClock {
             case .decoderBackward: "backward: decoder"
             case .dynamicsBackward: "backward: Langevin + potential + posterior"
             case .encoderBackward: "backward: encoder"
+            case .rankWait: "waiting for the slowest rank"
             case .allreduce: "allreduce"
             case .optimiser: "optimiser (zero, clip, Adam)"
             }

@@ -70,15 +70,14 @@ public struct NoiseStream: Sendable {
     @inlinable
     static func unit(_ w: UInt32) -> Double { Double(w) * 0x1p-32 }
 
-    /// Overwrites `out[0..<count]` with U[0, 1) draws number 0..<count of `trial`.
-    public func fillUniform<S: Scalar>(trial: Int, into out: UnsafeMutablePointer<S>, count: Int) {
-        var i = 0
-        var block = 0
-        while i < count {
-            let w = words(block: block, trial: trial)
-            for j in 0..<4 where i + j < count { out[i + j] = S(Self.unit(w[j])) }
-            i += 4
-            block += 1
+    /// Overwrites `out[0..<count]` with U[0, 1) draws number `first`..<`first + count` of
+    /// `trial`.
+    public func fillUniform<S: Scalar>(trial: Int, first: Int = 0, into out: UnsafeMutablePointer<S>, count: Int) {
+        var w = SIMD4<UInt32>()
+        for n in 0..<count {
+            let index = first + n
+            if n == 0 || index % 4 == 0 { w = words(block: index / 4, trial: trial) }
+            out[n] = S(Self.unit(w[index % 4]))
         }
     }
 
@@ -120,27 +119,29 @@ public struct NoiseStream: Sendable {
         UInt32(min((rate * 0x1p32).rounded(.up), Double(UInt32.max)))
     }
 
-    /// Overwrites `out[0..<count]` with N(0, 1) draws number 0..<count of `trial`.
-    public func fillNormal<S: Scalar>(trial: Int, into out: UnsafeMutablePointer<S>, count: Int) {
+    /// Overwrites `out[0..<count]` with N(0, 1) draws number `first`..<`first + count` of
+    /// `trial`: Box–Muller on the words of block n / 4, the cosine of a pair at even n, its
+    /// sine at odd n.
+    public func fillNormal<S: Scalar>(trial: Int, first: Int = 0, into out: UnsafeMutablePointer<S>, count: Int) {
         if S.self == Float.self {
-            out.withMemoryRebound(to: Float.self, capacity: count) { fillNormalSingle(trial: trial, into: $0, count: count) }
+            out.withMemoryRebound(to: Float.self, capacity: count) { fillNormalSingle(trial: trial, first: first, into: $0, count: count) }
             return
         }
-        var i = 0
-        var block = 0
-        while i < count {
-            let w = words(block: block, trial: trial)
-            for pair in 0..<2 where i + 2 * pair < count {
-                // u1 in (0, 1] so that the log is finite.
-                let u1 = (Double(w[2 * pair]) + 1) * 0x1p-32
-                let u2 = Self.unit(w[2 * pair + 1])
-                let radius = (-2 * Double.log(u1)).squareRoot()
-                let angle = 2 * Double.pi * u2
-                out[i + 2 * pair] = S(radius * Double.cos(angle))
-                if i + 2 * pair + 1 < count { out[i + 2 * pair + 1] = S(radius * Double.sin(angle)) }
+        var normals = SIMD4<Double>()
+        for n in 0..<count {
+            let index = first + n
+            if n == 0 || index % 4 == 0 {
+                let w = words(block: index / 4, trial: trial)
+                for pair in 0..<2 {
+                    // u1 in (0, 1] so that the log is finite.
+                    let u1 = (Double(w[2 * pair]) + 1) * 0x1p-32
+                    let radius = (-2 * Double.log(u1)).squareRoot()
+                    let angle = 2 * Double.pi * Self.unit(w[2 * pair + 1])
+                    normals[2 * pair] = radius * Double.cos(angle)
+                    normals[2 * pair + 1] = radius * Double.sin(angle)
+                }
             }
-            i += 4
-            block += 1
+            out[n] = S(normals[index % 4])
         }
     }
 
@@ -148,20 +149,21 @@ public struct NoiseStream: Sendable {
     /// precision (a Double log, sin and cos per pair cost 16 ns per normal; the result is
     /// stored as Float either way).
     @inlinable
-    func fillNormalSingle(trial: Int, into out: UnsafeMutablePointer<Float>, count: Int) {
-        var i = 0
-        var block = 0
-        while i < count {
-            let w = words(block: block, trial: trial)
-            for pair in 0..<2 where i + 2 * pair < count {
-                let u1 = Float((Double(w[2 * pair]) + 1) * 0x1p-32)
-                let angle = 2 * Float.pi * Float(Self.unit(w[2 * pair + 1]))
-                let radius = (-2 * Float.log(u1)).squareRoot()
-                out[i + 2 * pair] = radius * Float.cos(angle)
-                if i + 2 * pair + 1 < count { out[i + 2 * pair + 1] = radius * Float.sin(angle) }
+    func fillNormalSingle(trial: Int, first: Int, into out: UnsafeMutablePointer<Float>, count: Int) {
+        var normals = SIMD4<Float>()
+        for n in 0..<count {
+            let index = first + n
+            if n == 0 || index % 4 == 0 {
+                let w = words(block: index / 4, trial: trial)
+                for pair in 0..<2 {
+                    let u1 = Float((Double(w[2 * pair]) + 1) * 0x1p-32)
+                    let radius = (-2 * Float.log(u1)).squareRoot()
+                    let angle = 2 * Float.pi * Float(Self.unit(w[2 * pair + 1]))
+                    normals[2 * pair] = radius * Float.cos(angle)
+                    normals[2 * pair + 1] = radius * Float.sin(angle)
+                }
             }
-            i += 4
-            block += 1
+            out[n] = normals[index % 4]
         }
     }
 }

@@ -44,5 +44,8 @@ extension Double: Scalar {
     }
 }
 
-/// Sets the number of OpenBLAS threads for this process.
-public func setBLASThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+/// Sets the number of OpenBLAS threads for this process, and the element-wise workers with it.
+public func setBLASThreads(_ n: Int) {
+    openblas_set_num_threads(Int32(n))
+    Parallel.workers = max(1, n)
+}

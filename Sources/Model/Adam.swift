@@ -42,11 +42,13 @@ public final class Adam<S: Scalar> {
         let bc2Sqrt = S((1 - Double.pow(beta2, Double(step))).squareRoot())
         let e = S(eps)
         let p = params.ptr, g = grads.ptr, m = exp_avg.ptr, v = exp_avg_sq.ptr
-        for i in 0..<params.count {
-            let grad = g[i] + wd * p[i]
-            m[i] = b1 * m[i] + (1 - b1) * grad
-            v[i] = b2 * v[i] + (1 - b2) * grad * grad
-            p[i] -= stepSize * m[i] / (v[i].squareRoot() / bc2Sqrt + e)
+        Parallel.ranges(params.count) { range in
+            for i in range {
+                let grad = g[i] + wd * p[i]
+                m[i] = b1 * m[i] + (1 - b1) * grad
+                v[i] = b2 * v[i] + (1 - b2) * grad * grad
+                p[i] -= stepSize * m[i] / (v[i].squareRoot() / bc2Sqrt + e)
+            }
         }
     }
 }

@@ -21,7 +21,6 @@ public final class CoordinatedDropout<S: Scalar> {
     /// lossMask, and 0 where coordinated dropout blocks the gradient  // (steps, B, Nout)
     public let gradMask: Buffer<S>
     let keep: Buffer<S>, pass: Buffer<S>                // (T, B, Nin) uniforms
-    let noiseScratch: Buffer<S>
 
     public init(config: Config, dims: DataDims, maxBatch: Int) {
         bins = dims.bins
@@ -35,7 +34,6 @@ public final class CoordinatedDropout<S: Scalar> {
         gradMask = Buffer(count: steps * maxBatch * outputs)
         keep = Buffer(count: bins * maxBatch * heldIn)
         pass = Buffer(count: bins * maxBatch * heldIn)
-        noiseScratch = Buffer(count: bins * heldIn)
     }
 
     /// Overwrites every buffer from raw targets (steps, B, Nout). Returns the number of
@@ -43,8 +41,8 @@ public final class CoordinatedDropout<S: Scalar> {
     public func prepare(rawTargets: UnsafePointer<S>, batch: Int, noise: NoiseContext) -> Int {
         let dropping = noise.dropout && keepProbability < 1
         if dropping {
-            noise.fill(.coordinatedDropoutKeep, normal: false, into: keep.ptr, rows: bins, width: heldIn, scratch: noiseScratch.ptr)
-            noise.fill(.coordinatedDropoutPass, normal: false, into: pass.ptr, rows: bins, width: heldIn, scratch: noiseScratch.ptr)
+            noise.fill(.coordinatedDropoutKeep, normal: false, into: keep.ptr, rows: bins, width: heldIn)
+            noise.fill(.coordinatedDropoutPass, normal: false, into: pass.ptr, rows: bins, width: heldIn)
         }
         let p = S(keepProbability)
         var observed = 0

@@ -28,7 +28,6 @@ public final class LangevinDynamics<S: Scalar> {
     public let dPositions: Buffer<S>, dVelocities: Buffer<S>   // (steps, B, H)
     let dForce: Buffer<S>                // (steps, B, H); row block 0 unused
     public let dForceMatrix: Buffer<S>   // (H, H)
-    let noiseScratch: Buffer<S>
 
     public init(config: Config, steps: Int, maxBatch: Int) {
         hidden = config.hidden
@@ -51,7 +50,6 @@ public final class LangevinDynamics<S: Scalar> {
         dVelocities = Buffer(count: secondOrder ? n : 0)
         dForce = Buffer(count: n)
         dForceMatrix = Buffer(count: hidden * hidden)
-        noiseScratch = Buffer(count: steps * hidden)
     }
 
     var hasTransitionKL: Bool { noiseVariance > 0 }
@@ -61,7 +59,7 @@ public final class LangevinDynamics<S: Scalar> {
     public func forward(forceMatrix a: UnsafePointer<S>, batch: Int, noise: NoiseContext) -> S {
         let h = hidden, block = batch * h
         if noise.sampling && hasTransitionKL {
-            noise.fill(.langevin, normal: true, into: epsilon.ptr, rows: steps, width: h, scratch: noiseScratch.ptr)
+            noise.fill(.langevin, normal: true, into: epsilon.ptr, rows: steps, width: h)
         } else {
             epsilon.ptr.update(repeating: 0, count: steps * block)
         }

@@ -23,7 +23,6 @@ public final class GRUEncoder<S: Scalar> {
     let hiddenGates: Buffer<S>                                          // (B, 3H) scratch
     /// Gradients w.r.t. the gate pre-activations                      // (T, B, 3H), (steps, B, 3H)
     let dInputGates: Buffer<S>, dHiddenGates: Buffer<S>
-    let noiseScratch: Buffer<S>
     let weightIH: ParameterSlot, weightHH: ParameterSlot, biasIH: ParameterSlot, biasHH: ParameterSlot
 
     public init(config: Config, dims: DataDims, maxBatch: Int, layout: ParameterLayout) {
@@ -49,7 +48,6 @@ public final class GRUEncoder<S: Scalar> {
         hiddenGates = Buffer(count: maxBatch * 3 * h)
         dInputGates = Buffer(count: bins * maxBatch * 3 * h)
         dHiddenGates = Buffer(count: steps * maxBatch * 3 * h)
-        noiseScratch = Buffer(count: steps * h)
     }
 
     /// The observed bin whose input step t reads.
@@ -68,7 +66,7 @@ public final class GRUEncoder<S: Scalar> {
         let bih = params.value(biasIH), bhh = params.value(biasHH)
         // All input projections in one GEMM.
         Linear.forward(y: inputGates.ptr, x: x, weight: wih, bias: bih, rows: bins * batch, inDim: inputs, outDim: h3)
-        noise.dropoutMask(.encoderDropout, rate: dropout, into: dropMask.ptr, rows: steps, width: h, scratch: noiseScratch.ptr)
+        noise.dropoutMask(.encoderDropout, rate: dropout, into: dropMask.ptr, rows: steps, width: h)
 
         for t in 0..<steps {
             let gi = inputGates.ptr + source(t) * batch * h3
@@ -82,14 +80,14 @@ public final class GRUEncoder<S: Scalar> {
             let o = t * batch * h
             let r = resetGate.ptr + o, z = updateGate.ptr + o, n = candidate.ptr + o
             let hn = hiddenCandidate.ptr + o, out = states.ptr + o, mask = dropMask.ptr + o
-            for b in 0..<batch {
+            Parallel.forEach(batch) { b in
                 let gib = gi + b * h3, ghb = gh + b * h3
                 for j in 0..<h {
                     let k = b * h + j
                     let rj = Elementwise.sigmoid(gib[j] + ghb[j])
                     let zj = Elementwise.sigmoid(gib[h + j] + ghb[h + j])
                     let hnj = ghb[2 * h + j]
-                    let nj = S.tanh(gib[2 * h + j] + rj * hnj)
+                    let nj = Elementwise.tanh(gib[2 * h + j] + rj * hnj)
                     let prev: S = hPrev.map { $0[k] } ?? 0
                     r[k] = rj; z[k] = zj; n[k] = nj; hn[k] = hnj
                     out[k] = ((1 - zj) * nj + zj * prev) * mask[k]
@@ -114,7 +112,7 @@ public final class GRUEncoder<S: Scalar> {
             let hPrev: UnsafeMutablePointer<S>? = t > 0 ? states.ptr + (t - 1) * batch * h : nil
             let dgi = dInputGates.ptr + source(t) * batch * h3
             let dgh = dHiddenGates.ptr + t * batch * h3
-            for b in 0..<batch {
+            Parallel.forEach(batch) { b in
                 for j in 0..<h {
                     let k = b * h + j
                     let dRaw = dh[k] * mask[k]

@@ -45,47 +45,36 @@ public struct NoiseContext: Sendable {
 
     /// Overwrites `out`, laid out (rows, batch, width) with the batch index in the middle
     /// (time-major activations), with per-trial draws: trial b's draws 0..<rows·width fill
-    /// out[r, b, :] for r in order. `scratch` holds at least rows·width elements.
-    public func fill<S: Scalar>(
-        _ purpose: NoisePurpose, normal: Bool, into out: UnsafeMutablePointer<S>,
-        rows: Int, width: Int, scratch: UnsafeMutablePointer<S>
-    ) {
-        let batch = trialIndices.count
-        let s = stream(purpose)
-        for (b, trial) in trialIndices.enumerated() {
-            if normal {
-                s.fillNormal(trial: trial, into: scratch, count: rows * width)
-            } else {
-                s.fillUniform(trial: trial, into: scratch, count: rows * width)
-            }
+    /// out[r, b, :] for r in order. Trials are filled in parallel (each trial's rows are its own).
+    public func fill<S: Scalar>(_ purpose: NoisePurpose, normal: Bool, into out: UnsafeMutablePointer<S>, rows: Int, width: Int) {
+        let batch = trialIndices.count, s = stream(purpose), trials = trialIndices
+        Parallel.forEach(batch) { b in
             for r in 0..<rows {
-                (out + (r * batch + b) * width).update(from: scratch + r * width, count: width)
+                let row = out + (r * batch + b) * width
+                if normal {
+                    s.fillNormal(trial: trials[b], first: r * width, into: row, count: width)
+                } else {
+                    s.fillUniform(trial: trials[b], first: r * width, into: row, count: width)
+                }
             }
         }
     }
 
     /// Overwrites `mask` (rows, batch, width) with an inverted-dropout mask: 0 with probability
-    /// `rate` (to 2⁻³², compared on the draw's integer bits), else 1/(1-rate). Without dropout, or with rate 0, every entry is 1.
-    public func dropoutMask<S: Scalar>(
-        _ purpose: NoisePurpose, rate: Double, into mask: UnsafeMutablePointer<S>,
-        rows: Int, width: Int, scratch: UnsafeMutablePointer<S>
-    ) {
-        let count = rows * trialIndices.count * width
+    /// `rate` (to 2⁻³², compared on the draw's integer bits), else 1/(1-rate). Without dropout,
+    /// or with rate 0, every entry is 1.
+    public func dropoutMask<S: Scalar>(_ purpose: NoisePurpose, rate: Double, into mask: UnsafeMutablePointer<S>, rows: Int, width: Int) {
+        let batch = trialIndices.count
         guard dropout && rate > 0 else {
-            mask.update(repeating: 1, count: count)
+            mask.update(repeating: 1, count: rows * batch * width)
             return
         }
-        let batch = trialIndices.count, s = stream(purpose)
+        let s = stream(purpose), trials = trialIndices
         let threshold = NoiseStream.dropoutThreshold(rate: rate), keep = S(1 / (1 - rate))
-        for (b, trial) in trialIndices.enumerated() {
-            if rows == 1 || batch == 1 {
-                // This trial's draws are contiguous in `mask`: no copy.
-                s.fillDropout(trial: trial, into: mask + b * width, count: rows * width, threshold: threshold, keepValue: keep)
-                continue
-            }
-            s.fillDropout(trial: trial, into: scratch, count: rows * width, threshold: threshold, keepValue: keep)
+        Parallel.forEach(batch) { b in
             for r in 0..<rows {
-                (mask + (r * batch + b) * width).update(from: scratch + r * width, count: width)
+                s.fillDropout(trial: trials[b], first: r * width, into: mask + (r * batch + b) * width, count: width,
+                              threshold: threshold, keepValue: keep)
             }
         }
     }

@@ -17,7 +17,6 @@ public final class PosteriorHead<S: Scalar> {
     public let logVar: Buffer<S>        // (B, H)
     let epsilon: Buffer<S>              // (B, H); zero when not sampling
     let dMean: Buffer<S>, dLogVar: Buffer<S>   // (B, H) scratch
-    let noiseScratch: Buffer<S>
 
     /// `latent` is "z" or "v": the heads are linear_<latent>_means and linear_<latent>_logvar.
     public init(latent: String, hidden: Int, maxBatch: Int, layout: ParameterLayout) {
@@ -33,7 +32,6 @@ public final class PosteriorHead<S: Scalar> {
         epsilon = Buffer(count: maxBatch * hidden)
         dMean = Buffer(count: maxBatch * hidden)
         dLogVar = Buffer(count: maxBatch * hidden)
-        noiseScratch = Buffer(count: hidden)
     }
 
     /// Overwrites `sample` (B, H) with z_0 from `h0` (B, H). Returns the KL summed over the batch.
@@ -45,7 +43,7 @@ public final class PosteriorHead<S: Scalar> {
         Linear.forward(y: logVarRaw.ptr, x: h0, weight: params.value(logVarWeight),
                        bias: params.value(logVarBias), rows: batch, inDim: h, outDim: h)
         if noise.sampling {
-            noise.fill(purpose, normal: true, into: epsilon.ptr, rows: 1, width: h, scratch: noiseScratch.ptr)
+            noise.fill(purpose, normal: true, into: epsilon.ptr, rows: 1, width: h)
         } else {
             epsilon.ptr.update(repeating: 0, count: count)
         }

@@ -25,7 +25,10 @@ public final class PoissonReadout<S: Scalar> {
         Linear.forward(y: logRatesRaw.ptr, x: x, weight: params.value(weight),
                        bias: params.value(bias), rows: rows, inDim: width, outDim: outputs)
         let bound = Self.logRateBound
-        for i in 0..<(rows * outputs) { logRates[i] = min(max(logRatesRaw[i], -bound), bound) }
+        let raw = logRatesRaw.ptr, clamped = logRates.ptr
+        Parallel.ranges(rows * outputs) { range in
+            for i in range { clamped[i] = min(max(raw[i], -bound), bound) }
+        }
     }
 
     /// Σ lossMask ⊙ (exp(ℓ) - y ℓ) over (rows, Nout): the unnormalised reconstruction loss.
@@ -42,10 +45,12 @@ public final class PoissonReadout<S: Scalar> {
     public func backward(dx: UnsafeMutablePointer<S>, x: UnsafePointer<S>, targets: UnsafePointer<S>,
                          gradMask: UnsafePointer<S>, scale: S, rows: Int, params: ParameterSet<S>) {
         let bound = Self.logRateBound
-        for i in 0..<(rows * outputs) {
-            let raw = logRatesRaw[i]
-            let inRange = raw >= -bound && raw <= bound
-            dLogRates[i] = inRange ? gradMask[i] * scale * (S.exp(logRates[i]) - targets[i]) : 0
+        let raw = logRatesRaw.ptr, l = logRates.ptr, dl = dLogRates.ptr
+        Parallel.ranges(rows * outputs) { range in
+            for i in range {
+                let inRange = raw[i] >= -bound && raw[i] <= bound
+                dl[i] = inRange ? gradMask[i] * scale * (S.exp(l[i]) - targets[i]) : 0
+            }
         }
         dx.update(repeating: 0, count: rows * width)
         Linear.backward(dx: dx, dWeight: params.grad(weight), dBias: params.grad(bias),

@@ -12,19 +12,21 @@ public enum LayerNorm {
         x: UnsafePointer<S>, weight: UnsafePointer<S>, bias: UnsafePointer<S>, rows: Int, width: Int
     ) {
         let n = S(width)
-        for r in 0..<rows {
-            let xr = x + r * width, hr = xHat + r * width, yr = y + r * width
-            var mean: S = 0
-            for i in 0..<width { mean += xr[i] }
-            mean /= n
-            var variance: S = 0
-            for i in 0..<width { variance += (xr[i] - mean) * (xr[i] - mean) }
-            variance /= n
-            let inv = 1 / (variance + S(eps)).squareRoot()
-            inverseStd[r] = inv
-            for i in 0..<width {
-                hr[i] = (xr[i] - mean) * inv
-                yr[i] = hr[i] * weight[i] + bias[i]
+        Parallel.ranges(rows, minimum: 32) { range in
+            for r in range {
+                let xr = x + r * width, hr = xHat + r * width, yr = y + r * width
+                var mean: S = 0
+                for i in 0..<width { mean += xr[i] }
+                mean /= n
+                var variance: S = 0
+                for i in 0..<width { variance += (xr[i] - mean) * (xr[i] - mean) }
+                variance /= n
+                let inv = 1 / (variance + S(eps)).squareRoot()
+                inverseStd[r] = inv
+                for i in 0..<width {
+                    hr[i] = (xr[i] - mean) * inv
+                    yr[i] = hr[i] * weight[i] + bias[i]
+                }
             }
         }
     }
@@ -38,21 +40,29 @@ public enum LayerNorm {
         rows: Int, width: Int
     ) {
         let n = S(width)
+        Parallel.ranges(rows, minimum: 32) { range in
+            for r in range {
+                let dyr = dy + r * width, hr = xHat + r * width, dxr = dx + r * width
+                var meanD: S = 0, meanDH: S = 0
+                for i in 0..<width {
+                    let d = dyr[i] * weight[i]
+                    meanD += d
+                    meanDH += d * hr[i]
+                }
+                meanD /= n
+                meanDH /= n
+                let inv = inverseStd[r]
+                for i in 0..<width {
+                    dxr[i] += inv * (dyr[i] * weight[i] - meanD - hr[i] * meanDH)
+                }
+            }
+        }
+        // The parameter gradients sum over rows: serial, in row order, whatever the threads.
         for r in 0..<rows {
-            let dyr = dy + r * width, hr = xHat + r * width, dxr = dx + r * width
-            var meanD: S = 0, meanDH: S = 0
+            let dyr = dy + r * width, hr = xHat + r * width
             for i in 0..<width {
-                let d = dyr[i] * weight[i]
-                meanD += d
-                meanDH += d * hr[i]
                 dWeight[i] += dyr[i] * hr[i]
                 dBias[i] += dyr[i]
-            }
-            meanD /= n
-            meanDH /= n
-            let inv = inverseStd[r]
-            for i in 0..<width {
-                dxr[i] += inv * (dyr[i] * weight[i] - meanD - hr[i] * meanDH)
             }
         }
     }
@@ -88,7 +98,6 @@ public final class TransformerLayer<S: Scalar> {
     let dResidual: Buffer<S>, dx1: Buffer<S>, dContext: Buffer<S>, dQKV: Buffer<S>   // (steps, B, ·)
     let dFF: Buffer<S>              // (steps, B, Fff)
     let dScores: Buffer<S>          // (steps, steps)
-    let noiseScratch: Buffer<S>
     let inProjWeight, inProjBias, outProjWeight, outProjBias: ParameterSlot
     let linear1Weight, linear1Bias, linear2Weight, linear2Bias: ParameterSlot
     let norm1Weight, norm1Bias, norm2Weight, norm2Bias: ParameterSlot
@@ -138,19 +147,18 @@ public final class TransformerLayer<S: Scalar> {
         dQKV = Buffer(count: 3 * rowsD)
         dFF = Buffer(count: rowsF)
         dScores = Buffer(count: steps * steps)
-        noiseScratch = Buffer(count: max(heads * steps * steps, steps * max(width, feedForward)))
     }
 
     /// Overwrites `out` (steps, B, D) from `x` (steps, B, D).
     public func forward(x: UnsafePointer<S>, out: UnsafeMutablePointer<S>, batch: Int,
                         params: ParameterSet<S>, noise: NoiseContext) {
         let rows = steps * batch, d = width, f = feedForward
-        noise.dropoutMask(.attentionOutputDropout, rate: rate, into: attnOutMask.ptr, rows: steps, width: d, scratch: noiseScratch.ptr)
-        noise.dropoutMask(.feedForwardDropout, rate: rate, into: ffMask.ptr, rows: steps, width: f, scratch: noiseScratch.ptr)
-        noise.dropoutMask(.feedForwardOutputDropout, rate: rate, into: ffOutMask.ptr, rows: steps, width: d, scratch: noiseScratch.ptr)
+        noise.dropoutMask(.attentionOutputDropout, rate: rate, into: attnOutMask.ptr, rows: steps, width: d)
+        noise.dropoutMask(.feedForwardDropout, rate: rate, into: ffMask.ptr, rows: steps, width: f)
+        noise.dropoutMask(.feedForwardOutputDropout, rate: rate, into: ffOutMask.ptr, rows: steps, width: d)
         // Attention-weight masks are (B, heads, steps, steps): one row block per trial.
         let perTrial = heads * steps * steps
-        noise.dropoutMask(.attentionDropout, rate: rate, into: attnMask.ptr, rows: 1, width: perTrial, scratch: noiseScratch.ptr)
+        noise.dropoutMask(.attentionDropout, rate: rate, into: attnMask.ptr, rows: 1, width: perTrial)
 
         // Self-attention.
         Linear.forward(y: qkv.ptr, x: x, weight: params.value(inProjWeight), bias: params.value(inProjBias),
@@ -158,19 +166,24 @@ public final class TransformerLayer<S: Scalar> {
         attentionForward(batch: batch)
         Linear.forward(y: attnOut.ptr, x: context.ptr, weight: params.value(outProjWeight), bias: params.value(outProjBias),
                        rows: rows, inDim: d, outDim: d)
-        for i in 0..<(rows * d) { residual[i] = x[i] + attnOut[i] * attnOutMask[i] }
+        let res = residual.ptr, ao = attnOut.ptr, aom = attnOutMask.ptr
+        Parallel.ranges(rows * d) { range in for i in range { res[i] = x[i] + ao[i] * aom[i] } }
         LayerNorm.forward(y: x1.ptr, xHat: x1Hat.ptr, inverseStd: x1InvStd.ptr, x: residual.ptr,
                           weight: params.value(norm1Weight), bias: params.value(norm1Bias), rows: rows, width: d)
         // Feed-forward.
         Linear.forward(y: ffHidden.ptr, x: x1.ptr, weight: params.value(linear1Weight), bias: params.value(linear1Bias),
                        rows: rows, inDim: d, outDim: f)
-        for i in 0..<(rows * f) {
-            ffHidden[i] = max(ffHidden[i], 0)
-            ffHiddenDropped[i] = ffHidden[i] * ffMask[i]
+        let ffh = ffHidden.ptr, ffd = ffHiddenDropped.ptr, ffm = ffMask.ptr
+        Parallel.ranges(rows * f) { range in
+            for i in range {
+                ffh[i] = max(ffh[i], 0)
+                ffd[i] = ffh[i] * ffm[i]
+            }
         }
         Linear.forward(y: ffOut.ptr, x: ffHiddenDropped.ptr, weight: params.value(linear2Weight), bias: params.value(linear2Bias),
                        rows: rows, inDim: f, outDim: d)
-        for i in 0..<(rows * d) { residual[i] = x1[i] + ffOut[i] * ffOutMask[i] }
+        let x1p = x1.ptr, fo = ffOut.ptr, fom = ffOutMask.ptr
+        Parallel.ranges(rows * d) { range in for i in range { res[i] = x1p[i] + fo[i] * fom[i] } }
         LayerNorm.forward(y: out, xHat: x2Hat.ptr, inverseStd: x2InvStd.ptr, x: residual.ptr,
                           weight: params.value(norm2Weight), bias: params.value(norm2Bias), rows: rows, width: d)
     }
@@ -217,19 +230,25 @@ public final class TransformerLayer<S: Scalar> {
         LayerNorm.backward(dx: dResidual.ptr, dWeight: params.grad(norm2Weight), dBias: params.grad(norm2Bias), dy: dOut,
                            xHat: x2Hat.ptr, inverseStd: x2InvStd.ptr, weight: params.value(norm2Weight), rows: rows, width: d)
         dx1.ptr.update(from: dResidual.ptr, count: rows * d)
-        for i in 0..<(rows * d) { dResidual[i] *= ffOutMask[i] }                 // d ffOut
+        let dres = dResidual.ptr, fom = ffOutMask.ptr, aom = attnOutMask.ptr
+        Parallel.ranges(rows * d) { range in for i in range { dres[i] *= fom[i] } }   // d ffOut
         dFF.ptr.update(repeating: 0, count: rows * f)
         Linear.backward(dx: dFF.ptr, dWeight: params.grad(linear2Weight), dBias: params.grad(linear2Bias), dy: dResidual.ptr,
                         x: ffHiddenDropped.ptr, weight: params.value(linear2Weight), rows: rows, inDim: f, outDim: d)
-        for i in 0..<(rows * f) { dFF[i] = ffHidden[i] > 0 ? dFF[i] * ffMask[i] : 0 }
+        let dff = dFF.ptr, ffh = ffHidden.ptr, ffm = ffMask.ptr
+        Parallel.ranges(rows * f) { range in for i in range { dff[i] = ffh[i] > 0 ? dff[i] * ffm[i] : 0 } }
         Linear.backward(dx: dx1.ptr, dWeight: params.grad(linear1Weight), dBias: params.grad(linear1Bias), dy: dFF.ptr,
                         x: x1.ptr, weight: params.value(linear1Weight), rows: rows, inDim: d, outDim: f)
         // LayerNorm1: dResidual = d(x + drop(attnOut)).
         dResidual.ptr.update(repeating: 0, count: rows * d)
         LayerNorm.backward(dx: dResidual.ptr, dWeight: params.grad(norm1Weight), dBias: params.grad(norm1Bias), dy: dx1.ptr,
                            xHat: x1Hat.ptr, inverseStd: x1InvStd.ptr, weight: params.value(norm1Weight), rows: rows, width: d)
-        Elementwise.accumulate(dx, dResidual.ptr, count: rows * d)
-        for i in 0..<(rows * d) { dResidual[i] *= attnOutMask[i] }              // d attnOut
+        Parallel.ranges(rows * d) { range in
+            for i in range {
+                dx[i] += dres[i]
+                dres[i] *= aom[i]                                                // d attnOut
+            }
+        }
         dContext.ptr.update(repeating: 0, count: rows * d)
         Linear.backward(dx: dContext.ptr, dWeight: params.grad(outProjWeight), dBias: params.grad(outProjBias),
                         dy: dResidual.ptr, x: context.ptr, weight: params.value(outProjWeight), rows: rows, inDim: d, outDim: d)

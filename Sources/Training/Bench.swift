@@ -139,6 +139,10 @@ public enum Bench {
                 model.forward(batch, noise: noise, klWeight: config.klWeight, normalisation: norm)
                 model.backward()
             }
+            // The benchmark separates waiting for the slowest rank (load imbalance, noise) from
+            // the allreduce itself; in training that wait happens inside the allreduce.
+            try comm.barrier()
+            clock.mark(.rankWait)
             try comm.allreduceSum(model.params.grads.ptr, count: model.params.grads.count)
             clock.mark(.allreduce)
             Adam<Float>.clipGradNorm(model.params.grads, maxNorm: config.gradClip)

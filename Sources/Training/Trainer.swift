@@ -123,10 +123,10 @@ public final class Trainer {
     /// The weights after the last step (best.h5 holds the best ones).
     public var lastCheckpointPath: String { runDirectory + "/last.h5" }
 
-    /// Throws unless every rank holds bit-identical parameters (a 64-bit FNV-1a digest,
+    /// Throws unless every rank holds bit-identical parameters (a 64-bit `Digest64`,
     /// compared by max and min over ranks).
     func verifyReplicasAgree() throws {
-        var digest = FNV1a()
+        var digest = Digest64()
         digest.combine(UnsafeRawBufferPointer(start: model.params.values.ptr, count: model.params.values.count * MemoryLayout<Float>.size))
         let hash = digest.value
         var halves = [Double(hash >> 32), Double(hash & 0xFFFF_FFFF)]
