@@ -11,6 +11,8 @@ struct LflowDist: ParsableCommand {
 
         Examples:
           lflow-dist train                       # the built-in Lorenz data and config
+          mpirun -n 4 lflow-dist search --ranks-per-trial 2 --grid mass=0.5,1,2 --grid damping=0.3,0.8
+          lflow-dist bench                       # training-step speed, against PyTorch if installed
           lflow-dist init --config Configs/tiny.yaml --data data.h5 --out init.h5
           lflow-dist inspect --checkpoint init.h5 --data data.h5 --trials 4 --out state.h5
         """,
