@@ -32,10 +32,20 @@ public struct TrialRecord: Codable, Equatable, Sendable {
     public var finished: Bool { status == .complete || status == .failed }
 }
 
-/// Test-only fault injection: world rank 0 kills itself (SIGKILL) once it has seen this many
-/// trials complete, to test that a killed search resumes.
+/// Test-only fault injection: world rank 0 kills itself (SIGKILL, as a scheduler would) once
+/// `LFLOW_TEST_KILL_SEARCH_AFTER` trials are complete and a running trial has a checkpoint to
+/// resume from, to test that a killed search skips the first and resumes the second.
 enum SearchTestHooks {
     static let killAfterTrials = ProcessInfo.processInfo.environment["LFLOW_TEST_KILL_SEARCH_AFTER"].flatMap(Int.init)
+
+    static func killIfRequested(_ search: Search, _ records: [TrialRecord]) {
+        guard let n = killAfterTrials, records.filter({ $0.status == .complete }).count >= n else { return }
+        let resumable = records.contains { record in
+            record.status == .running && ((try? FileManager.default.contentsOfDirectory(atPath: search.directory(search.points[record.index])))?
+                .contains { $0.hasPrefix("ckpt-") } ?? false)
+        }
+        if resumable { kill(getpid(), SIGKILL) }
+    }
 }
 
 /// A physics-parameter grid search over the ranks of one MPI job.
@@ -277,14 +287,13 @@ public final class Search {
         points.map { readRecord($0) ?? TrialRecord(index: $0.index, name: $0.name, parameters: $0.parameters, status: .pending) }
     }
 
-    /// Runs `body` on world rank 0 only; every rank throws if it failed there (the others
-    /// quietly, so the message is printed once).
+    /// Runs `body` on world rank 0 only; every rank throws `AgreedFailure` if it failed there
+    /// (rank 0's carries the reason, so the message is printed once).
     func agreeOnRoot(_ body: () throws -> Void) throws {
         var failure: Error?
         if world.isRoot { do { try body() } catch { failure = error } }
         let failed = try world.sum([failure == nil ? 0 : 1])[0] > 0
-        if let failure { throw failure }
-        if failed { throw SearchError.quiet }
+        if failed { throw AgreedFailure(reason: failure) }
     }
 
     // MARK: - Progress (world rank 0)
@@ -293,6 +302,7 @@ public final class Search {
     /// results table, so a long search can be followed (and read) while it runs.
     func announce() throws {
         let all = records()
+        SearchTestHooks.killIfRequested(self, all)
         let fresh = all.filter { $0.finished && !announced.contains($0.index) }
         guard !fresh.isEmpty else { return }
         for record in fresh {
@@ -315,7 +325,6 @@ public final class Search {
             say("[\(finished)/\(all.count)] \(points[record.index].label)  \(what)  (running \(running), pending \(all.filter { $0.status == .pending }.count))\(eta)")
         }
         try SearchResults(search: self, records: all).write()
-        if let n = SearchTestHooks.killAfterTrials, all.filter({ $0.status == .complete }).count >= n { kill(getpid(), SIGKILL) }
     }
 
     func summarise(_ records: [TrialRecord], preempted: Bool) {
@@ -329,7 +338,8 @@ public final class Search {
     }
 }
 
-extension SearchError {
-    /// Thrown on ranks other than 0 when rank 0 already reported the problem.
-    static let quiet = SearchError("")
+/// A failure every rank knows of (agreed through a collective), so no rank needs to abort the
+/// others. Rank 0's carries the reason; the other ranks' carry none and stay quiet.
+public struct AgreedFailure: Error {
+    public let reason: Error?
 }

@@ -1,5 +1,7 @@
 import ArgumentParser
+import Data
 import Distributed
+import Foundation
 import Model
 import Training
 
@@ -29,5 +31,17 @@ extension ConfigOptions {
         }
         try comm.barrier()
         return (dataPath, config == nil ? try BuiltIn.lorenzConfig(overrides: overrides) : try resolve())
+    }
+}
+
+extension ConfigOptions {
+    /// The config a training command will use, checked before any rank enters a collective or
+    /// anything is generated: the config resolves, and --data, when given, exists.
+    func plannedConfig(data: String?) throws -> Config {
+        guard let data else { return config == nil ? try BuiltIn.lorenzConfig(overrides: overrides) : try resolve() }
+        guard FileManager.default.fileExists(atPath: data) else {
+            throw DataError("--data '\(data)': no such file. Give an NLB tensor HDF5 file (`lflow-dist synth` writes a test one), or drop --data for the built-in Lorenz data.")
+        }
+        return try resolve()
     }
 }

@@ -54,47 +54,20 @@ struct SearchCommand: ParsableCommand {
     var retryFailed = false
 
     func run() throws {
-        let world = try MPICommunicator.world()
-        defer { MPICommunicator.finalize() }
-        Preemption.installHandlers()
-        do {
-            try search(world: world)
-        } catch let error as SearchError where error.description.isEmpty {
-            throw ExitCode.failure                   // rank 0 has said what happened
-        } catch let preempted as Preempted {
-            MPICommunicator.finalize()
-            if world.isRoot { FileHandle.standardError.write(Data("\(preempted)\n".utf8)) }
-            throw ExitCode(Preempted.exitCode)
-        } catch let error as SearchError {
-            // The grid, the rank layout and the run directory are checked identically on every
-            // rank before anything trains: rank 0 reports, every rank exits.
-            guard world.isRoot else { throw ExitCode.failure }
-            throw error
-        } catch let error as ConfigError {
-            guard world.isRoot else { throw ExitCode.failure }
-            throw error
-        } catch {
-            guard world.size > 1 else { throw error }
-            FileHandle.standardError.write(Data("Error (rank \(world.rank) of \(world.size)): \(error)\n".utf8))
-            world.abort(code: 1)
-        }
+        try WorldJob.run(preflight: preflight, body: search)
     }
 
-    func search(world: Communicator) throws {
-        let say: (String) -> Void = world.isRoot ? { lflow_dist.say($0) } : { _ in }
-        // Everything that can be refused is refused before any data is generated or trained on.
+    /// Everything that can be refused is refused on every rank before anything is generated,
+    /// trained or written: the grid, the rank layout, each grid point's config, the data file.
+    func preflight(world: Communicator) throws -> SearchGrid {
         let grid = try SearchGrid(specs: grid.isEmpty ? SearchGrid.defaultSpecs : grid)
         try Search.checkLayout(worldSize: world.size, ranksPerTrial: ranksPerTrial)
-        if let data {
-            _ = try grid.points(base: try options.resolve())
-            guard FileManager.default.fileExists(atPath: data) else {
-                throw SearchError("--data '\(data)': no such file. Give an NLB tensor HDF5 file (see `lflow-dist synth` for a test one), or drop --data for the built-in Lorenz data.")
-            }
-        } else if options.config != nil {
-            _ = try grid.points(base: try options.resolve())
-        } else {
-            _ = try grid.points(base: try BuiltIn.lorenzConfig(overrides: options.overrides))
-        }
+        _ = try grid.points(base: try options.plannedConfig(data: data))
+        return grid
+    }
+
+    func search(world: Communicator, grid: SearchGrid) throws {
+        let say: (String) -> Void = world.isRoot ? { lflow_dist.say($0) } : { _ in }
         let (dataPath, config) = try options.resolve(data: data, comm: world, say: say)
         let tensors = try NLBTensors.load(path: dataPath)
         let runDirectory = runDir ?? "Checkpoints/search-" + URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent

@@ -46,23 +46,8 @@ struct Train: ParsableCommand {
     var datasetName: String?
 
     func run() throws {
-        // One code path for 1 and N ranks: without mpirun this is MPI's singleton world of size 1.
-        let comm = try MPICommunicator.world()
-        defer { MPICommunicator.finalize() }
-        Preemption.installHandlers()
-        do {
-            try train(comm: comm)
-        } catch let preempted as Preempted {
-            // Every rank stopped at the same step; rank 0 wrote the checkpoint. 75 = requeue.
-            MPICommunicator.finalize()
-            if comm.isRoot { FileHandle.standardError.write(Data("\(preempted)\n".utf8)) }
-            throw ExitCode(Preempted.exitCode)
-        } catch {
-            guard comm.size > 1 else { throw error }
-            // One rank failing must not leave the others waiting in a collective.
-            FileHandle.standardError.write(Data("Error (rank \(comm.rank) of \(comm.size)): \(error)\n".utf8))
-            comm.abort(code: 1)
-        }
+        // Config and data-path problems are refused on every rank before any collective.
+        try WorldJob.run(preflight: { _ in try options.plannedConfig(data: data) }, body: { world, _ in try train(comm: world) })
     }
 
     func train(comm: Communicator) throws {

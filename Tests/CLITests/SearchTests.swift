@@ -62,8 +62,8 @@ struct SearchTests {
     func killAndRestart() throws {
         let dir = CLI.temporaryDirectory()
         let data = try ResumeTests.data(in: dir)
-        // Group 0 (ranks 0, 1) takes the short trials, group 1 the long one first: rank 0 is
-        // killed when two are complete, while trial 1 is half way through.
+        // Group 0 (ranks 0, 1) takes the short trials, group 1 the long one first. Rank 0 is
+        // killed (SIGKILL) once two trials are complete and a running one has a checkpoint.
         let args = ["search"] + Self.tiny + ["--data", data, "--ranks-per-trial", "2", "--grid", "mass=0.5,1",
                                               "--grid", "epochs=2,30"]
         let reference = try CLI.run(args + ["--run-dir", "\(dir)/reference"], ranks: 4)

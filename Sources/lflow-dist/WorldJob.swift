@@ -1,0 +1,41 @@
+import ArgumentParser
+import Distributed
+import Foundation
+import Training
+
+/// How a command that trains on MPI_COMM_WORLD starts and ends, the same for `train` and
+/// `search`. One code path for 1 and N ranks: without mpirun the world has size 1.
+///
+/// - `preflight` runs on every rank before any collective, on the same arguments and files, so
+///   it fails the same way everywhere: rank 0 prints the message, every rank exits 1.
+/// - `body` may fail on one rank only (a write, a read): that rank prints and aborts the job,
+///   so the others never wait in a collective forever. A failure agreed by every rank
+///   (`AgreedFailure`) is printed once by rank 0, and every rank exits 1.
+/// - Preemption (SIGTERM/SIGUSR1) ends every rank with status 75 after the checkpoint.
+enum WorldJob {
+    static func run<Plan>(preflight: (Communicator) throws -> Plan, body: (Communicator, Plan) throws -> Void) throws {
+        let world = try MPICommunicator.world()
+        defer { MPICommunicator.finalize() }
+        Preemption.installHandlers()
+        let plan: Plan
+        do { plan = try preflight(world) } catch {
+            guard world.isRoot else { throw ExitCode.failure }
+            throw error
+        }
+        do {
+            try body(world, plan)
+        } catch let preempted as Preempted {
+            // Every rank stopped at the same step; rank 0 wrote the checkpoint. 75 = requeue.
+            MPICommunicator.finalize()
+            if world.isRoot { FileHandle.standardError.write(Data("\(preempted)\n".utf8)) }
+            throw ExitCode(Preempted.exitCode)
+        } catch let agreed as AgreedFailure {
+            guard let reason = agreed.reason, world.isRoot else { throw ExitCode.failure }
+            throw reason
+        } catch {
+            guard world.size > 1 else { throw error }
+            FileHandle.standardError.write(Data("Error (rank \(world.rank) of \(world.size)): \(error)\n".utf8))
+            world.abort(code: 1)
+        }
+    }
+}
