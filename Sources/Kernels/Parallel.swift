@@ -9,7 +9,15 @@ import Dispatch
 /// whatever the split, so results are bit-identical at any thread count. Reductions stay serial.
 public enum Parallel {
     /// Worker count; `setBLASThreads` keeps it equal to the BLAS thread count.
-    nonisolated(unsafe) public static var workers = max(1, Int(openblas_get_num_threads()))
+    public static var workers: Int {
+        get { scopedWorkers ?? configuredWorkers }
+        set { configuredWorkers = max(1, newValue) }
+    }
+    nonisolated(unsafe) static var configuredWorkers = max(1, Int(openblas_get_num_threads()))
+
+    /// A worker count for the current task only (tests compare counts side by side without
+    /// touching the process-wide setting): `Parallel.$scopedWorkers.withValue(3) { ... }`.
+    @TaskLocal public static var scopedWorkers: Int?
 
     /// Calls `body(i)` for every i in 0..<count, in `workers` contiguous chunks.
     @inlinable

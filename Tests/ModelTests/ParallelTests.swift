@@ -13,9 +13,12 @@ struct ParallelTests {
         // Large enough that every parallel loop splits (flat loops split above 16k elements).
         let dims = DataDims(bins: 7, forwardBins: 3, heldIn: 5, heldOut: 3)
         func step(workers: Int) -> (loss: Double, grads: [Float], rates: [Float]) {
-            let saved = Parallel.workers
-            Parallel.workers = workers
-            defer { Parallel.workers = saved }
+            Parallel.$scopedWorkers.withValue(workers) {
+                #expect(Parallel.workers == workers)
+                return runStep()
+            }
+        }
+        func runStep() -> (loss: Double, grads: [Float], rates: [Float]) {
             let model = LangevinFlow<Float>(config: config, dims: dims, maxBatch: 64)
             model.params.initialise(seed: 5)
             let batch = Batch<Float>(dims: dims, capacity: 64)
