@@ -128,6 +128,9 @@ public final class Search {
             let done = records().filter(\.finished).count
             say("search: \(points.count) grid points over \(grid.axes.map { "\($0.field) (\($0.values.joined(separator: ", ")))" }.joined(separator: " × ")); \(groups) group\(groups == 1 ? "" : "s") of \(ranksPerTrial) rank\(ranksPerTrial == 1 ? "" : "s")" + (done > 0 ? "; \(done) already finished, skipped" : ""))
             if groups > points.count { say("note: \(groups - points.count) group(s) will have no grid point to train; fewer ranks would do") }
+            if let distinct = distinctDynamics(), distinct < points.count {
+                say("note: mass and coupling enter the model only as coupling/mass (the force term is Δt·κ·A(Ŵ)z/m), so this grid has \(distinct) distinct models among its \(points.count) points; points with the same ratio train identically")
+            }
             for record in records() where record.finished { announced.insert(record.index) }
         }
 
@@ -227,6 +230,20 @@ public final class Search {
             }
         }
         return nil
+    }
+
+    /// The number of distinct models in the grid when it sweeps both mass and coupling, which
+    /// act only through their ratio; nil otherwise.
+    func distinctDynamics() -> Int? {
+        let fields = Set(grid.axes.map(\.field))
+        guard fields.contains("mass") && fields.contains("coupling") else { return nil }
+        let keys = Set(points.map { point -> String in
+            var config = point.config
+            config.coupling /= config.mass
+            config.mass = 1
+            return config.json()
+        })
+        return keys.count
     }
 
     // MARK: - Run directory

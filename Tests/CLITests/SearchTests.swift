@@ -152,6 +152,18 @@ struct SearchTests {
         }
     }
 
+    @Test("Mass and coupling act only through their ratio: the search says so, and equal ratios train identically")
+    func massCouplingRatio() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try CLI.smallData(in: dir)
+        let r = try CLI.run(["search"] + Self.tiny + ["--data", data, "--grid", "mass=0.5,1", "--grid", "coupling=0.5,1", "--run-dir", "\(dir)/s"])
+        #expect(r.status == 0, "\(r.output)")
+        #expect(r.stdout.contains("3 distinct models among its 4 points"), "\(r.stdout)")
+        let rows = try Self.table("\(dir)/s").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).dropFirst(3).joined(separator: ",") }
+        #expect(rows[0] == rows[3], "mass=0.5 coupling=0.5 vs mass=1 coupling=1: \(rows)")
+        #expect(rows[0] != rows[1])
+    }
+
     @Test("A NaN trial is marked failed with its reason; the others complete")
     func failedTrial() throws {
         let dir = CLI.temporaryDirectory()
