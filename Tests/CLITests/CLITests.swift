@@ -57,6 +57,33 @@ struct CLI {
         return environment
     }
 
+    /// Starts `mpirun -n ranks lflow-dist arguments`, waits until `ready()` holds (at most
+    /// `timeout` seconds), then sends SIGUSR1 to the ranks whose command line matches `pattern`,
+    /// as SLURM's --signal does. (mpirun forwards SIGUSR1 from a shell, but a Process-spawned
+    /// mpirun inherits a mask that blocks it; the ranks unblock it themselves.)
+    static func preempt(_ arguments: [String], ranks: Int, pattern: String, timeout: TimeInterval = 90,
+                        when ready: () -> Bool) throws -> (status: Int32, stdout: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["mpirun", "--oversubscribe", "-n", "\(ranks)", binary] + arguments
+        process.environment = environment()
+        process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline && !ready() { Thread.sleep(forTimeInterval: 0.05) }
+        let pkill = Process()
+        pkill.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        pkill.arguments = ["pkill", "-USR1", "-f", pattern]
+        try pkill.run()
+        pkill.waitUntilExit()
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, stdout)
+    }
+
     static func temporaryDirectory() -> String {
         let path = NSTemporaryDirectory() + "lflow-cli-\(UUID().uuidString)"
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

@@ -111,31 +111,13 @@ struct ResumeTests {
         let dir = CLI.temporaryDirectory()
         let data = try Self.data(in: dir)
         let run = "\(dir)/run"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["mpirun", "--oversubscribe", "-n", "2", CLI.binary, "train", "--config", "Configs/tiny.yaml",
-                             "--data", data, "--run-dir", run, "--set", "epochs=400", "--set", "checkpointEvery=1000", "--set", "seed=0"]
-        process.environment = CLI.environment()
-        process.currentDirectoryURL = URL(fileURLWithPath: CLI.packageRoot)
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            if ((try? String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8)) ?? "").contains("\n") { break }
-            Thread.sleep(forTimeInterval: 0.1)
+        let (status, stdout) = try CLI.preempt(
+            ["train", "--config", "Configs/tiny.yaml", "--data", data, "--run-dir", run, "--set", "epochs=400",
+             "--set", "checkpointEvery=1000", "--set", "seed=0"],
+            ranks: 2, pattern: "lflow-dist train .*--run-dir \(run) ", timeout: 60) {
+            ((try? String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8)) ?? "").contains("\n")
         }
-        // Signal the ranks, as SLURM's --signal does. (mpirun forwards SIGUSR1 from a shell, but
-        // a Process-spawned mpirun inherits a mask that blocks it; the ranks unblock it themselves.)
-        let pkill = Process()
-        pkill.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        pkill.arguments = ["pkill", "-USR1", "-f", "lflow-dist train .*--run-dir \(run) "]
-        try pkill.run()
-        pkill.waitUntilExit()
-        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 75, "\(stdout)")
+        #expect(status == 75, "\(stdout)")
         #expect(stdout.components(separatedBy: "preempted at").count == 2, "one preemption message: \(stdout)")
         let checkpoints = try FileManager.default.contentsOfDirectory(atPath: run).filter { $0.hasPrefix("ckpt-") }
         #expect(checkpoints.count == 1)

@@ -94,32 +94,13 @@ struct SearchTests {
 
         // Preemption, as SLURM's --signal=USR1 delivers it: every group checkpoints, exit 75.
         let preempted = "\(dir)/preempted"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["mpirun", "--oversubscribe", "-n", "4", CLI.binary] + args + ["--run-dir", preempted]
-        process.environment = CLI.environment()
-        process.currentDirectoryURL = URL(fileURLWithPath: CLI.packageRoot)
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(90)
-        while Date() < deadline {
-            let statuses = (try? FileManager.default.contentsOfDirectory(atPath: "\(preempted)/trials")) ?? []
-            let checkpointed = statuses.contains { trial in
+        let (status, stdout) = try CLI.preempt(args + ["--run-dir", preempted], ranks: 4,
+                                               pattern: "lflow-dist search .*--run-dir \(preempted)$") {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "\(preempted)/trials")) ?? []).contains { trial in
                 ((try? FileManager.default.contentsOfDirectory(atPath: "\(preempted)/trials/\(trial)")) ?? []).contains { $0.hasPrefix("ckpt-") }
             }
-            if checkpointed { break }
-            Thread.sleep(forTimeInterval: 0.05)
         }
-        let pkill = Process()
-        pkill.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        pkill.arguments = ["pkill", "-USR1", "-f", "lflow-dist search .*--run-dir \(preempted)$"]
-        try pkill.run()
-        pkill.waitUntilExit()
-        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 75, "\(stdout)")
+        #expect(status == 75, "\(stdout)")
         #expect(stdout.contains("search preempted"), "\(stdout)")
         let left = try FileManager.default.contentsOfDirectory(atPath: "\(preempted)/trials").sorted()
             .map { try Self.status("\(preempted)/trials/\($0)")["status"] as! String }
