@@ -20,23 +20,21 @@ struct ConfigOptions: ParsableArguments {
 }
 
 extension ConfigOptions {
-    /// The data file and config of a training command. Without `data`, rank 0 generates the
-    /// built-in Lorenz dataset once at Checkpoints/lorenz.h5 (the others wait), and the built-in
-    /// lorenz config is the default unless --config is given.
-    func resolve(data: String?, comm: Communicator, say: (String) -> Void) throws -> (dataPath: String, config: Config) {
-        if let data { return (data, try resolve()) }
+    /// The data file of a training command. Without `data`, rank 0 generates the built-in
+    /// Lorenz dataset once at Checkpoints/lorenz.h5 (the others wait).
+    static func dataPath(_ data: String?, comm: Communicator, say: (String) -> Void) throws -> String {
+        if let data { return data }
         let dataPath = "Checkpoints/lorenz.h5"
         if comm.isRoot, try BuiltIn.ensureLorenzData(at: dataPath) {
             say("generated the built-in Lorenz dataset at \(dataPath) (targets: \(BuiltIn.targetsPath(forData: dataPath)))")
         }
         try comm.barrier()
-        return (dataPath, config == nil ? try BuiltIn.lorenzConfig(overrides: overrides) : try resolve())
+        return dataPath
     }
-}
 
-extension ConfigOptions {
     /// The config a training command will use, checked before any rank enters a collective or
-    /// anything is generated: the config resolves, and --data, when given, exists.
+    /// anything is generated: the config resolves (the built-in lorenz config is the default
+    /// without --data and --config), and --data, when given, exists.
     func plannedConfig(data: String?) throws -> Config {
         guard let data else { return config == nil ? try BuiltIn.lorenzConfig(overrides: overrides) : try resolve() }
         guard FileManager.default.fileExists(atPath: data) else {

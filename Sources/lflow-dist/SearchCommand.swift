@@ -59,16 +59,18 @@ struct SearchCommand: ParsableCommand {
 
     /// Everything that can be refused is refused on every rank before anything is generated,
     /// trained or written: the grid, the rank layout, each grid point's config, the data file.
-    func preflight(world: Communicator) throws -> SearchGrid {
+    func preflight(world: Communicator) throws -> (grid: SearchGrid, config: Config) {
         let grid = try SearchGrid(specs: grid.isEmpty ? SearchGrid.defaultSpecs : grid)
         try Search.checkLayout(worldSize: world.size, ranksPerTrial: ranksPerTrial)
-        _ = try grid.points(base: try options.plannedConfig(data: data))
-        return grid
+        let config = try options.plannedConfig(data: data)
+        _ = try grid.points(base: config)
+        return (grid, config)
     }
 
-    func search(world: Communicator, grid: SearchGrid) throws {
+    func search(world: Communicator, plan: (grid: SearchGrid, config: Config)) throws {
+        let (grid, config) = plan
         let say: (String) -> Void = world.isRoot ? { lflow_dist.say($0) } : { _ in }
-        let (dataPath, config) = try options.resolve(data: data, comm: world, say: say)
+        let dataPath = try ConfigOptions.dataPath(data, comm: world, say: say)
         let tensors = try NLBTensors.load(path: dataPath)
         let runDirectory = runDir ?? "Checkpoints/search-" + URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent
         let search = try Search(grid: grid, base: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,

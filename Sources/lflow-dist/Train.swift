@@ -47,13 +47,13 @@ struct Train: ParsableCommand {
 
     func run() throws {
         // Config and data-path problems are refused on every rank before any collective.
-        try WorldJob.run(preflight: { _ in try options.plannedConfig(data: data) }, body: { world, _ in try train(comm: world) })
+        try WorldJob.run(preflight: { _ in try options.plannedConfig(data: data) }, body: train)
     }
 
-    func train(comm: Communicator) throws {
+    func train(comm: Communicator, config: Config) throws {
         let say: (String) -> Void = comm.isRoot ? { lflow_dist.say($0) } : { _ in }
         let started = Date()
-        let (dataPath, config) = try options.resolve(data: data, comm: comm, say: say)
+        let dataPath = try ConfigOptions.dataPath(data, comm: comm, say: say)
         let tensors = try NLBTensors.load(path: dataPath)
         let runDirectory = runDir ?? "Checkpoints/" + URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent
         if resume {
