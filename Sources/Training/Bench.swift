@@ -191,10 +191,7 @@ public enum Bench {
         for _ in 0..<repeats {
             let started = now()
             try CheckpointIO.write(path: path, config: config) { file in
-                try CheckpointIO.writeGroup("model", of: params.values, layout: layout, to: file)
-                try CheckpointIO.writeGroup("optimizer/exp_avg", of: adam.exp_avg, layout: layout, to: file)
-                try CheckpointIO.writeGroup("optimizer/exp_avg_sq", of: adam.exp_avg_sq, layout: layout, to: file)
-                try CheckpointIO.writeGroup("best_model", of: params.values, layout: layout, to: file)
+                try Trainer.writeTensors(to: file, layout: layout, parameters: params.values, adam: adam, best: params.values)
             }
             times.append(now() - started)
         }

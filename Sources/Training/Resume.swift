@@ -74,6 +74,18 @@ extension Trainer {
         return flag[0] > 0
     }
 
+    /// The tensors of a resumable checkpoint: parameters, both Adam moments and the best
+    /// weights, each a group of PyTorch names. (`bench` times exactly this.)
+    static func writeTensors(to file: H5File, layout: ParameterLayout, parameters: Buffer<Float>, adam: Adam<Float>,
+                             best: Buffer<Float>) throws {
+        try CheckpointIO.writeGroup("model", of: parameters, layout: layout, to: file)
+        try CheckpointIO.writeGroup("optimizer/exp_avg", of: adam.exp_avg, layout: layout, to: file)
+        TestHooks.checkpointsWritten += 1
+        if TestHooks.checkpointsWritten == TestHooks.killDuringCheckpoint { kill(getpid(), SIGKILL) }
+        try CheckpointIO.writeGroup("optimizer/exp_avg_sq", of: adam.exp_avg_sq, layout: layout, to: file)
+        try CheckpointIO.writeGroup("best_model", of: best, layout: layout, to: file)
+    }
+
     /// Rank 0 writes `ckpt-<step>.h5` atomically with everything needed to continue bit for
     /// bit, then keeps the newest `keepCheckpoints`. Returns the path.
     @discardableResult
@@ -84,12 +96,7 @@ extension Trainer {
         let stateJSON = String(decoding: try Self.jsonEncoder.encode(state), as: UTF8.self)
         let schedulerJSON = String(decoding: try Self.jsonEncoder.encode(scheduler), as: UTF8.self)
         try CheckpointIO.write(path: path, config: config) { file in
-            try CheckpointIO.writeGroup("model", of: self.model.params.values, layout: layout, to: file)
-            try CheckpointIO.writeGroup("optimizer/exp_avg", of: self.adam.exp_avg, layout: layout, to: file)
-            TestHooks.checkpointsWritten += 1
-            if TestHooks.checkpointsWritten == TestHooks.killDuringCheckpoint { kill(getpid(), SIGKILL) }
-            try CheckpointIO.writeGroup("optimizer/exp_avg_sq", of: self.adam.exp_avg_sq, layout: layout, to: file)
-            try CheckpointIO.writeGroup("best_model", of: self.bestParameters, layout: layout, to: file)
+            try Self.writeTensors(to: file, layout: layout, parameters: self.model.params.values, adam: self.adam, best: self.bestParameters)
             try file.writeAttribute("step", int: Int64(self.step))
             try file.writeAttribute("optimizer_step", int: Int64(self.adam.step))
             try file.writeAttribute("epoch", int: Int64(state.epoch))
