@@ -32,6 +32,65 @@ public protocol Communicator: AnyObject {
     func barrier(pollingEvery interval: Double, _ poll: () throws -> Void) throws
     /// Ends every rank of the job (a failure on one rank must not leave the others hanging).
     func abort(code: Int32) -> Never
+    /// The collective watchdog: when set (and its `seconds` > 0), every collective waits at most
+    /// that long, polling a non-blocking operation with short sleeps, and then throws
+    /// `CollectiveTimeout`. Nil: blocking collectives, no deadline.
+    var deadline: CollectiveDeadline? { get set }
+}
+
+/// How long a collective may wait for the other ranks, and what to say when it expires.
+public struct CollectiveDeadline: @unchecked Sendable {
+    /// Seconds; 0 disables the deadline.
+    public var seconds: Double
+    /// Where the job stands, for the message (step, newest checkpoint); called only on expiry.
+    public var context: () -> String
+
+    public init(seconds: Double, context: @escaping () -> String = { "" }) {
+        self.seconds = seconds
+        self.context = context
+    }
+
+    /// After SIGTERM/SIGUSR1 a collective waits at most this much longer: the scheduler's
+    /// KillWait (30 s by default) must not run out while a rank waits for a lost peer.
+    public static let graceAfterSignal = 10.0
+}
+
+/// A collective did not complete within the watchdog's deadline: another rank or its host is
+/// gone (a lost node or link) or stopped. The job cannot continue; the rank exits with
+/// `exitCode` without MPI_Finalize (which would wait for the lost rank too).
+public struct CollectiveTimeout: Error, CustomStringConvertible {
+    /// EX_UNAVAILABLE: a peer is unavailable. Launch/ scripts requeue on it, as on 75.
+    public static let exitCode: Int32 = 69
+    public let operation: String
+    public let waited: Double
+    public let limit: Double
+    public let rank: Int
+    public let size: Int
+    public let context: String
+    public let signalled: Bool
+
+    public var description: String {
+        let cause = signalled
+            ? "it was still waiting \(formatSeconds(waited)) after SIGTERM/SIGUSR1 (limit \(formatSeconds(limit)) once signalled)"
+            : "collectiveTimeoutSeconds is \(formatSeconds(limit))"
+        return "collective watchdog: rank \(rank) of \(size) waited \(formatSeconds(waited)) in \(operation) for the other ranks, and \(cause)"
+            + (context.isEmpty ? "" : "; \(context)")
+            + ". Another rank or its host is unreachable (a lost node or network link) or stopped. Exiting with status \(Self.exitCode); "
+            + "run the same command again, on the remaining hosts if one is lost, to resume from the newest checkpoint."
+    }
+}
+
+/// "4.2 s", "61 s".
+func formatSeconds(_ s: Double) -> String {
+    s < 10 ? "\(Double(Int((s * 10).rounded())) / 10) s" : "\(Int(s.rounded())) s"
+}
+
+/// Seconds on a monotonic clock.
+@inline(__always)
+func monotonicSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }
 
 extension Communicator {
@@ -52,6 +111,7 @@ public final class MPICommunicator: Communicator {
     public let size: Int
     let comm: MPI_Comm
     let ownsWorld: Bool
+    public var deadline: CollectiveDeadline?
 
     /// Initialises MPI (once per process) and wraps MPI_COMM_WORLD. Errors return codes
     /// instead of aborting inside MPI, so they become Swift errors with MPI's message.
@@ -92,36 +152,93 @@ public final class MPICommunicator: Communicator {
         throw CommunicatorError("\(what) failed on rank \(rank) of \(size): \(message)")
     }
 
+    /// With a deadline: starts the non-blocking form of a collective and waits for it with
+    /// `wait`; without one: the blocking form.
+    func collective(_ name: @autoclosure () -> String,
+                    blocking: () -> Int32, start: (UnsafeMutablePointer<MPI_Request?>) -> Int32) throws {
+        guard let deadline, deadline.seconds > 0 else {
+            try check(blocking(), name())
+            return
+        }
+        var request: MPI_Request?
+        try check(start(&request), name())
+        try wait(&request, name(), deadline: deadline)
+    }
+
+    /// Polls `request` until it completes. For the first `spinSeconds` it tests back to back (a
+    /// collective whose ranks all arrived completes in milliseconds, and the non-blocking
+    /// collectives progress only inside MPI_Test); after that it sleeps between tests, from
+    /// 50 µs doubling to `maxNap`, so a rank waiting for a slow or lost peer leaves the CPU to
+    /// others. Throws `CollectiveTimeout` after `deadline` (nil: waits for ever), or
+    /// `CollectiveDeadline.graceAfterSignal` after SIGTERM/SIGUSR1 arrived during the wait.
+    func wait(_ request: inout MPI_Request?, _ name: @autoclosure () -> String, deadline: CollectiveDeadline?,
+              pollingEvery pollInterval: Double? = nil, _ poll: () throws -> Void = {}) throws {
+        let started = monotonicSeconds()
+        var nap = 50e-6, lastPoll = started
+        var signalledAt: Double?
+        while true {
+            var done: Int32 = 0
+            try check(MPI_Test(&request, &done, lf_mpi_status_ignore()), name())
+            if done != 0 { return }
+            let now = monotonicSeconds(), waited = now - started
+            // Yield while spinning: with more ranks than cores, the peer may need this core.
+            if waited < Self.spinSeconds { sched_yield(); continue }
+            if let pollInterval, now - lastPoll >= pollInterval {
+                try poll()
+                lastPoll = now
+            }
+            if let deadline, deadline.seconds > 0 {
+                if Preemption.requested && signalledAt == nil { signalledAt = now }
+                var limit = deadline.seconds
+                if let signalledAt { limit = min(limit, signalledAt - started + CollectiveDeadline.graceAfterSignal) }
+                if waited > limit {
+                    throw CollectiveTimeout(operation: name(), waited: waited, limit: limit, rank: rank, size: size,
+                                            context: deadline.context(), signalled: signalledAt != nil)
+                }
+            }
+            usleep(useconds_t(nap * 1e6))
+            nap = min(nap * 2, pollInterval ?? Self.maxNap)
+        }
+    }
+
+    /// Busy testing before the first sleep, and the longest sleep between tests.
+    static let spinSeconds = 0.02
+    static let maxNap = 1e-3
+
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
-        try check(MPI_Allreduce(lf_mpi_in_place(), buffer, Int32(count), lf_mpi_float(), lf_mpi_sum(), comm), "MPI_Allreduce(sum)")
+        try collective("MPI_Allreduce(sum) of \(count) floats",
+                       blocking: { MPI_Allreduce(lf_mpi_in_place(), buffer, Int32(count), lf_mpi_float(), lf_mpi_sum(), comm) },
+                       start: { MPI_Iallreduce(lf_mpi_in_place(), buffer, Int32(count), lf_mpi_float(), lf_mpi_sum(), comm, $0) })
     }
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {
-        try check(MPI_Allreduce(lf_mpi_in_place(), buffer, Int32(count), lf_mpi_double(), lf_mpi_sum(), comm), "MPI_Allreduce(sum)")
+        try collective("MPI_Allreduce(sum) of \(count) doubles",
+                       blocking: { MPI_Allreduce(lf_mpi_in_place(), buffer, Int32(count), lf_mpi_double(), lf_mpi_sum(), comm) },
+                       start: { MPI_Iallreduce(lf_mpi_in_place(), buffer, Int32(count), lf_mpi_double(), lf_mpi_sum(), comm, $0) })
     }
 
     public func allreduceMax(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {
-        try check(MPI_Allreduce(lf_mpi_in_place(), buffer, Int32(count), lf_mpi_double(), lf_mpi_max(), comm), "MPI_Allreduce(max)")
+        try collective("MPI_Allreduce(max) of \(count) doubles",
+                       blocking: { MPI_Allreduce(lf_mpi_in_place(), buffer, Int32(count), lf_mpi_double(), lf_mpi_max(), comm) },
+                       start: { MPI_Iallreduce(lf_mpi_in_place(), buffer, Int32(count), lf_mpi_double(), lf_mpi_max(), comm, $0) })
     }
 
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {
-        try check(MPI_Bcast(buffer, Int32(count), lf_mpi_float(), Int32(root), comm), "MPI_Bcast")
+        try collective("MPI_Bcast of \(count) floats from rank \(root)",
+                       blocking: { MPI_Bcast(buffer, Int32(count), lf_mpi_float(), Int32(root), comm) },
+                       start: { MPI_Ibcast(buffer, Int32(count), lf_mpi_float(), Int32(root), comm, $0) })
     }
 
     public func broadcast(_ buffer: UnsafeMutablePointer<Double>, count: Int, root: Int) throws {
-        try check(MPI_Bcast(buffer, Int32(count), lf_mpi_double(), Int32(root), comm), "MPI_Bcast")
+        try collective("MPI_Bcast of \(count) doubles from rank \(root)",
+                       blocking: { MPI_Bcast(buffer, Int32(count), lf_mpi_double(), Int32(root), comm) },
+                       start: { MPI_Ibcast(buffer, Int32(count), lf_mpi_double(), Int32(root), comm, $0) })
     }
 
     public func barrier(pollingEvery interval: Double, _ poll: () throws -> Void) throws {
         var request: MPI_Request?
         try check(MPI_Ibarrier(comm, &request), "MPI_Ibarrier")
-        while true {
-            var done: Int32 = 0
-            try check(MPI_Test(&request, &done, lf_mpi_status_ignore()), "MPI_Test")
-            if done != 0 { return }
-            try poll()
-            usleep(useconds_t(interval * 1e6))
-        }
+        try wait(&request, "MPI_Ibarrier", deadline: nil, pollingEvery: interval, poll)
     }
 
     public func split(color: Int, key: Int) throws -> Communicator {
@@ -136,7 +253,7 @@ public final class MPICommunicator: Communicator {
     }
 
     public func barrier() throws {
-        try check(MPI_Barrier(comm), "MPI_Barrier")
+        try collective("MPI_Barrier", blocking: { MPI_Barrier(comm) }, start: { MPI_Ibarrier(comm, $0) })
     }
 
     public func abort(code: Int32) -> Never {
@@ -148,6 +265,7 @@ public final class MPICommunicator: Communicator {
 /// One process, no MPI: for in-process tests and tools. Every collective is the identity.
 public final class SingleProcess: Communicator {
     public init() {}
+    public var deadline: CollectiveDeadline?
     public var rank: Int { 0 }
     public var size: Int { 1 }
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {}

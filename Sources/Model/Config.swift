@@ -56,6 +56,8 @@ public struct Config: Equatable, Sendable {
     public var checkpointEvery = 1
     public var keepCheckpoints = 3
     public var seed = 0
+    // The job
+    public var collectiveTimeoutSeconds = 60.0
 
     public init() {}
 
@@ -168,6 +170,14 @@ extension Config {
         .int("checkpointEvery", \.checkpointEvery, ">= 1", "Write a resumable checkpoint every this many epochs (and at preemption)."),
         .int("keepCheckpoints", \.keepCheckpoints, ">= 1", "Resumable checkpoints kept in the run directory (the newest ones); best.h5 is kept besides."),
         .int("seed", \.seed, ">= 0", "Seed of every random draw (initialisation, dropout, noise, shuffling)."),
+        .real("collectiveTimeoutSeconds", \.collectiveTimeoutSeconds, ">= 0", "Collective watchdog: a rank that waits longer than this (or 10 times the slowest training step so far, whichever is longer) for the other ranks in a collective prints which collective, step and checkpoint, and exits with status 69 (a lost rank, host or link; requeue and resume). After SIGTERM/SIGUSR1 it waits at most 10 s more. 0 disables it (blocking collectives)."),
+    ]
+
+    /// Fields that manage a run rather than shape its trajectory: a resumed run may change them
+    /// (more epochs, another checkpoint cadence, a longer watchdog).
+    public static let runManagementFields: Set<String> = [
+        "epochs", "checkpointEvery", "keepCheckpoints", "earlyStoppingPatience", "predictionSamples",
+        "collectiveTimeoutSeconds",
     ]
 
     public static func field(named name: String) -> ConfigField? { fields.first { $0.name == name } }
@@ -238,6 +248,7 @@ extension Config {
         need(seed >= 0, "seed must be >= 0 (got \(seed))")
         need(checkpointEvery >= 1, "checkpointEvery must be >= 1 (got \(checkpointEvery))")
         need(keepCheckpoints >= 1, "keepCheckpoints must be >= 1 (got \(keepCheckpoints))")
+        need(collectiveTimeoutSeconds >= 0, "collectiveTimeoutSeconds must be >= 0 (got \(collectiveTimeoutSeconds)); 0 disables the watchdog")
         if !problems.isEmpty {
             throw ConfigError("impossible config:\n  - " + problems.joined(separator: "\n  - "))
         }

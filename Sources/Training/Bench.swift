@@ -79,6 +79,8 @@ public struct BenchResult: Codable, Sendable {
     /// Peak resident memory of the largest rank, MiB.
     public var peakMemoryMiB: Double
     public var parameters: Int
+    /// Whether the collectives ran under the watchdog (non-blocking, polled) or blocking.
+    public var watchdog = true
 }
 
 public enum Bench {

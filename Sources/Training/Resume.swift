@@ -33,17 +33,12 @@ public struct Preempted: Error, CustomStringConvertible {
     public var description: String { "preempted; resume from \(checkpoint) by running the same command again" }
 }
 
-/// Fault injection for the kill/resume tests, read from the environment once.
+/// Fault injection for the one kill a test cannot place from outside: in the middle of a
+/// checkpoint write (`LFLOW_TEST_KILL_DURING_CHECKPOINT=N`: SIGKILL inside the N-th write).
+/// Kills at any other moment are real SIGKILLs sent by the tests.
 enum TestHooks {
-    static let environment = ProcessInfo.processInfo.environment
-    static let killAtStep = environment["LFLOW_TEST_KILL_AT_STEP"].flatMap(Int.init)
-    static let killDuringCheckpoint = environment["LFLOW_TEST_KILL_DURING_CHECKPOINT"].flatMap(Int.init)
+    static let killDuringCheckpoint = ProcessInfo.processInfo.environment["LFLOW_TEST_KILL_DURING_CHECKPOINT"].flatMap(Int.init)
     nonisolated(unsafe) static var checkpointsWritten = 0
-
-    /// SIGKILL, as the scheduler or the OOM killer would, right after step `atStep`.
-    static func killIfRequested(atStep step: Int) {
-        if step == killAtStep { kill(getpid(), SIGKILL) }
-    }
 }
 
 extension Trainer {
@@ -127,16 +122,10 @@ extension Trainer {
                 let stored = try CheckpointIO.readConfig(path: path)
                 // Fields that manage the run rather than shape its trajectory so far may change
                 // between the interrupted run and the resumed one (e.g. more epochs).
-                var mine = config, theirs = stored
-                for c in [\Config.epochs, \Config.checkpointEvery, \Config.keepCheckpoints,
-                          \Config.earlyStoppingPatience, \Config.predictionSamples] as [WritableKeyPath<Config, Int>] {
-                    mine[keyPath: c] = 0
-                    theirs[keyPath: c] = 0
-                }
-                guard mine == theirs else {
-                    let differing = Config.fields.filter { $0.get(mine) != $0.get(theirs) }
-                        .map { "\($0.name): \($0.get(theirs)) in the checkpoint, \($0.get(mine)) now" }
-                    throw TrainingError("the run directory '\(runDirectory)' holds checkpoints of another config (\(differing.joined(separator: "; "))). Use the same config to resume, or another --run-dir to start afresh.")
+                let differing = Config.fields.filter { !Config.runManagementFields.contains($0.name) && $0.get(config) != $0.get(stored) }
+                guard differing.isEmpty else {
+                    let what = differing.map { "\($0.name): \($0.get(stored)) in the checkpoint, \($0.get(config)) now" }
+                    throw TrainingError("the run directory '\(runDirectory)' holds checkpoints of another config (\(what.joined(separator: "; "))). Use the same config to resume, or another --run-dir to start afresh.")
                 }
                 let theirFingerprint = try file.readAttributeString("data_fingerprint")
                 guard theirFingerprint == fingerprint else {
@@ -163,6 +152,16 @@ extension Trainer {
             }
         }
         throw TrainingError("no checkpoint in '\(runDirectory)' could be loaded (tried \(candidates.count)); see the warnings above. Move them away to start afresh.")
+    }
+
+    /// Rank 0, at start: removes what a killed run left half written (the temporary files of
+    /// atomic writes: `.<name>.tmp-<pid>` of checkpoints, `.dat.nosync*` of Foundation's), so
+    /// every file in the run directory is a complete one.
+    func removeStaleTemporaries() {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: runDirectory)) ?? []
+        for name in names where name.hasPrefix(".") && (name.contains(".tmp-") || name.hasPrefix(".dat.nosync")) {
+            try? FileManager.default.removeItem(atPath: runDirectory + "/" + name)
+        }
     }
 
     /// Keeps the first `epochs` lines of metrics.jsonl (those a resumed run has already done).

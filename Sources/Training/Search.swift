@@ -32,22 +32,6 @@ public struct TrialRecord: Codable, Equatable, Sendable {
     public var finished: Bool { status == .complete || status == .failed }
 }
 
-/// Test-only fault injection: world rank 0 kills itself (SIGKILL, as a scheduler would) once
-/// `LFLOW_TEST_KILL_SEARCH_AFTER` trials are complete and a running trial has a checkpoint to
-/// resume from, to test that a killed search skips the first and resumes the second.
-enum SearchTestHooks {
-    static let killAfterTrials = ProcessInfo.processInfo.environment["LFLOW_TEST_KILL_SEARCH_AFTER"].flatMap(Int.init)
-
-    static func killIfRequested(_ search: Search, _ records: [TrialRecord]) {
-        guard let n = killAfterTrials, records.filter({ $0.status == .complete }).count >= n else { return }
-        let resumable = records.contains { record in
-            record.status == .running && ((try? FileManager.default.contentsOfDirectory(atPath: search.directory(search.points[record.index])))?
-                .contains { $0.hasPrefix("ckpt-") } ?? false)
-        }
-        if resumable { kill(getpid(), SIGKILL) }
-    }
-}
-
 /// A physics-parameter grid search over the ranks of one MPI job.
 ///
 /// The world splits into groups of `ranksPerTrial` consecutive ranks (MPI_Comm_split). Each
@@ -124,6 +108,7 @@ public final class Search {
         try agreeOnRoot { try prepareRunDirectory() }
         let groupIndex = world.rank / ranksPerTrial
         let group = try world.split(color: groupIndex, key: world.rank)
+        group.deadline = world.deadline
         if world.isRoot {
             let done = records().filter(\.finished).count
             say("search: \(points.count) grid points over \(grid.axes.map { "\($0.field) (\($0.values.joined(separator: ", ")))" }.joined(separator: " × ")); \(groups) group\(groups == 1 ? "" : "s") of \(ranksPerTrial) rank\(ranksPerTrial == 1 ? "" : "s")" + (done > 0 ? "; \(done) already finished, skipped" : ""))
@@ -151,7 +136,8 @@ public final class Search {
             }
             if world.isRoot { try announce() }
         }
-        // Idle groups sleep here while others train; world rank 0 keeps reporting.
+        // Idle groups sleep here while others train; world rank 0 keeps reporting. No deadline:
+        // the other groups' trials may take hours (their own collectives have the watchdog).
         try world.barrier(pollingEvery: 0.5) { if world.isRoot { try announce() } }
         let anyPreempted = try world.sum([preempted ? 1 : 0])[0] > 0
         var final: [TrialRecord] = []
@@ -319,7 +305,6 @@ public final class Search {
     /// results table, so a long search can be followed (and read) while it runs.
     func announce() throws {
         let all = records()
-        SearchTestHooks.killIfRequested(self, all)
         let fresh = all.filter { $0.finished && !announced.contains($0.index) }
         guard !fresh.isEmpty else { return }
         for record in fresh {

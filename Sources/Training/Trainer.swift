@@ -62,6 +62,8 @@ public final class Trainer {
     public let bestParameters: Buffer<Float>
     public internal(set) var step = 0
     public internal(set) var history: [EpochRecord] = []
+    /// The slowest training step of this process so far, seconds (for the watchdog).
+    var slowestStep = 0.0
     /// The data file's fingerprint when it was loaded (checkpoints record it; hashed once per run,
     /// not at every checkpoint).
     let fingerprint: String
@@ -80,18 +82,19 @@ public final class Trainer {
         }
         model = LangevinFlow(config: config, dims: dims, maxBatch: config.batchSize)
         model.params.initialise(seed: config.seed)
-        // Every replica starts from rank 0's parameters.
-        try comm.broadcast(model.params.values.ptr, count: model.params.values.count, root: 0)
+        self.runDirectory = runDirectory
+        self.comm = comm
         adam = Adam(count: model.params.layout.totalCount, config: config)
         batch = Batch(dims: dims, capacity: config.batchSize)
         bestParameters = Buffer(count: model.params.layout.totalCount)
-        bestParameters.copy(from: model.params.values)
         scheduler = PlateauScheduler(learningRate: config.learningRate, factor: config.lrFactor,
                                      patience: config.lrPatience, minLearningRate: config.minLearningRate)
-        self.runDirectory = runDirectory
-        self.comm = comm
         say = log
         fingerprint = try dataFingerprint(path: tensors.path)
+        armWatchdog()
+        // Every replica starts from rank 0's parameters.
+        try comm.broadcast(model.params.values.ptr, count: model.params.values.count, root: 0)
+        bestParameters.copy(from: model.params.values)
     }
 
     /// Rank 0 speaks; the others are silent.
@@ -140,6 +143,28 @@ public final class Trainer {
     }
     public var bestCheckpointPath: String { runDirectory + "/best.h5" }
 
+    // MARK: - Collective watchdog
+
+    /// Gives every collective of this trainer's communicator a deadline (`collectiveTimeoutSeconds`;
+    /// 0 leaves them blocking). On expiry the message says where training stood and which
+    /// checkpoint a restart resumes from.
+    func armWatchdog() {
+        guard config.collectiveTimeoutSeconds > 0 else { comm.deadline = nil; return }
+        comm.deadline = CollectiveDeadline(seconds: config.collectiveTimeoutSeconds) { [unowned self] in
+            let newest = self.checkpointPaths().first.map { "the newest checkpoint is \($0)" } ?? "no checkpoint was written yet, a restart trains afresh"
+            return "training was at step \(self.step) (after \(self.history.count) complete epochs); \(newest)"
+        }
+    }
+
+    /// A slow step is not a lost rank: the deadline is at least ten times the slowest step.
+    func noteStepSeconds(_ seconds: Double) {
+        guard seconds > slowestStep else { return }
+        slowestStep = seconds
+        if config.collectiveTimeoutSeconds > 0 {
+            comm.deadline?.seconds = max(config.collectiveTimeoutSeconds, 10 * seconds)
+        }
+    }
+
     /// Trains for `config.epochs` epochs (or until early stopping). Leaves the best weights in
     /// the model and in `best.h5`.
     public func train() throws {
@@ -148,6 +173,7 @@ public final class Trainer {
         var state = resumed ?? TrainerState(epoch: 0, batchCursor: 0, partial: EpochSums())
         if comm.isRoot {
             try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+            removeStaleTemporaries()
             try keepMetricsLines(state.epoch)
             metricsLog = try FileHandle(forWritingTo: URL(fileURLWithPath: metricsPath))
             try metricsLog?.seekToEnd()
@@ -238,6 +264,7 @@ public final class Trainer {
                                                            normSum: state.partial.normSum, batches: state.partial.batches)
         let starts = Array(stride(from: 0, to: order.count, by: config.batchSize))
         for (index, start) in starts.enumerated() where index >= state.batchCursor {
+            let stepStarted = Date()
             let global = Array(order[start..<min(start + config.batchSize, order.count)])
             let local = Self.shard(global, rank: comm.rank, size: comm.size)
             let norm = LossNormalisation(observedEntries: observedEntries(global), trials: global.count)
@@ -263,7 +290,7 @@ public final class Trainer {
             sums.batches += 1
             sums.observed += norm.observedEntries
             sums.trials += norm.trials
-            TestHooks.killIfRequested(atStep: step)
+            noteStepSeconds(Date().timeIntervalSince(stepStarted))
             if try preemptionAgreed() {
                 var partial = sums
                 let totals = try comm.sum([sums.reconstruction, sums.kl])

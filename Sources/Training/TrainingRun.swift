@@ -42,7 +42,7 @@ public enum TrainingRun {
         report.minutes = Date().timeIntervalSince(started) / 60
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(report).write(to: URL(fileURLWithPath: runDirectory + "/validation.json"))
+        try encoder.encode(report).write(to: URL(fileURLWithPath: runDirectory + "/validation.json"), options: .atomic)
         return Outcome(trainer: trainer, report: report, submissionPath: submission,
                        evaluationSeconds: Date().timeIntervalSince(evaluationStarted))
     }

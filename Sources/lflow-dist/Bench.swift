@@ -2,6 +2,7 @@ import ArgumentParser
 import Distributed
 import Foundation
 import Kernels
+import Model
 import Training
 
 struct BenchCommand: ParsableCommand {
@@ -54,6 +55,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: .hidden) var workerSize: String?
     @Option(help: .hidden) var workerThreads = 1
     @Option(help: .hidden) var workerOut: String?
+    @Option(help: .hidden) var workerWatchdog = Config().collectiveTimeoutSeconds
 
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be >= 1") }
@@ -72,10 +74,12 @@ struct BenchCommand: ParsableCommand {
     func worker(sizeName: String, out: String) throws {
         let world = try MPICommunicator.world()
         defer { MPICommunicator.finalize() }
+        world.deadline = CollectiveDeadline(seconds: workerWatchdog)
         setBLASThreads(workerThreads)
         guard let size = BenchSize.all.first(where: { $0.name == sizeName }) else { throw ValidationError("unknown size \(sizeName)") }
         var result = try Bench.trainingSteps(size: size, steps: steps, warmup: warmup, comm: world)
         result.threads = workerThreads
+        result.watchdog = workerWatchdog > 0
         if world.isRoot {
             try JSONEncoder().encode(result).write(to: URL(fileURLWithPath: out))
         }
@@ -109,7 +113,10 @@ struct BenchCommand: ParsableCommand {
     func driver() throws {
         let sizeList = smoke ? [BenchSize.smoke] : sizes.split(separator: ",").compactMap { name in BenchSize.all.first { $0.name == name } }
         let steps = smoke ? 2 : self.steps, warmup = smoke ? 1 : self.warmup
-        let configurations = [(ranks: 1, threads: 1), (ranks: 1, threads: 2), (ranks: 2, threads: 1)]
+        // The last row repeats 2 × 1 with blocking collectives, to show what the collective
+        // watchdog (non-blocking collectives polled with sleeps) costs.
+        let configurations = [(ranks: 1, threads: 1, watchdog: true), (ranks: 1, threads: 2, watchdog: true),
+                              (ranks: 2, threads: 1, watchdog: true), (ranks: 2, threads: 1, watchdog: false)]
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
 
         say("measuring the OpenBLAS sgemm peak (2048³, best of 4)…")
@@ -131,8 +138,8 @@ struct BenchCommand: ParsableCommand {
             say(String(format: "\n%@: H=%d, B=%d, T=%d+%d, %d→%d neurons, %.1f GFLOP per step (matrix products)",
                        size.name, size.hidden, size.batch, size.bins, size.forward, size.heldIn, size.heldIn + size.heldOut, size.flopsPerStep / 1e9))
             for c in configurations {
-                say("  timing \(c.ranks) rank\(c.ranks == 1 ? "" : "s") × \(c.threads) thread\(c.threads == 1 ? "" : "s") (\(warmup) + \(steps) steps)…")
-                results.append(try measure(size: size, ranks: c.ranks, threads: c.threads, steps: steps, warmup: warmup))
+                say("  timing \(c.ranks) rank\(c.ranks == 1 ? "" : "s") × \(c.threads) thread\(c.threads == 1 ? "" : "s")\(c.watchdog ? "" : ", no watchdog") (\(warmup) + \(steps) steps)…")
+                results.append(try measure(size: size, ranks: c.ranks, threads: c.threads, watchdog: c.watchdog, steps: steps, warmup: warmup))
             }
             if torchAvailable {
                 for threads in [1, 2] {
@@ -163,7 +170,7 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    func measure(size: BenchSize, ranks: Int, threads: Int, steps: Int, warmup: Int) throws -> BenchResult {
+    func measure(size: BenchSize, ranks: Int, threads: Int, watchdog: Bool, steps: Int, warmup: Int) throws -> BenchResult {
         let out = scratch + "/bench-\(size.name)-\(ranks)x\(threads)-\(getpid()).json"
         defer { try? FileManager.default.removeItem(atPath: out) }
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
@@ -175,6 +182,7 @@ struct BenchCommand: ParsableCommand {
         }
         let status = try runProcess("/usr/bin/env", ["mpirun", "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS", "-n", "\(ranks)", exe, "bench",
                                                      "--worker-size", size.name, "--worker-threads", "\(threads)", "--worker-out", out,
+                                                     "--worker-watchdog", watchdog ? "\(Config().collectiveTimeoutSeconds)" : "0",
                                                      "--steps", "\(steps)", "--warmup", "\(warmup)"], environment: environment)
         guard status == 0, let data = FileManager.default.contents(atPath: out) else {
             throw ValidationError("the benchmark worker (mpirun -n \(ranks), \(threads) thread(s), \(size.name)) failed with status \(status); run it again with fewer --steps, or check that mpirun works (Launch/install-deps.sh)")
@@ -235,21 +243,26 @@ struct BenchCommand: ParsableCommand {
             } else if r.ranks == 2, let t = report.pytorch["\(r.size)/2"] {
                 ratio = String(format: "%.2f× vs 2 threads", r.trialsPerSecond / t.trials_per_s)
             }
-            lines.append(String(format: "%-6@ %d×%d            %8.4f      (%.4f–%.4f)   %8.1f  %8.1f  %12.0f%%  %8.1f%%  %13.0f  %@",
-                                r.size, r.ranks, r.threads, r.median, r.min, r.max, r.trialsPerSecond, r.gflops,
+            lines.append(String(format: "%-6@ %d×%d%@  %8.4f      (%.4f–%.4f)   %8.1f  %8.1f  %12.0f%%  %8.1f%%  %13.0f  %@",
+                                r.size, r.ranks, r.threads, r.watchdog ? "          " : " no wdog  ", r.median, r.min, r.max, r.trialsPerSecond, r.gflops,
                                 peak > 0 ? 100 * r.gflops / peak : 0, 100 * r.allreduceFraction, r.peakMemoryMiB, ratio))
         }
         for size in Set(report.results.map(\.size)).sorted() {
             let rows = report.results.filter { $0.size == size }
-            if let one = rows.first(where: { $0.ranks == 1 && $0.threads == 1 }), let two = rows.first(where: { $0.ranks == 2 }) {
+            if let one = rows.first(where: { $0.ranks == 1 && $0.threads == 1 }), let two = rows.first(where: { $0.ranks == 2 && $0.watchdog }) {
                 lines.append(String(format: "%@: 2 ranks × 1 thread = %.2f× the throughput of 1 rank × 1 thread; allreduce %.1f%% of the step",
                                     size, two.trialsPerSecond / one.trialsPerSecond, 100 * two.allreduceFraction))
+                if let blocking = rows.first(where: { $0.ranks == 2 && !$0.watchdog }) {
+                    let cost = (two.phases[PhaseClock.Phase.allreduce.name] ?? 0) + (two.phases[PhaseClock.Phase.rankWait.name] ?? 0) - (blocking.phases[PhaseClock.Phase.allreduce.name] ?? 0) - (blocking.phases[PhaseClock.Phase.rankWait.name] ?? 0)
+                    lines.append(String(format: "%@: the collective watchdog costs %+.1f%% of the step (median step %.4f s vs %.4f s blocking; wait + allreduce %+.2f ms)",
+                                        size, 100 * (two.median / blocking.median - 1), two.median, blocking.median, 1000 * cost))
+                }
             }
         }
         lines.append("")
         lines.append("time per step by phase, seconds (rank 0):")
         let phases = PhaseClock.Phase.allCases.map(\.name)
-        lines.append("  " + "phase".padding(toLength: 44, withPad: " ", startingAt: 0) + report.results.map { "\($0.size) \($0.ranks)×\($0.threads)".padding(toLength: 13, withPad: " ", startingAt: 0) }.joined())
+        lines.append("  " + "phase".padding(toLength: 44, withPad: " ", startingAt: 0) + report.results.map { "\($0.size) \($0.ranks)×\($0.threads)\($0.watchdog ? "" : "b")".padding(toLength: 13, withPad: " ", startingAt: 0) }.joined())
         for phase in phases {
             lines.append("  " + phase.padding(toLength: 44, withPad: " ", startingAt: 0)
                          + report.results.map { String(format: "%-13.4f", $0.phases[phase] ?? 0) }.joined())

@@ -70,6 +70,7 @@ struct SearchCommand: ParsableCommand {
     func search(world: Communicator, plan: (grid: SearchGrid, config: Config)) throws {
         let (grid, config) = plan
         let say: (String) -> Void = world.isRoot ? { lflow_dist.say($0) } : { _ in }
+        world.deadline = CollectiveDeadline(seconds: config.collectiveTimeoutSeconds)
         let dataPath = try ConfigOptions.dataPath(data, comm: world, say: say)
         let tensors = try NLBTensors.load(path: dataPath)
         let runDirectory = runDir ?? "Checkpoints/search-" + URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent

@@ -53,6 +53,7 @@ struct Train: ParsableCommand {
     func train(comm: Communicator, config: Config) throws {
         let say: (String) -> Void = comm.isRoot ? { lflow_dist.say($0) } : { _ in }
         let started = Date()
+        comm.deadline = CollectiveDeadline(seconds: config.collectiveTimeoutSeconds)
         let dataPath = try ConfigOptions.dataPath(data, comm: comm, say: say)
         let tensors = try NLBTensors.load(path: dataPath)
         let runDirectory = runDir ?? "Checkpoints/" + URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent

@@ -2,6 +2,9 @@ import ArgumentParser
 import Distributed
 import Foundation
 import Training
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How a command that trains on MPI_COMM_WORLD starts and ends, the same for `train` and
 /// `search`. One code path for 1 and N ranks: without mpirun the world has size 1.
@@ -12,28 +15,36 @@ import Training
 ///   so the others never wait in a collective forever. A failure agreed by every rank
 ///   (`AgreedFailure`) is printed once by rank 0, and every rank exits 1.
 /// - Preemption (SIGTERM/SIGUSR1) ends every rank with status 75 after the checkpoint.
+/// - A collective that outlives the watchdog's deadline (`CollectiveTimeout`: a lost rank, host
+///   or link) ends this rank at once with status 69, without MPI_Finalize, which would wait
+///   for the lost rank as well. Every rank that notices prints the message.
 enum WorldJob {
     static func run<Plan>(preflight: (Communicator) throws -> Plan, body: (Communicator, Plan) throws -> Void) throws {
         let world = try MPICommunicator.world()
-        defer { MPICommunicator.finalize() }
         Preemption.installHandlers()
         let plan: Plan
         do { plan = try preflight(world) } catch {
+            MPICommunicator.finalize()
             guard world.isRoot else { throw ExitCode.failure }
             throw error
         }
         do {
             try body(world, plan)
+            MPICommunicator.finalize()
+        } catch let timeout as CollectiveTimeout {
+            FileHandle.standardError.write(Data("Error: \(timeout)\n".utf8))
+            _exit(CollectiveTimeout.exitCode)
         } catch let preempted as Preempted {
             // Every rank stopped at the same step; rank 0 wrote the checkpoint. 75 = requeue.
             MPICommunicator.finalize()
             if world.isRoot { FileHandle.standardError.write(Data("\(preempted)\n".utf8)) }
             throw ExitCode(Preempted.exitCode)
         } catch let agreed as AgreedFailure {
+            MPICommunicator.finalize()
             guard let reason = agreed.reason, world.isRoot else { throw ExitCode.failure }
             throw reason
         } catch {
-            guard world.size > 1 else { throw error }
+            guard world.size > 1 else { MPICommunicator.finalize(); throw error }
             FileHandle.standardError.write(Data("Error (rank \(world.rank) of \(world.size)): \(error)\n".utf8))
             world.abort(code: 1)
         }
