@@ -16,35 +16,47 @@ struct CLI {
         var status: Int32
         var stdout: String
         var stderr: String
+        var reason: Process.TerminationReason = .exit
         var output: String { stdout + stderr }
     }
 
     /// Runs the binary, or `mpirun -n ranks` of it (as root, oversubscribed, one BLAS thread).
     @discardableResult
     static func run(_ arguments: [String], ranks: Int? = nil, environment extra: [String: String] = [:]) throws -> Result {
-        let process = Process()
+        let r: Result
         if let ranks {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["mpirun", "--oversubscribe"] + extra.keys.sorted().flatMap { ["-x", $0] }
-                + ["-n", "\(ranks)", binary] + arguments
+            r = try runProcess("/usr/bin/env", ["mpirun", "--oversubscribe"] + extra.keys.sorted().flatMap { ["-x", $0] }
+                               + ["-n", "\(ranks)", binary] + arguments, environment: extra)
         } else {
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = arguments
+            r = try runProcess(binary, arguments, environment: extra)
         }
+        // A Swift trap or a segfault ends in a signal, never in an exit status (the kill tests
+        // signal on purpose).
+        if extra.isEmpty { #expect(r.reason == .exit, "\(arguments) was killed by a signal") }
+        return r
+    }
+
+    /// Runs `executable arguments` in the package root with the test environment, to the end.
+    static func runProcess(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
         process.environment = environment(extra)
         process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        // Read standard error on another thread, so neither pipe can fill up and block the child.
+        nonisolated(unsafe) var stderr = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { stderr = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
         process.waitUntilExit()
-        // A Swift trap or a segfault ends in a signal, never in an exit status (the kill tests
-        // signal on purpose).
-        if extra.isEmpty { #expect(process.terminationReason == .exit, "\(arguments) was killed by a signal") }
         return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: stderr, as: UTF8.self))
+                      stderr: String(decoding: stderr, as: UTF8.self), reason: process.terminationReason)
     }
 
     /// This process's environment plus what mpirun needs as root, one BLAS thread, and `extra`.

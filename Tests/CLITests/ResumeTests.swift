@@ -33,24 +33,27 @@ struct ResumeTests {
         try CLI.run(trainArgs + extra, ranks: ranks, environment: env)
     }
 
-    @Test("SIGKILL at several points, then the same command again: bitwise equal to an uninterrupted run")
+    @Test("SIGKILL after 1, 4 and 9 of 12 epochs, then the same command again: bitwise equal to an uninterrupted run")
     func killAndResume() throws {
         let dir = CLI.temporaryDirectory()
         let data = try Self.data(in: dir)
-        let clean = try Self.run(["--data", data, "--run-dir", "\(dir)/clean"])
+        let args = Self.trainArgs + ["--data", data, "--set", "epochs=12"]
+        let clean = try CLI.run(args + ["--run-dir", "\(dir)/clean"])
         #expect(clean.status == 0, "\(clean.output)")
         let reference = try Self.finalState("\(dir)/clean")
         #expect(reference.count > 10)
-        for killStep in [3, 6, 13] {
-            let run = "\(dir)/killed\(killStep)"
-            let killed = try Self.run(["--data", data, "--run-dir", run], env: ["LFLOW_TEST_KILL_AT_STEP": "\(killStep)"])
-            #expect(killed.status != 0)
-            let resumed = try Self.run(["--data", data, "--run-dir", run, "--resume"].filter { killStep > 4 || $0 != "--resume" })
+        for epochs in [1, 4, 9] {
+            let run = "\(dir)/killed\(epochs)"
+            let killed = try CLI.killWhen(args + ["--run-dir", run], run: run, output: "\(run).log") {
+                CLI.epochsLogged(run) >= epochs && ((try? FileManager.default.contentsOfDirectory(atPath: run)) ?? []).contains { $0.hasPrefix("ckpt-") }
+            }
+            #expect(killed, "the run ended before its kill after \(epochs) epochs")
+            let resumed = try CLI.run(args + ["--run-dir", run, "--resume"])
             #expect(resumed.status == 0, "\(resumed.output)")
-            if killStep > 4 { #expect(resumed.stdout.contains("resuming from")) }
-            #expect(try Self.finalState(run) == reference, "kill at step \(killStep): resumed run differs")
+            #expect(resumed.stdout.contains("resuming from"))
+            #expect(try Self.finalState(run) == reference, "kill after \(epochs) epochs: resumed run differs")
             let lines = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-            #expect(lines.count == 4, "metrics.jsonl has one line per epoch after resuming")
+            #expect(lines.count == 12, "metrics.jsonl has one line per epoch after resuming")
         }
     }
 
@@ -126,6 +129,84 @@ struct ResumeTests {
         #expect(resumed.status == 0 && resumed.stdout.contains("resuming from"), "\(resumed.output)")
     }
 
+    /// Every file of a run directory, opened as a user would: HDF5 files read through every
+    /// dataset, JSON parsed, each metrics line parsed. Returns the problems.
+    static func unreadableFiles(_ run: String) -> [String] {
+        var problems: [String] = []
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: run)) ?? []
+        for name in names where !name.hasPrefix(".") {
+            let path = "\(run)/\(name)"
+            do {
+                if name.hasSuffix(".h5") {
+                    let f = try H5File.open(path)
+                    func readAll(_ group: String) throws {
+                        for key in try f.children(of: group) { _ = try f.readFloats(group == "/" ? key : "\(group)/\(key)") }
+                        for sub in try f.children(of: group, groups: true) { try readAll(group == "/" ? sub : "\(group)/\(sub)") }
+                    }
+                    try readAll("/")
+                } else if name.hasSuffix(".json") {
+                    _ = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+                } else if name.hasSuffix(".jsonl") {
+                    for line in try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n") {
+                        _ = try JSONSerialization.jsonObject(with: Data(line.utf8))
+                    }
+                }
+            } catch {
+                problems.append("\(name): \(error)")
+            }
+        }
+        return problems
+    }
+
+    @Test("Fault soak: a 2-rank job SIGKILLed whole at random moments and restarted each time ends bitwise equal to an uninterrupted run; every file left behind loads")
+    func faultSoak() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try Self.data(in: dir)
+        // 40 epochs of 4 steps; a checkpoint every epoch, so kills land in steps, in
+        // validation and in checkpoint writes.
+        let args = Self.trainArgs + ["--data", data, "--set", "epochs=40"]
+        let clean = try CLI.run(args + ["--run-dir", "\(dir)/clean"], ranks: 2)
+        #expect(clean.status == 0, "\(clean.output)")
+        let run = "\(dir)/soak"
+        // Seeded moments, so a failure can be replayed: after a random epoch (rising from kill to
+        // kill), plus a random 0–60 ms, so kills land in steps, validation and checkpoint writes.
+        var state: UInt64 = 20261125
+        func uniform() -> Double {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Double(state >> 11) / Double(1 << 53)
+        }
+        var moments: [String] = []
+        var epoch = 0
+        for attempt in 0..<5 {
+            epoch += 2 + Int(uniform() * 6)
+            let delay = 0.06 * uniform()
+            let job = try BackgroundJob("/usr/bin/env", ["mpirun", "--oversubscribe", "-n", "2", CLI.binary] + args + ["--run-dir", run],
+                                        output: "\(dir)/attempt\(attempt).log")
+            let reached = waitUntil(timeout: 60) {
+                ((try? String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").count >= epoch
+            }
+            #expect(reached, "attempt \(attempt) did not reach epoch \(epoch): \(job.output)")
+            Thread.sleep(forTimeInterval: delay)
+            // The whole job at once, as a node failure or `scancel -s KILL` would: mpirun and both ranks.
+            Processes.signal(Processes.matching(run) + [job.pid], SIGKILL)
+            _ = job.wait(timeout: 30)
+            moments.append("epoch \(epoch) + \(Int(delay * 1000)) ms")
+            #expect(waitUntil(timeout: 10) { Processes.matching(run).isEmpty })
+            let problems = Self.unreadableFiles(run)
+            #expect(problems.isEmpty, "after a kill at \(moments.last!) (attempt \(attempt)): \(problems)")
+        }
+        let finished = try CLI.run(args + ["--run-dir", run], ranks: 2)
+        #expect(finished.status == 0, "\(finished.output)")
+        #expect(try Self.finalState(run) == Self.finalState("\(dir)/clean"), "killed at \(moments) s: the result differs")
+        let last = try H5File.open("\(run)/last.h5"), reference = try H5File.open("\(dir)/clean/last.h5")
+        for name in try reference.children(of: "model") {
+            #expect(try last.readFloats("model/\(name)").values == reference.readFloats("model/\(name)").values, "last.h5 \(name)")
+        }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: run).filter { $0.hasPrefix(".") }
+        #expect(leftovers.isEmpty, "temporary files left: \(leftovers)")
+        #expect(Self.unreadableFiles(run).isEmpty)
+    }
+
     @Test("A run directory of another config is refused, naming the field")
     func otherConfig() throws {
         let dir = CLI.temporaryDirectory()
@@ -141,17 +222,18 @@ struct ResumeTests {
     func mpiResume() throws {
         let dir = CLI.temporaryDirectory()
         let data = try Self.data(in: dir)
-        let clean = try Self.run(["--data", data, "--run-dir", "\(dir)/clean"], ranks: 2)
+        let twelve = ["--set", "epochs=12"]
+        let clean = try Self.run(["--data", data, "--run-dir", "\(dir)/clean"] + twelve, ranks: 2)
         #expect(clean.status == 0, "\(clean.output)")
-        let killed = try Self.run(["--data", data, "--run-dir", "\(dir)/run"], env: ["LFLOW_TEST_KILL_AT_STEP": "9"], ranks: 2)
-        #expect(killed.status != 0)
-        let resumed = try Self.run(["--data", data, "--run-dir", "\(dir)/run"], ranks: 2)
+        #expect(try CLI.killWhen(Self.trainArgs + twelve + ["--data", data, "--run-dir", "\(dir)/run"], ranks: 2, run: "\(dir)/run",
+                                 output: "\(dir)/run.log") { CLI.epochsLogged("\(dir)/run") >= 2 })
+        let resumed = try Self.run(["--data", data, "--run-dir", "\(dir)/run"] + twelve, ranks: 2)
         #expect(resumed.status == 0, "\(resumed.output)")
         #expect(try Self.finalState("\(dir)/run") == Self.finalState("\(dir)/clean"))
         // Killed under 2 ranks, resumed on 3: continues from the same cursor.
-        let other = try Self.run(["--data", data, "--run-dir", "\(dir)/other"], env: ["LFLOW_TEST_KILL_AT_STEP": "9"], ranks: 2)
-        #expect(other.status != 0)
-        let three = try Self.run(["--data", data, "--run-dir", "\(dir)/other"], ranks: 3)
+        #expect(try CLI.killWhen(Self.trainArgs + twelve + ["--data", data, "--run-dir", "\(dir)/other"], ranks: 2, run: "\(dir)/other",
+                                 output: "\(dir)/other.log") { CLI.epochsLogged("\(dir)/other") >= 2 })
+        let three = try Self.run(["--data", data, "--run-dir", "\(dir)/other"] + twelve, ranks: 3)
         #expect(three.status == 0 && three.stdout.contains("written by 2 ranks, continuing on 3"), "\(three.output)")
     }
 }

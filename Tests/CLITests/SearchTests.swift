@@ -62,16 +62,23 @@ struct SearchTests {
     func killAndRestart() throws {
         let dir = CLI.temporaryDirectory()
         let data = try ResumeTests.data(in: dir)
-        // Group 0 (ranks 0, 1) takes the short trials, group 1 the long one first. Rank 0 is
-        // killed (SIGKILL) once two trials are complete and a running one has a checkpoint.
+        // Group 0 (ranks 0, 1) takes the short trials, group 1 the long one first. The whole job
+        // is killed (SIGKILL) once two trials are complete and a running one has a checkpoint.
         let args = ["search"] + Self.tiny + ["--data", data, "--ranks-per-trial", "2", "--grid", "mass=0.5,1",
-                                              "--grid", "epochs=2,30"]
+                                              "--grid", "epochs=2,60"]
         let reference = try CLI.run(args + ["--run-dir", "\(dir)/reference"], ranks: 4)
         #expect(reference.status == 0, "\(reference.output)")
 
         let run = "\(dir)/killed"
-        let killed = try CLI.run(args + ["--run-dir", run], ranks: 4, environment: ["LFLOW_TEST_KILL_SEARCH_AFTER": "2"])
-        #expect(killed.status != 0, "\(killed.output)")
+        func status(_ trial: String) -> String? { (try? Self.status("\(run)/trials/\(trial)"))?["status"] as? String }
+        let killedMidway = try CLI.killWhen(args + ["--run-dir", run], ranks: 4, run: run, output: "\(dir)/killed.log") {
+            let trials = (try? FileManager.default.contentsOfDirectory(atPath: "\(run)/trials")) ?? []
+            return trials.filter { status($0) == "complete" }.count >= 2 && trials.contains { trial in
+                status(trial) == "running"
+                    && ((try? FileManager.default.contentsOfDirectory(atPath: "\(run)/trials/\(trial)")) ?? []).contains { $0.hasPrefix("ckpt-") }
+            }
+        }
+        #expect(killedMidway, "the search finished before it could be killed midway")
         let trials = try FileManager.default.contentsOfDirectory(atPath: "\(run)/trials").sorted()
         let before = try trials.map { try Self.status("\(run)/trials/\($0)")["status"] as! String }
         let complete = trials.indices.filter { before[$0] == "complete" }
@@ -167,12 +174,14 @@ struct BenchTests {
         let dir = CLI.temporaryDirectory()
         let r = try CLI.run(["bench", "--smoke", "--json", "\(dir)/bench.json", "--scratch", dir])
         #expect(r.status == 0, "\(r.output)")
-        for text in ["smoke 1×1", "smoke 1×2", "smoke 2×1", "allreduce", "backward: decoder", "checkpoint write"] {
+        for text in ["smoke 1×1", "smoke 1×2", "smoke 2×1", "smoke 2×1 no wdog", "collective watchdog costs", "allreduce",
+                     "backward: decoder", "checkpoint write"] {
             #expect(r.stdout.contains(text), "missing '\(text)' in\n\(r.stdout)")
         }
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/bench.json"))) as! [String: Any]
         let results = json["results"] as! [[String: Any]]
-        #expect(results.count == 3)
+        #expect(results.count == 4)
+        #expect(results.map { $0["watchdog"] as! Bool } == [true, true, true, false])
         #expect(results.allSatisfy { ($0["stepSeconds"] as! [Double]).count == 2 && ($0["median"] as! Double) > 0 })
     }
 }
