@@ -47,6 +47,8 @@ let package = Package(
         .target(name: "Training",
                 dependencies: ["Model", "Data", "Checkpoint", "Metrics", "Distributed", "Kernels", "Yams"],
                 swiftSettings: optimised),
+        // Self-contained HTML run report: inline SVG figures, no JavaScript.
+        .target(name: "Report", swiftSettings: optimised),
         .executableTarget(
             name: "lflow-dist",
             dependencies: ["Training", "Model", "Data", "Checkpoint", "Distributed",
@@ -56,7 +58,8 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
         .testTarget(name: "IOTests", dependencies: ["HDF5", "Data", "Checkpoint", "Model", "Training"]),
-        .testTarget(name: "MetricsTests", dependencies: ["Metrics", "Training"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "MetricsTests", dependencies: ["Metrics", "Training", "HDF5"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["lflow-dist", "HDF5"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report"]),
     ]
 )
