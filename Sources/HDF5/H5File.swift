@@ -173,7 +173,8 @@ public final class H5File {
             return (shape, bytes.map { convert(Double($0)) })
         }
         guard typeClass == H5T_INTEGER || typeClass == H5T_FLOAT else {
-            throw HDF5Error(path: path, object: object, "is not numeric (it must hold integer or float counts)")
+            let kind = typeClass == H5T_VLEN ? "holds variable-length lists" : typeClass == H5T_STRING ? "holds strings" : "is not numeric"
+            throw HDF5Error(path: path, object: object, "\(kind); a number array (integer or float) is expected here")
         }
         var values = [T](repeating: zero, count: shape.reduce(1, *))
         if values.isEmpty { return (shape, values) }
@@ -193,6 +194,40 @@ public final class H5File {
     public func readFloats(_ object: String) throws -> (shape: [Int], values: [Float]) {
         try locked {
             try read(object, memoryType: lf_h5t_native_float(), zero: Float(0), convert: { Float($0) })
+        }
+    }
+
+    /// Index lists: the variable-length integer arrays `nlb_tools`' `save_to_h5` writes for
+    /// `*_cond_idx` (one list per condition, possibly empty), or a rectangular integer array
+    /// whose rows are the lists (negative entries pad).
+    public func readIndexLists(_ object: String) throws -> [[Int]] {
+        let vlen = try locked { () throws -> [[Int]]? in
+            let dset = try openDataset(object)
+            defer { H5Dclose(dset) }
+            let type = H5Dget_type(dset)
+            defer { H5Tclose(type) }
+            guard H5Tget_class(type) == H5T_VLEN else { return nil }
+            let space = H5Dget_space(dset)
+            defer { H5Sclose(space) }
+            let count = shape(ofDataset: dset).reduce(1, *)
+            let memory = H5Tvlen_create(lf_h5t_native_int64())
+            defer { H5Tclose(memory) }
+            var lists = [hvl_t](repeating: hvl_t(len: 0, p: nil), count: count)
+            guard count == 0 || H5Dread(dset, memory, lf_h5s_all(), lf_h5s_all(), lf_h5p_default(), &lists) >= 0 else {
+                throw HDF5Error(path: path, object: object, "cannot be read as variable-length integer lists")
+            }
+            defer { if count > 0 { H5Dvlen_reclaim(memory, space, lf_h5p_default(), &lists) } }
+            return lists.map { list in
+                guard let p = list.p, list.len > 0 else { return [] }
+                let values = p.bindMemory(to: Int64.self, capacity: Int(list.len))
+                return (0..<Int(list.len)).map { Int(values[$0]) }
+            }
+        }
+        if let vlen { return vlen }
+        let (dims, values) = try readDoubles(object)
+        let width = dims.count > 1 ? dims.dropFirst().reduce(1, *) : 1
+        return (0..<(dims.first ?? 0)).map { row in
+            (0..<width).map { Int(values[row * width + $0]) }.filter { $0 >= 0 }
         }
     }
 

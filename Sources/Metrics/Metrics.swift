@@ -117,19 +117,73 @@ public enum NLBMetrics {
     /// the mean eval rate over its trials is compared with `psth[i]` (bins, neurons) at the bins
     /// where psth[i, :, 0] is not NaN; R² (uniform over neurons) over all conditions and bins.
     /// `evalRates` is (trials, bins, neurons).
-    public static func psthR2(psth: [Double], evalRates: [Double], conditions: [[Int]], bins: Int, neurons: Int) -> Double {
+    /// PSTH R²: each condition's mean eval rates against `psth` (conditions × bins × neurons),
+    /// over the bins where the psth is not NaN. `jitter` (dmfc_rsg) shifts each trial's rates
+    /// later by that many bins before averaging, as nlb_tools `eval_psth` does.
+    public static func psthR2(psth: [Double], evalRates: [Double], conditions: [[Int]], bins: Int, neurons: Int,
+                              jitter: [Int]? = nil) -> Double {
         var truth: [Double] = [], predicted: [Double] = []
         for (i, trials) in conditions.enumerated() where !trials.isEmpty {
             for t in 0..<bins where !psth[(i * bins + t) * neurons].isNaN {
                 for n in 0..<neurons {
                     var mean = 0.0
-                    for trial in trials { mean += evalRates[(trial * bins + t) * neurons + n] }
+                    for trial in trials {
+                        let source = t - (jitter?[trial] ?? 0)
+                        mean += source >= 0 && source < bins ? evalRates[(trial * bins + source) * neurons + n] : .nan
+                    }
                     predicted.append(mean / Double(trials.count))
                     truth.append(psth[(i * bins + t) * neurons + n])
                 }
             }
         }
         return r2Score(yTrue: truth, yPred: predicted, outputs: neurons)
+    }
+
+    /// dmfc_rsg's "tp corr", nlb_tools `speed_tp_correlation`: each eval trial's neural speed
+    /// (mean norm of the rate change between consecutive bins of its set–go period, the bins
+    /// whose first held-out spike count is not NaN) correlated (Pearson) with its produced
+    /// interval tp (the behaviour's last column) within each condition (distinct values of the
+    /// behaviour's first three columns), averaged over conditions.
+    public static func speedTpCorrelation(evalSpikesHeldOut: [Double], heldOut: Int, evalRates: [Double], neurons: Int,
+                                          bins: Int, behavior: [Double], behaviorColumns: Int) -> Double {
+        let trials = evalRates.count / (bins * neurons)
+        let speeds = (0..<trials).map { trial -> Double in
+            let rows = (0..<bins).filter { !evalSpikesHeldOut[(trial * bins + $0) * heldOut].isNaN }
+            guard rows.count > 1 else { return .nan }
+            var total = 0.0
+            for (a, b) in zip(rows, rows.dropFirst()) {
+                var squares = 0.0
+                for n in 0..<neurons {
+                    let d = evalRates[(trial * bins + b) * neurons + n] - evalRates[(trial * bins + a) * neurons + n]
+                    squares += d * d
+                }
+                total += squares.squareRoot()
+            }
+            return total / Double(rows.count - 1)
+        }
+        func key(_ trial: Int) -> [Double] { (0..<3).map { behavior[trial * behaviorColumns + $0] } }
+        var conditions: [[Double]] = []
+        for trial in 0..<trials where !key(trial).allSatisfy(\.isNaN) && !conditions.contains(key(trial)) {
+            conditions.append(key(trial))
+        }
+        let rs = conditions.map { condition -> Double in
+            let members = (0..<trials).filter { key($0) == condition }
+            return pearson(members.map { speeds[$0] }, members.map { behavior[$0 * behaviorColumns + behaviorColumns - 1] })
+        }
+        return rs.reduce(0, +) / Double(rs.count)
+    }
+
+    /// Pearson's r (scipy.stats.pearsonr).
+    public static func pearson(_ x: [Double], _ y: [Double]) -> Double {
+        let n = Double(x.count)
+        let mx = x.reduce(0, +) / n, my = y.reduce(0, +) / n
+        var sxy = 0.0, sxx = 0.0, syy = 0.0
+        for i in x.indices {
+            sxy += (x[i] - mx) * (y[i] - my)
+            sxx += (x[i] - mx) * (x[i] - mx)
+            syy += (y[i] - my) * (y[i] - my)
+        }
+        return sxy / (sxx * syy).squareRoot()
     }
 }
 

@@ -10,30 +10,42 @@ public enum Evaluator {
         public var fpBps: Double?
         public var velR2: Double?
         public var psthR2: Double?
+        /// dmfc_rsg only, in place of vel R²: the neural speed–tp correlation.
+        public var tpCorr: Double?
 
         enum CodingKeys: String, CodingKey {
-            case coBps = "co-bps", fpBps = "fp-bps", velR2 = "vel R2", psthR2 = "psth R2"
+            case coBps = "co-bps", fpBps = "fp-bps", velR2 = "vel R2", psthR2 = "psth R2", tpCorr = "tp corr"
         }
     }
 
-    public static func evaluate(submission: String, targets: String) throws -> [String: Scores] {
+    /// Scores every submission group that the target file also has. When each file has exactly
+    /// one group and only their names differ (a submission written under the data file's name,
+    /// say), that group is scored against the target's, and `note` says so.
+    public static func evaluate(submission: String, targets: String, note: (String) -> Void = { _ in }) throws -> [String: Scores] {
         let sub = try H5File.open(submission), tgt = try H5File.open(targets)
-        var results: [String: Scores] = [:]
-        for group in try sub.children(groups: true).sorted() {
-            guard sub.has("\(group)/eval_rates_heldout") else { continue }
-            guard tgt.has("\(group)/eval_spikes_heldout") else {
-                throw EvaluationError("'\(targets)' has no \(group)/eval_spikes_heldout, so '\(submission)' group \(group) cannot be scored. Use the target file made for this dataset.")
-            }
-            results[group] = try score(group: group, sub: sub, tgt: tgt)
-        }
-        guard !results.isEmpty else {
+        let submitted = try sub.children(groups: true).sorted().filter { sub.has("\($0)/eval_rates_heldout") }
+        let targeted = try tgt.children(groups: true).sorted().filter { tgt.has("\($0)/eval_spikes_heldout") }
+        guard !submitted.isEmpty else {
             throw EvaluationError("'\(submission)' has no group with eval_rates_heldout to score")
+        }
+        if submitted.count == 1, targeted.count == 1, submitted[0] != targeted[0] {
+            note("note: '\(submission)' has one group, \(submitted[0]), and '\(targets)' one, \(targeted[0]); scoring the one against the other. nlb_tools.evaluation.evaluate matches groups by name: write the submission with --dataset-name \(targeted[0]).")
+            return [targeted[0]: try score(group: targeted[0], submissionGroup: submitted[0], sub: sub, tgt: tgt)]
+        }
+        var results: [String: Scores] = [:]
+        for group in submitted {
+            guard targeted.contains(group) else {
+                throw EvaluationError("'\(targets)' has no \(group)/eval_spikes_heldout, so '\(submission)' group \(group) cannot be scored. Use the target file made for this dataset\(targeted.isEmpty ? "" : " (it has \(targeted.joined(separator: ", ")))").")
+            }
+            results[group] = try score(group: group, submissionGroup: group, sub: sub, tgt: tgt)
         }
         return results
     }
 
-    static func score(group: String, sub: H5File, tgt: H5File) throws -> Scores {
-        func read(_ file: H5File, _ key: String) throws -> (shape: [Int], values: [Double]) { try file.readDoubles("\(group)/\(key)") }
+    static func score(group: String, submissionGroup: String, sub: H5File, tgt: H5File) throws -> Scores {
+        func read(_ file: H5File, _ key: String) throws -> (shape: [Int], values: [Double]) {
+            try file.readDoubles("\(file === sub ? submissionGroup : group)/\(key)")
+        }
         let heldoutSpikes = try read(tgt, "eval_spikes_heldout")
         let heldoutRates = try read(sub, "eval_rates_heldout")
         try requireSameShape(heldoutRates.shape, heldoutSpikes.shape, "eval_rates_heldout", "eval_spikes_heldout", group)
@@ -44,7 +56,12 @@ public enum Evaluator {
         let nIn = heldinRates.shape.last!, n = nIn + nHo
         let evalRates = NLBMetrics.concatenateLastAxis(heldinRates.values, width: nIn, heldoutRates.values, width: nHo)
 
-        if tgt.has("\(group)/train_behavior") && tgt.has("\(group)/eval_behavior") && !group.hasPrefix("dmfc_rsg") {
+        if group.hasPrefix("dmfc_rsg"), tgt.has("\(group)/eval_behavior") {
+            let behavior = try read(tgt, "eval_behavior")
+            scores.tpCorr = NLBMetrics.speedTpCorrelation(
+                evalSpikesHeldOut: heldoutSpikes.values, heldOut: nHo, evalRates: evalRates, neurons: n,
+                bins: heldinRates.shape[1], behavior: behavior.values, behaviorColumns: behavior.shape.last!)
+        } else if tgt.has("\(group)/train_behavior") && tgt.has("\(group)/eval_behavior") {
             let trainIn = try read(sub, "train_rates_heldin"), trainOut = try read(sub, "train_rates_heldout")
             let trainRates = NLBMetrics.concatenateLastAxis(trainIn.values, width: nIn, trainOut.values, width: nHo)
             let trainBehavior = try read(tgt, "train_behavior"), evalBehavior = try read(tgt, "eval_behavior")
@@ -74,15 +91,12 @@ public enum Evaluator {
         }
         if tgt.has("\(group)/psth") {
             let psth = try read(tgt, "psth")
-            let index = try read(tgt, "eval_cond_idx")
-            let perCondition = index.shape.count > 1 ? index.shape[1] : 1
-            let conditions = (0..<index.shape[0]).map { c in
-                (0..<perCondition).map { Int(index.values[c * perCondition + $0]) }.filter { $0 >= 0 }
-            }
+            let conditions = try tgt.readIndexLists("\(group)/eval_cond_idx")
+            let jitter = tgt.has("\(group)/eval_jitter") ? try read(tgt, "eval_jitter").values.map { Int($0) } : nil
             scores.psthR2 = NLBMetrics.psthR2(psth: psth.values, evalRates: evalRates, conditions: conditions,
-                                             bins: psth.shape[1], neurons: n)
+                                             bins: psth.shape[1], neurons: n, jitter: jitter)
         }
-        if sub.has("\(group)/eval_rates_heldin_forward") && tgt.has("\(group)/eval_spikes_heldin_forward") {
+        if sub.has("\(submissionGroup)/eval_rates_heldin_forward") && tgt.has("\(group)/eval_spikes_heldin_forward") {
             let rIn = try read(sub, "eval_rates_heldin_forward"), rOut = try read(sub, "eval_rates_heldout_forward")
             let sIn = try read(tgt, "eval_spikes_heldin_forward"), sOut = try read(tgt, "eval_spikes_heldout_forward")
             try requireSameShape(rIn.shape, sIn.shape, "eval_rates_heldin_forward", "eval_spikes_heldin_forward", group)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import HDF5
 import Metrics
 @testable import Training
 
@@ -27,6 +28,51 @@ struct MetricsTests {
         #expect(abs(got.fpBps! - want["fp-bps"]!) < 1e-6, "fp-bps \(got.fpBps!) vs \(want["fp-bps"]!)")
         #expect(abs(got.velR2! - want["vel R2"]!) < 1e-6, "vel R2 \(got.velR2!) vs \(want["vel R2"]!)")
         #expect(abs(got.psthR2! - want["psth R2"]!) < 1e-6, "psth R2 \(got.psthR2!) vs \(want["psth R2"]!)")
+    }
+
+    /// Files written by nlb_tools' own `save_to_h5` (Fixtures/make_nlb_layout_fixtures.py):
+    /// variable-length `*_cond_idx`, dmfc_rsg's `eval_jitter` and tp corr, float32 spikes.
+    @Test("evaluate() on targets and submissions written by nlb_tools.save_to_h5 equals nlb_tools.evaluation.evaluate to 1e-6",
+          arguments: [("nlbmaze", "mc_maze_20"), ("nlbrsg", "dmfc_rsg_20")])
+    func nlbToolsLayouts(_ name: String, _ group: String) throws {
+        let want = try expected(name).evaluate
+        let got = try #require(try Evaluator.evaluate(submission: "\(Self.fixtures)/\(name)_submission.h5",
+                                                      targets: "\(Self.fixtures)/\(name)_targets.h5")[group])
+        let pairs: [(String, Double?)] = [("co-bps", got.coBps), ("fp-bps", got.fpBps), ("psth R2", got.psthR2),
+                                          ("vel R2", got.velR2), ("tp corr", got.tpCorr)]
+        for (metric, value) in pairs where want[metric] != nil {
+            let value = try #require(value, "\(name): no \(metric)")
+            #expect(abs(value - want[metric]!) < 1e-6, "\(name) \(metric): \(value) vs nlb_tools \(want[metric]!)")
+        }
+        #expect(pairs.compactMap(\.1).count == want.count, "\(name): computed \(pairs) for \(want)")
+    }
+
+    @Test("A one-group submission under another name is scored against the one-group target, with a note")
+    func groupNameMismatch() throws {
+        let dir = NSTemporaryDirectory() + "lflow-metrics-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let renamed = "\(dir)/input.h5"
+        let source = try H5File.open("\(Self.fixtures)/nlbmaze_submission.h5")
+        do {
+            let out = try H5File.create(renamed)
+            for key in try source.children(of: "mc_maze_20") {
+                let (shape, values) = try source.readFloats("mc_maze_20/\(key)")
+                try out.write("input/\(key)", shape: shape, floats: values)
+            }
+        }
+        var notes: [String] = []
+        let got = try Evaluator.evaluate(submission: renamed, targets: "\(Self.fixtures)/nlbmaze_targets.h5") { notes.append($0) }
+        #expect(abs(got["mc_maze_20"]!.coBps - (try expected("nlbmaze").evaluate["co-bps"]!)) < 1e-6)
+        #expect(notes.count == 1 && notes[0].contains("--dataset-name mc_maze_20"), "\(notes)")
+    }
+
+    @Test("Index lists read the same from nlb_tools' variable-length layout and from a rectangular array; h5py bools read as 0/1")
+    func indexLists() throws {
+        let targets = try H5File.open("\(Self.fixtures)/nlbmaze_targets.h5")
+        let lists = try targets.readIndexLists("mc_maze_20/eval_cond_idx")
+        #expect(lists.count == 6 && lists.flatMap { $0 }.sorted() == Array(0..<24), "\(lists)")
+        let masks = try H5File.open("\(Self.fixtures)/nlbdecodemask.h5").readDoubles("area2_bump_20/train_decode_mask")
+        #expect(masks.shape == [7, 2] && masks.values.allSatisfy { $0 == 0 || $0 == 1 })
     }
 
     @Test("Zero rates are replaced by 1e-9 and NaN spikes are masked, as nlb_tools does")
