@@ -24,11 +24,15 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .target(name: "CShims", dependencies: ["CMPI", "CHDF5"]),
+        // AVX512-BF16 conversion (with a portable fallback) and oneDNN's OpenMP thread count.
+        .target(name: "CKernels", linkerSettings: [.linkedLibrary("gomp")]),
 
-        // Flat buffers, the Float/Double scalar protocol, BLAS, element-wise kernels, RNG.
+        // Flat buffers, the Float/Double scalar protocol, the GEMM entry point (oneDNN and
+        // OpenBLAS), element-wise kernels, RNG.
         .target(name: "Kernels",
-                dependencies: ["CBLAS", .product(name: "RealModule", package: "swift-numerics")],
+                dependencies: ["CBLAS", "CDNNL", "CKernels", .product(name: "RealModule", package: "swift-numerics")],
                 swiftSettings: optimised),
         // Thin Swift wrapper over libhdf5: owned handles, typed dataset and attribute I/O.
         .target(name: "HDF5", dependencies: ["CHDF5", "CShims"], swiftSettings: optimised),
@@ -38,7 +42,7 @@ let package = Package(
         // NLB tensor files: reading and validation; the built-in Lorenz generator.
         .target(name: "Data", dependencies: ["HDF5", "Kernels"], swiftSettings: optimised),
         // NLB metrics: co-bps, fp-bps, vel R² (ridge + CV), PSTH R², R².
-        .target(name: "Metrics", swiftSettings: optimised),
+        .target(name: "Metrics", dependencies: ["Kernels"], swiftSettings: optimised),
         // Communicators: MPI (world size 1 without mpirun is the same path) and single-process.
         .target(name: "Distributed", dependencies: ["CMPI", "CShims"], swiftSettings: optimised),
         // HDF5 checkpoints in PyTorch state_dict names and shapes.
@@ -55,7 +59,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimised),
 
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
         .testTarget(name: "IOTests", dependencies: ["HDF5", "Data", "Checkpoint", "Model", "Training"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics", "Training", "HDF5"], resources: [.copy("Fixtures")]),

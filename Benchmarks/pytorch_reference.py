@@ -15,7 +15,8 @@ for example
     python3 Benchmarks/pytorch_reference.py --hidden 280 --batch 256 --threads 1 \
         --steps 5 --warmup 1 --json /tmp/pytorch.json
 
-and reads the JSON it writes (`median_s`, `trials_per_s`, `parameters`, ...). Run it by
+and reads the JSON it writes (`median_s`, `trials_per_s`, `parameters`, ...); `--bf16` runs the
+forward pass under `torch.autocast("cpu", dtype=torch.bfloat16)`. Run it by
 hand the same way; `--self-check` verifies the analytic potential force against autograd
 and runs a tiny forward/backward, then exits.
 """
@@ -153,7 +154,9 @@ def train_step(model, opt, x, y, a):
     keep = torch.bernoulli(torch.full_like(x, a.cd_keep))
     pas = torch.bernoulli(torch.full_like(x, 1 - a.cd_keep))
     opt.zero_grad(set_to_none=True)
-    loss = loss_fn(model, x, y, a, keep, pas)
+    # --bf16: what a PyTorch user gets with one line, autocast's bfloat16 matmuls on the CPU.
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+        loss = loss_fn(model, x, y, a, keep, pas)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
     opt.step()
@@ -223,6 +226,7 @@ def parse_args(argv):
     d("--threads", type=int, default=1); d("--steps", type=int, default=5)
     d("--warmup", type=int, default=1); d("--seed", type=int, default=0)
     d("--json", metavar="PATH"); d("--self-check", action="store_true")
+    d("--bf16", action="store_true", help="torch.autocast('cpu', dtype=torch.bfloat16) around the forward pass")
     # Model and optimiser settings (spec defaults; beta is past the KL warm-up).
     d("--dt", type=float, default=0.01); d("--mass", type=float, default=1.0)
     d("--damping", type=float, default=0.55); d("--temperature", type=float, default=1.0)
@@ -283,11 +287,11 @@ def main(argv=None):
     srt = sorted(times)
     n = len(srt)
     median = srt[n // 2] if n % 2 else 0.5 * (srt[n // 2 - 1] + srt[n // 2])
-    print(f"pytorch {torch.__version__} threads={a.threads} H={a.hidden} B={a.batch}: "
+    print(f"pytorch {torch.__version__} threads={a.threads} H={a.hidden} B={a.batch}{' bf16 autocast' if a.bf16 else ''}: "
           f"median {median:.3f} s/step (min {srt[0]:.3f}, max {srt[-1]:.3f}), "
           f"{a.batch / median:.1f} trials/s; {n_params} parameters, last loss {loss:.4f}")
     if a.json:
-        result = {"torch_version": torch.__version__, "threads": a.threads,
+        result = {"torch_version": torch.__version__, "threads": a.threads, "bf16": a.bf16,
                   "hidden": a.hidden, "batch": a.batch, "bins": a.bins, "forward": a.forward,
                   "held_in": a.held_in, "held_out": a.held_out, "heads": a.heads, "ff": a.ff,
                   "step_seconds": times, "median_s": median, "min_s": srt[0],

@@ -1,4 +1,5 @@
-/// y = x·Wᵀ + b, PyTorch `nn.Linear` semantics, over `rows` independent rows.
+/// y = x·Wᵀ + b, PyTorch `nn.Linear` semantics, over `rows` independent rows. `precision`
+/// .bf16 runs the products (forward, input and weight gradients) on bfloat16 operands.
 ///
 /// Shapes (row-major): x (rows, inDim), W (outDim, inDim), b (outDim), y (rows, outDim).
 public enum Linear {
@@ -6,14 +7,14 @@ public enum Linear {
     @inlinable
     public static func forward<S: Scalar>(
         y: UnsafeMutablePointer<S>, x: UnsafePointer<S>, weight: UnsafePointer<S>, bias: UnsafePointer<S>?,
-        rows: Int, inDim: Int, outDim: Int
+        rows: Int, inDim: Int, outDim: Int, precision: Precision = .float32
     ) {
         if let bias {
             for r in 0..<rows { (y + r * outDim).update(from: bias, count: outDim) }
         }
         S.gemm(transA: false, transB: true, m: rows, n: outDim, k: inDim,
                alpha: 1, a: x, lda: inDim, b: weight, ldb: inDim,
-               beta: bias == nil ? 0 : 1, c: y, ldc: outDim)
+               beta: bias == nil ? 0 : 1, c: y, ldc: outDim, precision: precision)
     }
 
     /// Accumulates into `dx` (if non-nil), `dWeight` and `dBias` (if non-nil) from `dy`.
@@ -21,17 +22,17 @@ public enum Linear {
     public static func backward<S: Scalar>(
         dx: UnsafeMutablePointer<S>?, dWeight: UnsafeMutablePointer<S>, dBias: UnsafeMutablePointer<S>?,
         dy: UnsafePointer<S>, x: UnsafePointer<S>, weight: UnsafePointer<S>,
-        rows: Int, inDim: Int, outDim: Int
+        rows: Int, inDim: Int, outDim: Int, precision: Precision = .float32
     ) {
         guard rows > 0 else { return }
         if let dx {
             // dx (rows, in) += dy (rows, out) · W (out, in)
             S.gemm(transA: false, transB: false, m: rows, n: inDim, k: outDim,
-                   alpha: 1, a: dy, lda: outDim, b: weight, ldb: inDim, beta: 1, c: dx, ldc: inDim)
+                   alpha: 1, a: dy, lda: outDim, b: weight, ldb: inDim, beta: 1, c: dx, ldc: inDim, precision: precision)
         }
         // dW (out, in) += dyᵀ (out, rows) · x (rows, in)
         S.gemm(transA: true, transB: false, m: outDim, n: inDim, k: rows,
-               alpha: 1, a: dy, lda: outDim, b: x, ldb: inDim, beta: 1, c: dWeight, ldc: inDim)
+               alpha: 1, a: dy, lda: outDim, b: x, ldb: inDim, beta: 1, c: dWeight, ldc: inDim, precision: precision)
         if let dBias {
             for r in 0..<rows {
                 let row = dy + r * outDim

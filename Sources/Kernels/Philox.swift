@@ -119,6 +119,16 @@ public struct NoiseStream: Sendable {
         }
     }
 
+    /// Overwrites `out[0..<count]` with keep flags from uniform draws number `first`..<`first +
+    /// count` of `trial`: 0 where the draw's 32 bits are below `threshold`, else 1 (the same
+    /// draws and comparison as `fillDropout`).
+    @inlinable
+    public func fillKept(trial: Int, first: Int = 0, into out: UnsafeMutablePointer<UInt8>, count: Int, threshold: UInt32) {
+        forEachDraw(trial: trial, first: first, count: count, perBlock: { $0 }) { i, w, j in
+            out[i] = w[j] < threshold ? 0 : 1
+        }
+    }
+
     /// The `fillDropout` threshold for drop probability `rate` in [0, 1): ⌈rate·2³²⌉.
     public static func dropoutThreshold(rate: Double) -> UInt32 {
         UInt32(min((rate * 0x1p32).rounded(.up), Double(UInt32.max)))

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// Every setting of a run, flat. One table (`Config.fields`) names, documents, parses and
 /// prints each field, so config files, `--set key=value`, the checkpoint's `config` attribute
@@ -11,6 +12,8 @@ public struct Config: Equatable, Sendable {
     public enum Dynamics: String, CaseIterable, Sendable { case secondOrder, firstOrder }
     public enum Decoder: String, CaseIterable, Sendable { case transformer, linear }
     public enum ValidationMetric: String, CaseIterable, Sendable { case heldOut, loss }
+    public enum DecoderInput: String, CaseIterable, Sendable { case zvh, zv }
+    public enum KLScale: String, CaseIterable, Sendable { case perTrial, perEntry }
 
     // Architecture
     public var hidden = 280
@@ -22,6 +25,7 @@ public struct Config: Equatable, Sendable {
     public var potential = Potential.allPairs
     public var dynamics = Dynamics.secondOrder
     public var decoder = Decoder.transformer
+    public var decoderInput = DecoderInput.zvh
     // Physics
     public var dt = 0.01
     public var mass = 1.0
@@ -34,6 +38,7 @@ public struct Config: Equatable, Sendable {
     public var dropout = 0.1
     public var decoderDropout = 0.1
     public var klWeight = 0.1
+    public var klScale = KLScale.perTrial
     public var klWarmupEpochs = 500
     // Optimisation
     public var learningRate = 3e-3
@@ -58,11 +63,16 @@ public struct Config: Equatable, Sendable {
     public var seed = 0
     // The job
     public var collectiveTimeoutSeconds = 60.0
+    public var maxMinutes = 0.0
+    public var precision = Precision.float32
 
     public init() {}
 
-    /// Width of the decoder input S_t: [z, v, h] = 3H, or [z, h] = 2H without velocity.
-    public var decoderWidth: Int { (dynamics == .secondOrder ? 3 : 2) * hidden }
+    /// Width of the decoder input S_t: [z, v, h] = 3H ([z, h] = 2H without velocity); without
+    /// h (`decoderInput: zv`) one H less.
+    public var decoderWidth: Int { decoderParts * hidden }
+    /// How many H-wide parts S_t has: z, v (second order), h (unless `decoderInput: zv`).
+    public var decoderParts: Int { 1 + (dynamics == .secondOrder ? 1 : 0) + (decoderInput == .zvh ? 1 : 0) }
     /// Length of one potential group, L = H / G.
     public var groupLength: Int { hidden / groups }
 }
@@ -140,6 +150,7 @@ extension Config {
         .choice("potential", \.potential, "allPairs: U = k·Σ_i Σ_j <V_i, Z_j> (released code); diagonal: U = k·Σ_i <V_i, Z_i> (paper's zᵀWz)."),
         .choice("dynamics", \.dynamics, "secondOrder: underdamped Langevin in (z, v); firstOrder: overdamped, no velocity (ablation)."),
         .choice("decoder", \.decoder, "transformer: one post-norm Transformer encoder layer; linear: readout straight from S_t (ablation)."),
+        .choice("decoderInput", \.decoderInput, "What the decoder reads: zvh = S_t = [z_t, v_t, h_t] (spec); zv = [z_t, v_t] only, without the encoder state, so every rate must come through the Langevin latents (ablation)."),
         .real("dt", \.dt, "> 0", "Langevin time step."),
         .real("mass", \.mass, "> 0", "Mass m in v' = v - dt·f(z)/m."),
         .real("damping", \.damping, "[0, 1)", "Damping g: mu_t = (1-g)·v', noise variance 2·g·temperature."),
@@ -150,6 +161,7 @@ extension Config {
         .real("dropout", \.dropout, "[0, 1)", "Dropout rate on every GRU hidden state."),
         .real("decoderDropout", \.decoderDropout, "[0, 1)", "Dropout rate inside the Transformer layer (attention weights, attention output, feed-forward)."),
         .real("klWeight", \.klWeight, ">= 0", "Final KL weight beta."),
+        .choice("klScale", \.klScale, "perTrial: the KL summed over dimensions and steps, per trial (spec), against a reconstruction averaged per entry, so the KL weighs (T+F)·N times more; perEntry: the KL also divided by the entries of a trial, (T+F)·N, so both terms are per entry."),
         .int("klWarmupEpochs", \.klWarmupEpochs, ">= 0", "beta(epoch) = klWeight·min(epoch/klWarmupEpochs, 1); 0 = no warm-up."),
         .real("learningRate", \.learningRate, "> 0", "Adam learning rate at the start."),
         .real("adamBeta1", \.adamBeta1, "[0, 1)", "Adam beta1."),
@@ -171,13 +183,15 @@ extension Config {
         .int("keepCheckpoints", \.keepCheckpoints, ">= 1", "Resumable checkpoints kept in the run directory (the newest ones); best.h5 is kept besides."),
         .int("seed", \.seed, ">= 0", "Seed of every random draw (initialisation, dropout, noise, shuffling)."),
         .real("collectiveTimeoutSeconds", \.collectiveTimeoutSeconds, ">= 0", "Collective watchdog: a rank that waits longer than this (or 10 times the slowest training step so far, whichever is longer) for the other ranks in a collective prints which collective, step and checkpoint, and exits with status 69 (a lost rank, host or link; requeue and resume). After SIGTERM/SIGUSR1 it waits at most 10 s more. 0 disables it (blocking collectives)."),
+        .real("maxMinutes", \.maxMinutes, ">= 0", "Wall-clock budget of the training, in minutes, counted across resumes (0 = none). Checked at each epoch end by rank 0 for every rank; the run then ends as if epochs were reached. After 3 epochs the epochs that fit are planned, and the warm-ups (klWarmupEpochs, weightDecayWarmupEpochs) shrink by planned/epochs."),
+        .choice("precision", \.precision, "Operands of the large matrix products (GRU input projection, attention projections, feed-forward, readout, and their backward products): float32, or bf16 (bfloat16 operands, float32 accumulation; parameters, gradients, Adam, the allreduce, the loss, the Langevin steps and checkpoints stay float32). bf16 needs a CPU with AVX512-BF16; elsewhere it runs in float32 with a warning."),
     ]
 
     /// Fields that manage a run rather than shape its trajectory: a resumed run may change them
     /// (more epochs, another checkpoint cadence, a longer watchdog).
     public static let runManagementFields: Set<String> = [
         "epochs", "checkpointEvery", "keepCheckpoints", "earlyStoppingPatience", "predictionSamples",
-        "collectiveTimeoutSeconds",
+        "collectiveTimeoutSeconds", "maxMinutes",
     ]
 
     public static func field(named name: String) -> ConfigField? { fields.first { $0.name == name } }
@@ -217,7 +231,7 @@ extension Config {
         need(kernelSize > 0 && kernelSize % 2 == 1, "kernelSize must be odd and > 0 (got \(kernelSize))")
         need(heads > 0, "heads must be > 0 (got \(heads))")
         if heads > 0 && hidden > 0 && decoder == .transformer {
-            need(decoderWidth % heads == 0, "decoder width \(decoderWidth) (= \(dynamics == .secondOrder ? 3 : 2)·hidden) must be divisible by heads (\(heads))")
+            need(decoderWidth % heads == 0, "decoder width \(decoderWidth) (= \(decoderParts)·hidden) must be divisible by heads (\(heads))")
         }
         need(feedForward > 0, "feedForward must be > 0 (got \(feedForward))")
         need(dt > 0, "dt must be > 0 (got \(dt))")
@@ -248,6 +262,7 @@ extension Config {
         need(seed >= 0, "seed must be >= 0 (got \(seed))")
         need(checkpointEvery >= 1, "checkpointEvery must be >= 1 (got \(checkpointEvery))")
         need(keepCheckpoints >= 1, "keepCheckpoints must be >= 1 (got \(keepCheckpoints))")
+        need(maxMinutes >= 0, "maxMinutes must be >= 0 (got \(maxMinutes)); 0 = no budget")
         need(collectiveTimeoutSeconds >= 0, "collectiveTimeoutSeconds must be >= 0 (got \(collectiveTimeoutSeconds)); 0 disables the watchdog")
         if !problems.isEmpty {
             throw ConfigError("impossible config:\n  - " + problems.joined(separator: "\n  - "))

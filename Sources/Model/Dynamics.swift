@@ -26,7 +26,7 @@ public final class LangevinDynamics<S: Scalar> {
     let force: Buffer<S>                 // (B, H) scratch
     /// Gradients. dPositions / dVelocities are filled by the caller before `backward`.
     public let dPositions: Buffer<S>, dVelocities: Buffer<S>   // (steps, B, H)
-    let dForce: Buffer<S>                // (steps, B, H); row block 0 unused
+    let dForce: Buffer<S>                // (steps, B, H); row block 0 unused; shares `epsilon`
     public let dForceMatrix: Buffer<S>   // (H, H)
 
     public init(config: Config, steps: Int, maxBatch: Int) {
@@ -48,7 +48,7 @@ public final class LangevinDynamics<S: Scalar> {
         force = Buffer(count: maxBatch * hidden)
         dPositions = Buffer(count: n)
         dVelocities = Buffer(count: secondOrder ? n : 0)
-        dForce = Buffer(count: n)
+        dForce = epsilon            // the noise is spent once the forward pass is done
         dForceMatrix = Buffer(count: hidden * hidden)
     }
 

@@ -11,6 +11,8 @@ public final class GRUEncoder<S: Scalar> {
     public let hidden: Int, inputs: Int, bins: Int, steps: Int, maxBatch: Int
     let dropout: Double
     let encoderInput: Config.EncoderInput
+    /// Of the input projection and its weight gradient.
+    let precision: Precision
 
     /// Input projections x'·W_ihᵀ + b_ih for the observed bins      // (T, B, 3H)
     let inputGates: Buffer<S>
@@ -19,7 +21,7 @@ public final class GRUEncoder<S: Scalar> {
     let resetGate: Buffer<S>, updateGate: Buffer<S>, candidate: Buffer<S>   // (steps, B, H) each
     /// W_hn h + b_hn, needed by the reset-gate gradient               // (steps, B, H)
     let hiddenCandidate: Buffer<S>
-    let dropMask: Buffer<S>                                             // (steps, B, H)
+    let dropMask: DropoutMask<S>                                        // (steps, B, H)
     let hiddenGates: Buffer<S>                                          // (B, 3H) scratch
     /// Gradients w.r.t. the gate pre-activations                      // (T, B, 3H), (steps, B, 3H)
     let dInputGates: Buffer<S>, dHiddenGates: Buffer<S>
@@ -37,6 +39,7 @@ public final class GRUEncoder<S: Scalar> {
         self.maxBatch = maxBatch
         dropout = config.dropout
         encoderInput = config.encoderInput
+        precision = config.precision
         let h = hidden
         inputGates = Buffer(count: bins * maxBatch * 3 * h)
         states = Buffer(count: steps * maxBatch * h)
@@ -44,7 +47,7 @@ public final class GRUEncoder<S: Scalar> {
         updateGate = Buffer(count: steps * maxBatch * h)
         candidate = Buffer(count: steps * maxBatch * h)
         hiddenCandidate = Buffer(count: steps * maxBatch * h)
-        dropMask = Buffer(count: steps * maxBatch * h)
+        dropMask = DropoutMask(count: steps * maxBatch * h)
         hiddenGates = Buffer(count: maxBatch * 3 * h)
         dInputGates = Buffer(count: bins * maxBatch * 3 * h)
         dHiddenGates = Buffer(count: steps * maxBatch * 3 * h)
@@ -65,8 +68,9 @@ public final class GRUEncoder<S: Scalar> {
         let wih = params.value(weightIH), whh = params.value(weightHH)
         let bih = params.value(biasIH), bhh = params.value(biasHH)
         // All input projections in one GEMM.
-        Linear.forward(y: inputGates.ptr, x: x, weight: wih, bias: bih, rows: bins * batch, inDim: inputs, outDim: h3)
-        noise.dropoutMask(.encoderDropout, rate: dropout, into: dropMask.ptr, rows: steps, width: h)
+        Linear.forward(y: inputGates.ptr, x: x, weight: wih, bias: bih, rows: bins * batch, inDim: inputs, outDim: h3,
+                       precision: precision)
+        noise.dropoutMask(.encoderDropout, rate: dropout, into: dropMask, rows: steps, width: h)
 
         for t in 0..<steps {
             let gi = inputGates.ptr + source(t) * batch * h3
@@ -79,7 +83,7 @@ public final class GRUEncoder<S: Scalar> {
             }
             let o = t * batch * h
             let r = resetGate.ptr + o, z = updateGate.ptr + o, n = candidate.ptr + o
-            let hn = hiddenCandidate.ptr + o, out = states.ptr + o, mask = dropMask.ptr + o
+            let hn = hiddenCandidate.ptr + o, out = states.ptr + o, mask = dropMask.kept + o, keep = dropMask.scale
             Parallel.forEach(batch) { b in
                 let gib = gi + b * h3, ghb = gh + b * h3
                 for j in 0..<h {
@@ -90,7 +94,7 @@ public final class GRUEncoder<S: Scalar> {
                     let nj = Elementwise.tanh(gib[2 * h + j] + rj * hnj)
                     let prev: S = hPrev.map { $0[k] } ?? 0
                     r[k] = rj; z[k] = zj; n[k] = nj; hn[k] = hnj
-                    out[k] = ((1 - zj) * nj + zj * prev) * mask[k]
+                    out[k] = mask[k] != 0 ? ((1 - zj) * nj + zj * prev) * keep : 0
                 }
             }
         }
@@ -108,14 +112,14 @@ public final class GRUEncoder<S: Scalar> {
         for t in stride(from: steps - 1, through: 0, by: -1) {
             let o = t * batch * h
             let r = resetGate.ptr + o, z = updateGate.ptr + o, n = candidate.ptr + o
-            let hn = hiddenCandidate.ptr + o, mask = dropMask.ptr + o, dh = dStates + o
+            let hn = hiddenCandidate.ptr + o, mask = dropMask.kept + o, keep = dropMask.scale, dh = dStates + o
             let hPrev: UnsafeMutablePointer<S>? = t > 0 ? states.ptr + (t - 1) * batch * h : nil
             let dgi = dInputGates.ptr + source(t) * batch * h3
             let dgh = dHiddenGates.ptr + t * batch * h3
             Parallel.forEach(batch) { b in
                 for j in 0..<h {
                     let k = b * h + j
-                    let dRaw = dh[k] * mask[k]
+                    let dRaw = mask[k] != 0 ? dh[k] * keep : 0
                     let prev: S = hPrev.map { $0[k] } ?? 0
                     let dn = dRaw * (1 - z[k])
                     let dz = dRaw * (prev - n[k])
@@ -151,6 +155,6 @@ public final class GRUEncoder<S: Scalar> {
         }
         Linear.backward(dx: dx, dWeight: params.grad(weightIH), dBias: params.grad(biasIH),
                         dy: dInputGates.ptr, x: x, weight: params.value(weightIH),
-                        rows: bins * batch, inDim: inputs, outDim: h3)
+                        rows: bins * batch, inDim: inputs, outDim: h3, precision: precision)
     }
 }

@@ -114,16 +114,22 @@ public final class LangevinFlow<S: Scalar> {
         potential = CoupledOscillatorPotential(config: config, layout: layout)
         dynamics = LangevinDynamics(config: config, steps: steps, maxBatch: maxBatch)
         transformer = config.decoder == .transformer ? TransformerLayer(config: config, steps: steps, maxBatch: maxBatch, layout: layout) : nil
-        readout = PoissonReadout(width: d, outputs: dims.outputs, steps: steps, maxBatch: maxBatch, layout: layout)
+        readout = PoissonReadout(width: d, outputs: dims.outputs, steps: steps, maxBatch: maxBatch, layout: layout,
+                                 precision: config.precision)
         latents = Buffer(count: steps * maxBatch * d)
         decoded = Buffer(count: transformer == nil ? 0 : steps * maxBatch * d)
-        dDecoded = Buffer(count: steps * maxBatch * d)
+        // The readout's input gradient lives in the Transformer's forward scratch, which the
+        // backward no longer needs (the Transformer reads it once, first).
+        dDecoded = transformer?.residual ?? Buffer(count: steps * maxBatch * d)
         dLatents = Buffer(count: transformer == nil ? 0 : steps * maxBatch * d)
         dStates = Buffer(count: steps * maxBatch * h)
     }
 
     /// Log-rates of the last forward pass                          // (steps, B, Nout)
     public var logRates: Buffer<S> { readout.logRates }
+
+    /// The force matrix A of the last forward pass (f(z) = z A, A symmetric)   // (H, H)
+    public var forceMatrix: UnsafePointer<S> { UnsafePointer(potential.forceMatrix.ptr) }
 
     /// Set by `lflow-dist bench` to time the phases; the caller starts it before `forward`.
     public var clock: PhaseClock?
@@ -162,9 +168,11 @@ public final class LangevinFlow<S: Scalar> {
         clock?.mark(.readoutLoss)
 
         let reconstruction = Double(nll) / Double(max(norm.observedEntries, 1))
-        let klMean = Double(kl) / Double(max(norm.trials, 1))
+        // perEntry: the KL per trial also divided by a trial's entries, (T+F)·Nout.
+        let klDivisor = Double(max(norm.trials, 1)) * (config.klScale == .perEntry ? Double(steps * dims.outputs) : 1)
+        let klMean = Double(kl) / klDivisor
         lastBatch = b
-        lastScale = (S(1) / S(max(norm.observedEntries, 1)), S(klWeight) / S(max(norm.trials, 1)))
+        lastScale = (S(1) / S(max(norm.observedEntries, 1)), S(klWeight) / S(klDivisor))
         return LossValues(reconstruction: reconstruction, kl: klMean, total: reconstruction + klWeight * klMean,
                           observedEntries: observed, trials: b)
     }
@@ -196,29 +204,34 @@ public final class LangevinFlow<S: Scalar> {
         clock?.mark(.encoderBackward)
     }
 
-    /// S_t = [z_t, v_t, h_t] row by row.
+    /// S_t = [z_t, v_t, h_t] row by row (without v in first order, without h for `zv`).
     func assembleLatents(batch: Int) {
-        let h = config.hidden, d = config.decoderWidth
+        let h = config.hidden, d = config.decoderWidth, withH = config.decoderInput == .zvh
         for row in 0..<(dims.steps * batch) {
             let out = latents.ptr + row * d
             out.update(from: dynamics.positions.ptr + row * h, count: h)
             if vHead != nil {
                 (out + h).update(from: dynamics.velocities.ptr + row * h, count: h)
             }
-            (out + d - h).update(from: encoder.states.ptr + row * h, count: h)
+            if withH { (out + d - h).update(from: encoder.states.ptr + row * h, count: h) }
         }
     }
 
-    /// Overwrites dPositions, dVelocities and dStates with the slices of d loss / d S_t.
+    /// Overwrites dPositions, dVelocities and dStates with the slices of d loss / d S_t (dStates
+    /// with zeros when S_t has no h).
     func splitLatentGradient(_ dS: UnsafePointer<S>, batch: Int) {
-        let h = config.hidden, d = config.decoderWidth
+        let h = config.hidden, d = config.decoderWidth, withH = config.decoderInput == .zvh
         for row in 0..<(dims.steps * batch) {
             let g = dS + row * d
             (dynamics.dPositions.ptr + row * h).update(from: g, count: h)
             if vHead != nil {
                 (dynamics.dVelocities.ptr + row * h).update(from: g + h, count: h)
             }
-            (dStates.ptr + row * h).update(from: g + d - h, count: h)
+            if withH {
+                (dStates.ptr + row * h).update(from: g + d - h, count: h)
+            } else {
+                (dStates.ptr + row * h).update(repeating: 0, count: h)
+            }
         }
     }
 }

@@ -60,22 +60,40 @@ public struct NoiseContext: Sendable {
         }
     }
 
-    /// Overwrites `mask` (rows, batch, width) with an inverted-dropout mask: 0 with probability
-    /// `rate` (to 2⁻³², compared on the draw's integer bits), else 1/(1-rate). Without dropout,
-    /// or with rate 0, every entry is 1.
-    public func dropoutMask<S: Scalar>(_ purpose: NoisePurpose, rate: Double, into mask: UnsafeMutablePointer<S>, rows: Int, width: Int) {
-        let batch = trialIndices.count
+    /// Fills `mask` (rows, batch, width) for an inverted dropout: dropped with probability
+    /// `rate` (to 2⁻³², compared on the draw's integer bits), kept entries scaled by 1/(1-rate).
+    /// Without dropout, or with rate 0, every entry is kept with scale 1.
+    public func dropoutMask<S: Scalar>(_ purpose: NoisePurpose, rate: Double, into mask: DropoutMask<S>, rows: Int, width: Int) {
+        let batch = trialIndices.count, out = mask.kept
         guard dropout && rate > 0 else {
-            mask.update(repeating: 1, count: rows * batch * width)
+            out.update(repeating: 1, count: rows * batch * width)
+            mask.scale = 1
             return
         }
+        mask.scale = S(1 / (1 - rate))
         let s = stream(purpose), trials = trialIndices
-        let threshold = NoiseStream.dropoutThreshold(rate: rate), keep = S(1 / (1 - rate))
+        let threshold = NoiseStream.dropoutThreshold(rate: rate)
         Parallel.forEach(batch) { b in
             for r in 0..<rows {
-                s.fillDropout(trial: trials[b], first: r * width, into: mask + (r * batch + b) * width, count: width,
-                              threshold: threshold, keepValue: keep)
+                s.fillKept(trial: trials[b], first: r * width, into: out + (r * batch + b) * width, count: width, threshold: threshold)
             }
         }
     }
+}
+
+/// An inverted-dropout mask, one byte per entry (1 kept, 0 dropped) and the scale of the kept
+/// ones, 1/(1-p): a quarter of the memory of a mask of scaled floats, and the same products
+/// (x ⊙ mask is x·scale where kept, 0 where dropped).
+public final class DropoutMask<S: Scalar> {
+    public let kept: UnsafeMutablePointer<UInt8>
+    public internal(set) var scale: S = 1
+    public let count: Int
+
+    public init(count: Int) {
+        self.count = count
+        kept = .allocate(capacity: max(count, 1))
+        kept.initialize(repeating: 1, count: max(count, 1))
+    }
+
+    deinit { kept.deallocate() }
 }

@@ -9,8 +9,10 @@ public final class PoissonReadout<S: Scalar> {
     public let logRates: Buffer<S>      // (steps, B, Nout)
     let dLogRates: Buffer<S>            // (steps, B, Nout)
     let weight: ParameterSlot, bias: ParameterSlot
+    let precision: Precision
 
-    public init(width: Int, outputs: Int, steps: Int, maxBatch: Int, layout: ParameterLayout) {
+    public init(width: Int, outputs: Int, steps: Int, maxBatch: Int, layout: ParameterLayout, precision: Precision = .float32) {
+        self.precision = precision
         weight = layout.slot("readout.weight")
         bias = layout.slot("readout.bias")
         self.width = width
@@ -23,7 +25,7 @@ public final class PoissonReadout<S: Scalar> {
     /// Overwrites `logRates` from x (rows, D).
     public func forward(x: UnsafePointer<S>, rows: Int, params: ParameterSet<S>) {
         Linear.forward(y: logRatesRaw.ptr, x: x, weight: params.value(weight),
-                       bias: params.value(bias), rows: rows, inDim: width, outDim: outputs)
+                       bias: params.value(bias), rows: rows, inDim: width, outDim: outputs, precision: precision)
         let bound = Self.logRateBound
         let raw = logRatesRaw.ptr, clamped = logRates.ptr
         Parallel.ranges(rows * outputs) { range in
@@ -55,6 +57,6 @@ public final class PoissonReadout<S: Scalar> {
         dx.update(repeating: 0, count: rows * width)
         Linear.backward(dx: dx, dWeight: params.grad(weight), dBias: params.grad(bias),
                         dy: dLogRates.ptr, x: x, weight: params.value(weight),
-                        rows: rows, inDim: width, outDim: outputs)
+                        rows: rows, inDim: width, outDim: outputs, precision: precision)
     }
 }

@@ -31,15 +31,25 @@ public enum LayerNorm {
         }
     }
 
-    /// dx = (1/σ)(dx̂ - mean(dx̂) - x̂ · mean(dx̂ ⊙ x̂)), dx̂ = dy ⊙ γ. Accumulates into `dx`,
-    /// `dWeight` and `dBias`.
+    /// dx = (1/σ)(dx̂ - mean(dx̂) - x̂ · mean(dx̂ ⊙ x̂)), dx̂ = dy ⊙ γ. Accumulates into `dWeight`
+    /// and `dBias`, and into `dx`; with `overwrite` it overwrites `dx` instead, which may then
+    /// be `dy` itself (each row of dy is read before its row of dx is written).
     @inlinable
     public static func backward<S: Scalar>(
         dx: UnsafeMutablePointer<S>, dWeight: UnsafeMutablePointer<S>, dBias: UnsafeMutablePointer<S>,
         dy: UnsafePointer<S>, xHat: UnsafePointer<S>, inverseStd: UnsafePointer<S>, weight: UnsafePointer<S>,
-        rows: Int, width: Int
+        rows: Int, width: Int, overwrite: Bool = false
     ) {
         let n = S(width)
+        // The parameter gradients sum over rows: serial, in row order, whatever the threads;
+        // first, while dy is intact.
+        for r in 0..<rows {
+            let dyr = dy + r * width, hr = xHat + r * width
+            for i in 0..<width {
+                dWeight[i] += dyr[i] * hr[i]
+                dBias[i] += dyr[i]
+            }
+        }
         Parallel.ranges(rows, minimum: 32) { range in
             for r in range {
                 let dyr = dy + r * width, hr = xHat + r * width, dxr = dx + r * width
@@ -52,17 +62,11 @@ public enum LayerNorm {
                 meanD /= n
                 meanDH /= n
                 let inv = inverseStd[r]
-                for i in 0..<width {
-                    dxr[i] += inv * (dyr[i] * weight[i] - meanD - hr[i] * meanDH)
+                if overwrite {
+                    for i in 0..<width { dxr[i] = inv * (dyr[i] * weight[i] - meanD - hr[i] * meanDH) }
+                } else {
+                    for i in 0..<width { dxr[i] += inv * (dyr[i] * weight[i] - meanD - hr[i] * meanDH) }
                 }
-            }
-        }
-        // The parameter gradients sum over rows: serial, in row order, whatever the threads.
-        for r in 0..<rows {
-            let dyr = dy + r * width, hr = xHat + r * width
-            for i in 0..<width {
-                dWeight[i] += dyr[i] * hr[i]
-                dBias[i] += dyr[i]
             }
         }
     }
@@ -78,24 +82,32 @@ public enum LayerNorm {
 public final class TransformerLayer<S: Scalar> {
     let steps: Int, width: Int, heads: Int, headWidth: Int, feedForward: Int
     let rate: Double
+    /// Of the projections and the feed-forward products (the attention scores stay float32).
+    let precision: Precision
 
-    let qkv: Buffer<S>              // (steps, B, 3D)
+    /// Q, K, V; the attention's backward overwrites it with their gradients.  (steps, B, 3D)
+    let qkv: Buffer<S>
     let probs: Buffer<S>            // softmax P                (B, heads, steps, steps)
     let probsDropped: Buffer<S>     // P ⊙ mask                 (B, heads, steps, steps)
-    let attnMask: Buffer<S>         // attention dropout mask   (B, heads, steps, steps)
+    let attnMask: DropoutMask<S>    // attention dropout mask   (B, heads, steps, steps)
     let context: Buffer<S>          // heads concatenated       (steps, B, D)
-    let attnOut: Buffer<S>          // out_proj output          (steps, B, D)
-    let attnOutMask: Buffer<S>      // (steps, B, D)
+    let attnOutMask: DropoutMask<S> // (steps, B, D)
     let x1: Buffer<S>, x1Hat: Buffer<S>, x1InvStd: Buffer<S>    // (steps, B, D), (steps·B)
-    let ffHidden: Buffer<S>         // ReLU(W1 x1 + b1)         (steps, B, Fff)
-    let ffMask: Buffer<S>           // (steps, B, Fff)
-    let ffHiddenDropped: Buffer<S>  // (steps, B, Fff)
-    let ffOut: Buffer<S>            // (steps, B, D)
-    let ffOutMask: Buffer<S>        // (steps, B, D)
+    let ffMask: DropoutMask<S>      // (steps, B, Fff)
+    let ffHiddenDropped: Buffer<S>  // ReLU(W1 x1 + b1) ⊙ mask  (steps, B, Fff)
+    let ffOutMask: DropoutMask<S>   // (steps, B, D)
     let x2Hat: Buffer<S>, x2InvStd: Buffer<S>
-    let residual: Buffer<S>         // pre-norm sums            (steps, B, D)
-    // Backward scratch.
-    let dResidual: Buffer<S>, dx1: Buffer<S>, dContext: Buffer<S>, dQKV: Buffer<S>   // (steps, B, ·)
+    /// Forward scratch: out_proj's output, then x + drop(it) for LayerNorm1; later linear2's
+    /// output, then x1 + drop(it) for LayerNorm2. Backward needs neither.  (steps, B, D)
+    let residual: Buffer<S>
+    // Backward scratch. dx1 holds d x1 until LayerNorm1's backward, then d context.
+    // The pre-norm gradients (d residual) take `residual`'s place: the backward's input dOut
+    // lives there (the model's readout writes its input gradient into it), and LayerNorm2's
+    // backward overwrites it in place.
+    var dResidual: Buffer<S> { residual }
+    let dx1: Buffer<S>                                          // (steps, B, D)
+    /// dQ, dK, dV of one (trial, head), before they replace its Q, K, V.  (3, steps, dh)
+    let headGradients: Buffer<S>
     let dFF: Buffer<S>              // (steps, B, Fff)
     let dScores: Buffer<S>          // (steps, steps)
     let inProjWeight, inProjBias, outProjWeight, outProjBias: ParameterSlot
@@ -121,30 +133,26 @@ public final class TransformerLayer<S: Scalar> {
         headWidth = width / heads
         feedForward = config.feedForward
         rate = config.decoderDropout
+        precision = config.precision
         let rowsD = steps * maxBatch * width, rowsF = steps * maxBatch * feedForward
         let attention = maxBatch * heads * steps * steps
         qkv = Buffer(count: 3 * rowsD)
         probs = Buffer(count: attention)
         probsDropped = Buffer(count: attention)
-        attnMask = Buffer(count: attention)
+        attnMask = DropoutMask(count: attention)
         context = Buffer(count: rowsD)
-        attnOut = Buffer(count: rowsD)
-        attnOutMask = Buffer(count: rowsD)
+        attnOutMask = DropoutMask(count: rowsD)
         x1 = Buffer(count: rowsD)
         x1Hat = Buffer(count: rowsD)
         x1InvStd = Buffer(count: steps * maxBatch)
-        ffHidden = Buffer(count: rowsF)
-        ffMask = Buffer(count: rowsF)
+        ffMask = DropoutMask(count: rowsF)
         ffHiddenDropped = Buffer(count: rowsF)
-        ffOut = Buffer(count: rowsD)
-        ffOutMask = Buffer(count: rowsD)
+        ffOutMask = DropoutMask(count: rowsD)
         x2Hat = Buffer(count: rowsD)
         x2InvStd = Buffer(count: steps * maxBatch)
         residual = Buffer(count: rowsD)
-        dResidual = Buffer(count: rowsD)
         dx1 = Buffer(count: rowsD)
-        dContext = Buffer(count: rowsD)
-        dQKV = Buffer(count: 3 * rowsD)
+        headGradients = Buffer(count: 3 * steps * (width / heads))
         dFF = Buffer(count: rowsF)
         dScores = Buffer(count: steps * steps)
     }
@@ -153,37 +161,32 @@ public final class TransformerLayer<S: Scalar> {
     public func forward(x: UnsafePointer<S>, out: UnsafeMutablePointer<S>, batch: Int,
                         params: ParameterSet<S>, noise: NoiseContext) {
         let rows = steps * batch, d = width, f = feedForward
-        noise.dropoutMask(.attentionOutputDropout, rate: rate, into: attnOutMask.ptr, rows: steps, width: d)
-        noise.dropoutMask(.feedForwardDropout, rate: rate, into: ffMask.ptr, rows: steps, width: f)
-        noise.dropoutMask(.feedForwardOutputDropout, rate: rate, into: ffOutMask.ptr, rows: steps, width: d)
+        noise.dropoutMask(.attentionOutputDropout, rate: rate, into: attnOutMask, rows: steps, width: d)
+        noise.dropoutMask(.feedForwardDropout, rate: rate, into: ffMask, rows: steps, width: f)
+        noise.dropoutMask(.feedForwardOutputDropout, rate: rate, into: ffOutMask, rows: steps, width: d)
         // Attention-weight masks are (B, heads, steps, steps): one row block per trial.
         let perTrial = heads * steps * steps
-        noise.dropoutMask(.attentionDropout, rate: rate, into: attnMask.ptr, rows: 1, width: perTrial)
+        noise.dropoutMask(.attentionDropout, rate: rate, into: attnMask, rows: 1, width: perTrial)
 
         // Self-attention.
         Linear.forward(y: qkv.ptr, x: x, weight: params.value(inProjWeight), bias: params.value(inProjBias),
-                       rows: rows, inDim: d, outDim: 3 * d)
+                       rows: rows, inDim: d, outDim: 3 * d, precision: precision)
         attentionForward(batch: batch)
-        Linear.forward(y: attnOut.ptr, x: context.ptr, weight: params.value(outProjWeight), bias: params.value(outProjBias),
-                       rows: rows, inDim: d, outDim: d)
-        let res = residual.ptr, ao = attnOut.ptr, aom = attnOutMask.ptr
-        Parallel.ranges(rows * d) { range in for i in range { res[i] = x[i] + ao[i] * aom[i] } }
+        Linear.forward(y: residual.ptr, x: context.ptr, weight: params.value(outProjWeight), bias: params.value(outProjBias),
+                       rows: rows, inDim: d, outDim: d, precision: precision)
+        let res = residual.ptr, aom = attnOutMask.kept, aos = attnOutMask.scale
+        Parallel.ranges(rows * d) { range in for i in range { res[i] = x[i] + (aom[i] != 0 ? res[i] * aos : 0) } }
         LayerNorm.forward(y: x1.ptr, xHat: x1Hat.ptr, inverseStd: x1InvStd.ptr, x: residual.ptr,
                           weight: params.value(norm1Weight), bias: params.value(norm1Bias), rows: rows, width: d)
         // Feed-forward.
-        Linear.forward(y: ffHidden.ptr, x: x1.ptr, weight: params.value(linear1Weight), bias: params.value(linear1Bias),
-                       rows: rows, inDim: d, outDim: f)
-        let ffh = ffHidden.ptr, ffd = ffHiddenDropped.ptr, ffm = ffMask.ptr
-        Parallel.ranges(rows * f) { range in
-            for i in range {
-                ffh[i] = max(ffh[i], 0)
-                ffd[i] = ffh[i] * ffm[i]
-            }
-        }
-        Linear.forward(y: ffOut.ptr, x: ffHiddenDropped.ptr, weight: params.value(linear2Weight), bias: params.value(linear2Bias),
-                       rows: rows, inDim: f, outDim: d)
-        let x1p = x1.ptr, fo = ffOut.ptr, fom = ffOutMask.ptr
-        Parallel.ranges(rows * d) { range in for i in range { res[i] = x1p[i] + fo[i] * fom[i] } }
+        Linear.forward(y: ffHiddenDropped.ptr, x: x1.ptr, weight: params.value(linear1Weight), bias: params.value(linear1Bias),
+                       rows: rows, inDim: d, outDim: f, precision: precision)
+        let ffd = ffHiddenDropped.ptr, ffm = ffMask.kept, ffs = ffMask.scale
+        Parallel.ranges(rows * f) { range in for i in range { ffd[i] = ffm[i] != 0 ? max(ffd[i], 0) * ffs : 0 } }
+        Linear.forward(y: residual.ptr, x: ffHiddenDropped.ptr, weight: params.value(linear2Weight), bias: params.value(linear2Bias),
+                       rows: rows, inDim: f, outDim: d, precision: precision)
+        let x1p = x1.ptr, fom = ffOutMask.kept, fos = ffOutMask.scale
+        Parallel.ranges(rows * d) { range in for i in range { res[i] = x1p[i] + (fom[i] != 0 ? res[i] * fos : 0) } }
         LayerNorm.forward(y: out, xHat: x2Hat.ptr, inverseStd: x2InvStd.ptr, x: residual.ptr,
                           weight: params.value(norm2Weight), bias: params.value(norm2Bias), rows: rows, width: d)
     }
@@ -197,7 +200,7 @@ public final class TransformerLayer<S: Scalar> {
             for h in 0..<heads {
                 let q = qkv.ptr + b * 3 * d + h * dh, k = q + d, v = q + 2 * d
                 let block = (b * heads + h) * steps * steps
-                let pr = probs.ptr + block, pd = probsDropped.ptr + block, mask = attnMask.ptr + block
+                let pr = probs.ptr + block, pd = probsDropped.ptr + block, mask = attnMask.kept + block, keep = attnMask.scale
                 // scores (steps, steps) = Q Kᵀ · scale
                 S.gemm(transA: false, transB: true, m: steps, n: steps, k: dh, alpha: scale,
                        a: q, lda: ld, b: k, ldb: ld, beta: 0, c: pr, ldc: steps)
@@ -209,7 +212,7 @@ public final class TransformerLayer<S: Scalar> {
                     for j in 0..<steps { row[j] = S.exp(row[j] - top); sum += row[j] }
                     for j in 0..<steps {
                         row[j] /= sum
-                        pd[i * steps + j] = row[j] * mask[i * steps + j]
+                        pd[i * steps + j] = mask[i * steps + j] != 0 ? row[j] * keep : 0
                     }
                 }
                 // context (steps, dh) = Pd V
@@ -220,25 +223,28 @@ public final class TransformerLayer<S: Scalar> {
     }
 
     /// Accumulates into `dx` (steps, B, D) and the decoder.* gradients from `dOut` (steps, B, D),
-    /// which is left unchanged. `x` is the input of the matching `forward`, which must be the last.
+    /// which may be `residual` (then it is overwritten). `x` is the input of the matching
+    /// `forward`, which must be the last.
     public func backward(dOut: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, x: UnsafePointer<S>,
                          batch: Int, params: ParameterSet<S>) {
         let rows = steps * batch, d = width, f = feedForward
 
-        // LayerNorm2: dResidual = d(x1 + drop(ffOut)).
-        dResidual.ptr.update(repeating: 0, count: rows * d)
+        // LayerNorm2: dResidual = d(x1 + drop(ffOut)), overwriting dOut when it lives there.
         LayerNorm.backward(dx: dResidual.ptr, dWeight: params.grad(norm2Weight), dBias: params.grad(norm2Bias), dy: dOut,
-                           xHat: x2Hat.ptr, inverseStd: x2InvStd.ptr, weight: params.value(norm2Weight), rows: rows, width: d)
+                           xHat: x2Hat.ptr, inverseStd: x2InvStd.ptr, weight: params.value(norm2Weight), rows: rows, width: d,
+                           overwrite: true)
         dx1.ptr.update(from: dResidual.ptr, count: rows * d)
-        let dres = dResidual.ptr, fom = ffOutMask.ptr, aom = attnOutMask.ptr
-        Parallel.ranges(rows * d) { range in for i in range { dres[i] *= fom[i] } }   // d ffOut
+        let dres = dResidual.ptr, fom = ffOutMask.kept, fos = ffOutMask.scale, aom = attnOutMask.kept, aos = attnOutMask.scale
+        Parallel.ranges(rows * d) { range in for i in range { dres[i] = fom[i] != 0 ? dres[i] * fos : 0 } }   // d ffOut
         dFF.ptr.update(repeating: 0, count: rows * f)
         Linear.backward(dx: dFF.ptr, dWeight: params.grad(linear2Weight), dBias: params.grad(linear2Bias), dy: dResidual.ptr,
-                        x: ffHiddenDropped.ptr, weight: params.value(linear2Weight), rows: rows, inDim: f, outDim: d)
-        let dff = dFF.ptr, ffh = ffHidden.ptr, ffm = ffMask.ptr
-        Parallel.ranges(rows * f) { range in for i in range { dff[i] = ffh[i] > 0 ? dff[i] * ffm[i] : 0 } }
+                        x: ffHiddenDropped.ptr, weight: params.value(linear2Weight), rows: rows, inDim: f, outDim: d, precision: precision)
+        // Through the mask and the ReLU: where the mask keeps, the kept value is positive
+        // exactly where the pre-activation was; where it drops, the gradient is 0 either way.
+        let dff = dFF.ptr, ffd = ffHiddenDropped.ptr, ffs = ffMask.scale
+        Parallel.ranges(rows * f) { range in for i in range { dff[i] = ffd[i] > 0 ? dff[i] * ffs : 0 } }
         Linear.backward(dx: dx1.ptr, dWeight: params.grad(linear1Weight), dBias: params.grad(linear1Bias), dy: dFF.ptr,
-                        x: x1.ptr, weight: params.value(linear1Weight), rows: rows, inDim: d, outDim: f)
+                        x: x1.ptr, weight: params.value(linear1Weight), rows: rows, inDim: d, outDim: f, precision: precision)
         // LayerNorm1: dResidual = d(x + drop(attnOut)).
         dResidual.ptr.update(repeating: 0, count: rows * d)
         LayerNorm.backward(dx: dResidual.ptr, dWeight: params.grad(norm1Weight), dBias: params.grad(norm1Bias), dy: dx1.ptr,
@@ -246,15 +252,17 @@ public final class TransformerLayer<S: Scalar> {
         Parallel.ranges(rows * d) { range in
             for i in range {
                 dx[i] += dres[i]
-                dres[i] *= aom[i]                                                // d attnOut
+                dres[i] = aom[i] != 0 ? dres[i] * aos : 0                        // d attnOut
             }
         }
+        let dContext = dx1                                                       // d x1 is spent
         dContext.ptr.update(repeating: 0, count: rows * d)
         Linear.backward(dx: dContext.ptr, dWeight: params.grad(outProjWeight), dBias: params.grad(outProjBias),
-                        dy: dResidual.ptr, x: context.ptr, weight: params.value(outProjWeight), rows: rows, inDim: d, outDim: d)
-        attentionBackward(batch: batch)
+                        dy: dResidual.ptr, x: context.ptr, weight: params.value(outProjWeight), rows: rows, inDim: d, outDim: d, precision: precision)
+        attentionBackward(batch: batch, dContext: dContext.ptr)
+        let dQKV = qkv                                                           // now dQ, dK, dV
         Linear.backward(dx: dx, dWeight: params.grad(inProjWeight), dBias: nil,
-                        dy: dQKV.ptr, x: x, weight: params.value(inProjWeight), rows: rows, inDim: d, outDim: 3 * d)
+                        dy: dQKV.ptr, x: x, weight: params.value(inProjWeight), rows: rows, inDim: d, outDim: 3 * d, precision: precision)
         // in_proj_bias: the query and value parts. The key bias adds q_i·b_k to every score of
         // row i, which softmax ignores, so its gradient is exactly zero; summing dK in float
         // would instead leave rounding noise that Adam turns into full-size steps (and that
@@ -267,22 +275,24 @@ public final class TransformerLayer<S: Scalar> {
         }
     }
 
-    /// Overwrites dQKV from dContext through the attention of every (trial, head).
-    func attentionBackward(batch: Int) {
+    /// Backward through the attention of every (trial, head), from `dContext` (steps, B, D):
+    /// overwrites `qkv` with dQ, dK, dV. Each (trial, head) reads only its own Q, K, V, so its
+    /// gradients are computed into `headGradients` and then replace them (saving a third
+    /// buffer of (steps, B, 3D)).
+    func attentionBackward(batch: Int, dContext: UnsafePointer<S>) {
         let d = width, dh = headWidth, ld = batch * 3 * d, ldc = batch * d
         let scale = 1 / S(dh).squareRoot()
-        dQKV.ptr.update(repeating: 0, count: steps * batch * 3 * d)
         let ds = dScores.ptr
+        let dq = headGradients.ptr, dk = dq + steps * dh, dv = dk + steps * dh      // (steps, dh) each
         for b in 0..<batch {
             for h in 0..<heads {
                 let q = qkv.ptr + b * 3 * d + h * dh, k = q + d, v = q + 2 * d
-                let dq = dQKV.ptr + b * 3 * d + h * dh, dk = dq + d, dv = dq + 2 * d
-                let dctx = dContext.ptr + b * d + h * dh
+                let dctx = dContext + b * d + h * dh
                 let block = (b * heads + h) * steps * steps
-                let pr = probs.ptr + block, pd = probsDropped.ptr + block, mask = attnMask.ptr + block
-                // dV (steps, dh) += Pdᵀ dctx
+                let pr = probs.ptr + block, pd = probsDropped.ptr + block, mask = attnMask.kept + block, keep = attnMask.scale
+                // dV (steps, dh) = Pdᵀ dctx
                 S.gemm(transA: true, transB: false, m: steps, n: dh, k: steps, alpha: 1,
-                       a: pd, lda: steps, b: dctx, ldb: ldc, beta: 1, c: dv, ldc: ld)
+                       a: pd, lda: steps, b: dctx, ldb: ldc, beta: 0, c: dv, ldc: dh)
                 // dPd (steps, steps) = dctx Vᵀ
                 S.gemm(transA: false, transB: true, m: steps, n: steps, k: dh, alpha: 1,
                        a: dctx, lda: ldc, b: v, ldb: ld, beta: 0, c: ds, ldc: steps)
@@ -290,16 +300,22 @@ public final class TransformerLayer<S: Scalar> {
                 for i in 0..<steps {
                     var dot: S = 0
                     for j in 0..<steps {
-                        ds[i * steps + j] *= mask[i * steps + j]
+                        ds[i * steps + j] = mask[i * steps + j] != 0 ? ds[i * steps + j] * keep : 0
                         dot += ds[i * steps + j] * pr[i * steps + j]
                     }
                     for j in 0..<steps { ds[i * steps + j] = pr[i * steps + j] * (ds[i * steps + j] - dot) }
                 }
-                // dQ += scale · dS K;  dK += scale · dSᵀ Q
+                // dQ = scale · dS K;  dK = scale · dSᵀ Q
                 S.gemm(transA: false, transB: false, m: steps, n: dh, k: steps, alpha: scale,
-                       a: ds, lda: steps, b: k, ldb: ld, beta: 1, c: dq, ldc: ld)
+                       a: ds, lda: steps, b: k, ldb: ld, beta: 0, c: dq, ldc: dh)
                 S.gemm(transA: true, transB: false, m: steps, n: dh, k: steps, alpha: scale,
-                       a: ds, lda: steps, b: q, ldb: ld, beta: 1, c: dk, ldc: ld)
+                       a: ds, lda: steps, b: q, ldb: ld, beta: 0, c: dk, ldc: dh)
+                // This (trial, head)'s Q, K, V are spent: their gradients take their place.
+                for t in 0..<steps {
+                    (q + t * ld).update(from: dq + t * dh, count: dh)
+                    (k + t * ld).update(from: dk + t * dh, count: dh)
+                    (v + t * ld).update(from: dv + t * dh, count: dh)
+                }
             }
         }
     }

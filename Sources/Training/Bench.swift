@@ -30,8 +30,9 @@ public struct BenchSize: Codable, Sendable {
 
     /// The spec's defaults with the released code's MC_Maze settings (lagged encoder input,
     /// all-pairs potential, dropout 0.1 everywhere, cdKeep 0.5), at this size.
-    public var config: Config {
+    public func config(precision: Precision = .float32) -> Config {
         var c = Config()
+        c.precision = precision
         c.hidden = hidden
         c.heads = heads
         c.feedForward = feedForward
@@ -81,6 +82,12 @@ public struct BenchResult: Codable, Sendable {
     public var parameters: Int
     /// Whether the collectives ran under the watchdog (non-blocking, polled) or blocking.
     public var watchdog = true
+    /// oneDNN's working memory (bf16 operand copies and scratchpad), MiB, on rank 0.
+    public var gemmWorkspaceMiB = 0.0
+    /// The precision asked for, and the one the large products ran in (float32 where the CPU
+    /// has no AVX512-BF16).
+    public var precision = Precision.float32.rawValue
+    public var ranPrecision = Precision.float32.rawValue
 }
 
 public enum Bench {
@@ -104,8 +111,8 @@ public enum Bench {
 
     /// Times full training steps as the trainer takes them: zero the gradients, forward and
     /// backward on this rank's slice of the global batch, one allreduce, clip, Adam.
-    public static func trainingSteps(size: BenchSize, steps: Int, warmup: Int, comm: Communicator) throws -> BenchResult {
-        let config = size.config, dims = size.dims
+    public static func trainingSteps(size: BenchSize, precision: Precision, steps: Int, warmup: Int, comm: Communicator) throws -> BenchResult {
+        let config = size.config(precision: precision), dims = size.dims
         let global = Array(0..<size.batch)
         let local = Trainer.shard(global, rank: comm.rank, size: comm.size)
         let model = LangevinFlow<Float>(config: config, dims: dims, maxBatch: max(local.count, 1))
@@ -166,15 +173,16 @@ public enum Bench {
                            peakMemoryMiB: memory[0], parameters: model.params.layout.totalCount)
     }
 
-    /// OpenBLAS sgemm GFLOP/s on square n×n products with the current thread count: the best
-    /// of `repeats` (the peak the step is compared with).
-    public static func sgemmPeak(n: Int = 2048, repeats: Int = 4) -> Double {
+    /// GFLOP/s of square n×n products through `Float.gemm` (the engine and precision training
+    /// uses) with the current thread count: the best of `repeats` (the peak a step is compared with).
+    public static func gemmPeak(n: Int = 2048, repeats: Int = 4, precision: Precision = .float32) -> Double {
         let a = Buffer<Float>(count: n * n), b = Buffer<Float>(count: n * n), c = Buffer<Float>(count: n * n)
         for i in 0..<(n * n) { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1 }
         var best = 0.0
         for _ in 0..<repeats {
             let started = now()
-            Float.gemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a.ptr, lda: n, b: b.ptr, ldb: n, beta: 0, c: c.ptr, ldc: n)
+            Float.gemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a.ptr, lda: n, b: b.ptr, ldb: n, beta: 0,
+                       c: c.ptr, ldc: n, precision: precision)
             best = Swift.max(best, 2 * Double(n) * Double(n) * Double(n) / (now() - started) / 1e9)
         }
         return best
@@ -183,7 +191,7 @@ public enum Bench {
     /// Seconds to write a full resumable checkpoint of `size` (parameters, both Adam moments
     /// and the best weights, as the trainer writes them), median of `repeats`.
     public static func checkpointSeconds(size: BenchSize, directory: String, repeats: Int = 3) throws -> Double {
-        let config = size.config
+        let config = size.config()
         let layout = ParameterLayout(config: config, dims: size.dims)
         let params = ParameterSet<Float>(layout: layout)
         params.initialise(seed: 0)

@@ -22,7 +22,7 @@ struct SearchTests {
             for name in try f.children(of: "model") { out["\(file)/\(name)"] = try f.readFloats("model/\(name)").values }
         }
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/validation.json"))) as! [String: Any]
-        for (key, value) in json where key != "minutes" { out["validation/\(key)"] = [Float((value as! NSNumber).doubleValue)] }
+        for (key, value) in json where key != "minutes" && key != "end-of-run seconds" { out["validation/\(key)"] = [Float((value as! NSNumber).doubleValue)] }
         return out
     }
 
@@ -174,14 +174,15 @@ struct BenchTests {
         let dir = CLI.temporaryDirectory()
         let r = try CLI.run(["bench", "--smoke", "--json", "\(dir)/bench.json", "--scratch", dir])
         #expect(r.status == 0, "\(r.output)")
-        for text in ["smoke 1×1", "smoke 1×2", "smoke 2×1", "smoke 2×1 no wdog", "collective watchdog costs", "allreduce",
-                     "backward: decoder", "checkpoint write"] {
+        for text in ["smoke 1×1", "smoke 1×2", "smoke 2×1", "float32, no wdog", "collective watchdog costs", "allreduce",
+                     "backward: decoder", "checkpoint write", "bf16 is", "matrix products: float32"] {
             #expect(r.stdout.contains(text), "missing '\(text)' in\n\(r.stdout)")
         }
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/bench.json"))) as! [String: Any]
         let results = json["results"] as! [[String: Any]]
-        #expect(results.count == 4)
-        #expect(results.map { $0["watchdog"] as! Bool } == [true, true, true, false])
+        #expect(results.count == 7)
+        #expect(results.map { $0["watchdog"] as! Bool } == [true, true, true, true, true, true, false])
+        #expect(results.map { $0["precision"] as! String } == ["float32", "bf16", "float32", "bf16", "float32", "bf16", "float32"])
         #expect(results.allSatisfy { ($0["stepSeconds"] as! [Double]).count == 2 && ($0["median"] as! Double) > 0 })
     }
 }

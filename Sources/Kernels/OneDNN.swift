@@ -1,0 +1,237 @@
+import CBLAS
+import CDNNL
+import CKernels
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The precision of the large matrix products: float32, or bfloat16 operands with float32
+/// accumulation and output (everything else stays float32).
+public enum Precision: String, CaseIterable, Sendable {
+    case float32, bf16
+}
+
+/// oneDNN's matmul primitive behind `Float.gemm`: row-major C ← α·op(A)·op(B) + β·C with
+/// transposes expressed as strides, β through a `sum` post-op and α through output scales.
+///
+/// Primitives are created once per (shape, leading dimensions, transposes, α, β, precision) and
+/// kept; each call wraps the caller's pointers in memory objects and executes on one stream.
+/// bf16 products convert the operands into scratch buffers first (round to nearest even), in
+/// slices for large operands.
+/// Calls are serialised by a lock: the trainer calls from one thread, and the scratch buffers
+/// and the cache are shared.
+public enum OneDNN {
+    struct Key: Hashable {
+        let transA: Bool, transB: Bool
+        let m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int
+        let alpha: Float, beta: Float
+        let precision: Precision
+        /// oneDNN sizes a primitive's work for the threads it was created with.
+        let threads: Int
+    }
+
+    final class State: @unchecked Sendable {
+        var engine: dnnl_engine_t?
+        var stream: dnnl_stream_t?
+        var primitives: [Key: dnnl_primitive_t] = [:]
+        /// One scratchpad for every primitive (calls are serialised), grown to the largest need:
+        /// oneDNN's own would allocate, and fault in fresh pages, at every execution.
+        var scratchpad: UnsafeMutableRawPointer?, scratchpadBytes = 0
+        var scratchA = UnsafeMutablePointer<UInt16>.allocate(capacity: 1), capacityA = 1
+        var scratchB = UnsafeMutablePointer<UInt16>.allocate(capacity: 1), capacityB = 1
+        var lock = pthread_mutex_t()
+        var failure: String?
+        /// The threads of every oneDNN call: OpenBLAS's thread count (OPENBLAS_NUM_THREADS),
+        /// so one setting governs both libraries; `setBLASThreads` changes both.
+        var threads = max(1, Int(openblas_get_num_threads()))
+
+        init() {
+            pthread_mutex_init(&lock, nil)
+            guard dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success,
+                  dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue) == dnnl_success else {
+                failure = "oneDNN could not create a CPU engine"
+                return
+            }
+        }
+
+        func scratch(_ which: inout UnsafeMutablePointer<UInt16>, _ capacity: inout Int, _ count: Int) -> UnsafeMutablePointer<UInt16> {
+            if count > capacity {
+                which.deallocate()
+                which = .allocate(capacity: count)
+                capacity = count
+            }
+            return which
+        }
+    }
+
+    nonisolated(unsafe) static let state = State()
+
+    /// Whether oneDNN runs here (it creates a CPU engine).
+    public static var available: Bool { state.failure == nil }
+
+    /// Whether bf16 products can run here: oneDNN is available and the CPU has AVX512-BF16
+    /// (without it oneDNN would emulate bf16 slowly, so float32 is used instead).
+    public static let bf16Available: Bool = available && lf_cpu_has_avx512_bf16() != 0
+
+    /// The implementation oneDNN picks for an m×n×k product in this precision (for example
+    /// "brg:avx512_core_bf16"), or why none runs.
+    public static func implementation(m: Int = 2048, n: Int = 2048, k: Int = 2048, precision: Precision) -> String {
+        guard available else { return "oneDNN unavailable: \(state.failure ?? "?")" }
+        if precision == .bf16 && !bf16Available { return "none: this CPU has no AVX512-BF16 (bf16 runs in float32)" }
+        pthread_mutex_lock(&state.lock)
+        defer { pthread_mutex_unlock(&state.lock) }
+        guard let made = primitive(Key(transA: false, transB: false, m: m, n: n, k: k, lda: k, ldb: n, ldc: n,
+                                       alpha: 1, beta: 0, precision: precision, threads: state.threads)) else { return "none: no primitive" }
+        var info: UnsafePointer<CChar>?
+        dnnl_primitive_desc_query(dnnl_primitive_get_primitive_desc_checked(made), dnnl_query_impl_info_str, 0, &info)
+        return info.map { String(cString: $0) } ?? "unknown"
+    }
+
+    /// Bytes of oneDNN's working memory so far: the bf16 copies of operands and the shared
+    /// scratchpad.
+    public static var workspaceBytes: Int {
+        pthread_mutex_lock(&state.lock)
+        defer { pthread_mutex_unlock(&state.lock) }
+        return 2 * (state.capacityA + state.capacityB) + state.scratchpadBytes
+    }
+
+    /// The threads oneDNN uses for calls from this thread (OpenMP).
+    public static func setThreads(_ n: Int) {
+        pthread_mutex_lock(&state.lock)
+        state.threads = max(n, 1)
+        pthread_mutex_unlock(&state.lock)
+        lf_set_openmp_threads(Int32(max(n, 1)))
+    }
+
+    /// Elements a row-major operand occupies: `rows` × `columns` as stored, leading dimension `ld`.
+    @inline(__always)
+    static func extent(rows: Int, columns: Int, ld: Int) -> Int { rows == 0 ? 0 : (rows - 1) * ld + columns }
+
+    static func primitive(_ key: Key) -> dnnl_primitive_t? {
+        if let cached = state.primitives[key] { return cached }
+        let type: dnnl_data_type_t = key.precision == .bf16 ? dnnl_bf16 : dnnl_f32
+        var aDims: [Int64] = [Int64(key.m), Int64(key.k)], bDims: [Int64] = [Int64(key.k), Int64(key.n)]
+        var cDims: [Int64] = [Int64(key.m), Int64(key.n)]
+        var aStrides: [Int64] = key.transA ? [1, Int64(key.lda)] : [Int64(key.lda), 1]
+        var bStrides: [Int64] = key.transB ? [1, Int64(key.ldb)] : [Int64(key.ldb), 1]
+        var cStrides: [Int64] = [Int64(key.ldc), 1]
+        var aDesc = dnnl_memory_desc_t(), bDesc = dnnl_memory_desc_t(), cDesc = dnnl_memory_desc_t()
+        guard dnnl_memory_desc_init_by_strides(&aDesc, 2, &aDims, type, &aStrides) == dnnl_success,
+              dnnl_memory_desc_init_by_strides(&bDesc, 2, &bDims, type, &bStrides) == dnnl_success,
+              dnnl_memory_desc_init_by_strides(&cDesc, 2, &cDims, dnnl_f32, &cStrides) == dnnl_success else { return nil }
+        var descriptor = dnnl_matmul_desc_t()
+        guard dnnl_matmul_desc_init(&descriptor, &aDesc, &bDesc, nil, &cDesc) == dnnl_success else { return nil }
+        var attributes: dnnl_primitive_attr_t?
+        dnnl_primitive_attr_create(&attributes)
+        defer { dnnl_primitive_attr_destroy(attributes) }
+        dnnl_primitive_attr_set_scratchpad_mode(attributes, dnnl_scratchpad_mode_user)
+        if key.alpha != 1 {
+            var alpha = key.alpha
+            dnnl_primitive_attr_set_output_scales(attributes, 1, 0, &alpha)
+        }
+        if key.beta != 0 {
+            var postOps: dnnl_post_ops_t?
+            dnnl_post_ops_create(&postOps)
+            dnnl_post_ops_append_sum(postOps, key.beta)
+            dnnl_primitive_attr_set_post_ops(attributes, postOps)
+            dnnl_post_ops_destroy(postOps)
+        }
+        var primitiveDescriptor: dnnl_primitive_desc_t?
+        guard dnnl_primitive_desc_create(&primitiveDescriptor, &descriptor, attributes, state.engine, nil) == dnnl_success else { return nil }
+        defer { dnnl_primitive_desc_destroy(primitiveDescriptor) }
+        var made: dnnl_primitive_t?
+        guard dnnl_primitive_create(&made, primitiveDescriptor) == dnnl_success, let made else { return nil }
+        state.primitives[key] = made
+        return made
+    }
+
+    /// The largest operand converted to bf16 at once, in elements (8 MB of bf16): larger
+    /// products run in slices of rows of A (or, for a transposed A, of the summed dimension,
+    /// accumulating), so the bf16 copies stay small.
+    static let bf16SliceElements = 4 << 20
+
+    /// C ← α·op(A)·op(B) + β·C through oneDNN; false when oneDNN cannot do this product (the
+    /// caller then uses OpenBLAS).
+    static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision) -> Bool {
+        pthread_mutex_lock(&state.lock)
+        defer { pthread_mutex_unlock(&state.lock) }
+        // OpenMP's thread count is per calling thread: set it for this one.
+        lf_set_openmp_threads(Int32(state.threads))
+        guard precision == .bf16 else {
+            return execute(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: UnsafeRawPointer(a), lda: lda,
+                           b: UnsafeRawPointer(b), ldb: ldb, beta: beta, c: c, ldc: ldc, precision: .float32)
+        }
+        let s = state
+        // Slices: of the rows of C (A not transposed), or of the summed dimension (A transposed).
+        let slice = max(1, bf16SliceElements / max(lda, 1))
+        if !transA {
+            let bCount = transB ? extent(rows: n, columns: k, ld: ldb) : extent(rows: k, columns: n, ld: ldb)
+            let b16 = s.scratch(&s.scratchB, &s.capacityB, bCount)
+            lf_f32_to_bf16(b, b16, bCount)
+            for row in stride(from: 0, to: m, by: slice) {
+                let rows = min(slice, m - row), aCount = extent(rows: rows, columns: k, ld: lda)
+                let a16 = s.scratch(&s.scratchA, &s.capacityA, aCount)
+                lf_f32_to_bf16(a + row * lda, a16, aCount)
+                guard execute(transA: false, transB: transB, m: rows, n: n, k: k, alpha: alpha, a: UnsafeRawPointer(a16), lda: lda,
+                              b: UnsafeRawPointer(b16), ldb: ldb, beta: beta, c: c + row * ldc, ldc: ldc, precision: .bf16) else { return false }
+            }
+            return true
+        }
+        for start in stride(from: 0, to: k, by: slice) {
+            let depth = min(slice, k - start)
+            let aCount = extent(rows: depth, columns: m, ld: lda)
+            let bOffset = transB ? start : start * ldb
+            let bCount = transB ? extent(rows: n, columns: depth, ld: ldb) : extent(rows: depth, columns: n, ld: ldb)
+            let a16 = s.scratch(&s.scratchA, &s.capacityA, aCount), b16 = s.scratch(&s.scratchB, &s.capacityB, bCount)
+            lf_f32_to_bf16(a + start * lda, a16, aCount)
+            lf_f32_to_bf16(b + bOffset, b16, bCount)
+            guard execute(transA: true, transB: transB, m: m, n: n, k: depth, alpha: alpha, a: UnsafeRawPointer(a16), lda: lda,
+                          b: UnsafeRawPointer(b16), ldb: ldb, beta: start == 0 ? beta : 1, c: c, ldc: ldc, precision: .bf16) else { return false }
+        }
+        return true
+    }
+
+    /// One primitive execution on operands already in `precision` (caller holds the lock).
+    static func execute(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                        a: UnsafeRawPointer, lda: Int, b: UnsafeRawPointer, ldb: Int,
+                        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision) -> Bool {
+        let s = state
+        let key = Key(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
+                      alpha: alpha, beta: beta, precision: precision, threads: s.threads)
+        guard let primitive = primitive(key) else { return false }
+        let source = dnnl_primitive_get_primitive_desc_checked(primitive)
+        let scratchpadDesc = dnnl_primitive_desc_query_md(source, dnnl_query_scratchpad_md, 0)
+        let needed = dnnl_memory_desc_get_size(scratchpadDesc)
+        if needed > s.scratchpadBytes {
+            s.scratchpad?.deallocate()
+            s.scratchpad = UnsafeMutableRawPointer.allocate(byteCount: needed, alignment: 64)
+            s.scratchpadBytes = needed
+        }
+        var scratchpadMemory: dnnl_memory_t?, aMemory: dnnl_memory_t?, bMemory: dnnl_memory_t?, cMemory: dnnl_memory_t?
+        defer {
+            dnnl_memory_destroy(scratchpadMemory)
+            dnnl_memory_destroy(aMemory)
+            dnnl_memory_destroy(bMemory)
+            dnnl_memory_destroy(cMemory)
+        }
+        guard dnnl_memory_create(&scratchpadMemory, scratchpadDesc, s.engine, s.scratchpad) == dnnl_success,
+              dnnl_memory_create(&aMemory, dnnl_primitive_desc_query_md(source, dnnl_query_src_md, 0), s.engine, UnsafeMutableRawPointer(mutating: a)) == dnnl_success,
+              dnnl_memory_create(&bMemory, dnnl_primitive_desc_query_md(source, dnnl_query_weights_md, 0), s.engine, UnsafeMutableRawPointer(mutating: b)) == dnnl_success,
+              dnnl_memory_create(&cMemory, dnnl_primitive_desc_query_md(source, dnnl_query_dst_md, 0), s.engine, c) == dnnl_success
+        else { return false }
+        var arguments = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: aMemory), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: bMemory),
+                         dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: cMemory), dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: scratchpadMemory)]
+        return dnnl_primitive_execute(primitive, s.stream, Int32(arguments.count), &arguments) == dnnl_success
+            && dnnl_stream_wait(s.stream) == dnnl_success
+    }
+}
+
+/// The primitive's descriptor (oneDNN 2.x: dnnl_primitive_get_primitive_desc).
+@inline(__always)
+func dnnl_primitive_get_primitive_desc_checked(_ primitive: dnnl_primitive_t) -> const_dnnl_primitive_desc_t? {
+    var descriptor: const_dnnl_primitive_desc_t?
+    dnnl_primitive_get_primitive_desc(primitive, &descriptor)
+    return descriptor
+}
