@@ -53,40 +53,20 @@ public enum CheckpointIO {
     /// The atomic write of any checkpoint: `body` fills the file; `config`, `schema_version`
     /// and `format` are added at the root.
     public static func write(path: String, config: Config, body: (H5File) throws -> Void) throws {
-        let url = URL(fileURLWithPath: path)
-        let directory = url.deletingLastPathComponent().path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw CheckpointError("cannot write checkpoint '\(path)': the directory '\(directory)' does not exist. Create it or choose another --out.")
-        }
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
         do {
-            do {
+            try AtomicFile.write(path) { temporary in
                 let file = try H5File.create(temporary)
                 try body(file)
                 try file.writeAttribute("config", string: config.json())
                 try file.writeAttribute("schema_version", int: schemaVersion)
                 try file.writeAttribute("format", string: format)
                 try file.flush()
-            }   // the file is closed here, before fsync and rename
-            try fsync(path: temporary)
-            guard rename(temporary, path) == 0 else {
-                throw CheckpointError("cannot move the finished checkpoint into place at '\(path)': \(String(cString: strerror(errno)))")
             }
-            try fsync(path: directory)
+        } catch let error as CheckpointError {
+            throw error
         } catch {
-            unlink(temporary)
-            if let error = error as? CheckpointError { throw error }
             throw CheckpointError("cannot write checkpoint '\(path)': \(error). Nothing was written at that path; check free space and permissions.")
         }
-    }
-
-    static func fsync(path: String) throws {
-        let fd = Glibc.open(path, O_RDONLY)
-        guard fd >= 0 else { throw CheckpointError("cannot open '\(path)' to sync it: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        guard Glibc.fsync(fd) == 0 else { throw CheckpointError("fsync of '\(path)' failed: \(String(cString: strerror(errno))) (disk full?)") }
     }
 
     static func openFile(_ path: String) throws -> H5File {
@@ -145,5 +125,38 @@ public enum CheckpointIO {
         if !extra.isEmpty {
             throw CheckpointError("'\(path)': \(group)/ has \(extra.sorted().joined(separator: ", ")), which are not in this model. \(advice)")
         }
+    }
+}
+
+/// Writes a file atomically: `body` fills a temporary file in the same directory
+/// (`.<name>.tmp-<pid>`, which a restarted run removes), then fsync, rename over `path`, fsync
+/// of the directory. A crash at any point leaves either the old file or the new one.
+public enum AtomicFile {
+    public static func write(_ path: String, body: (_ temporary: String) throws -> Void) throws {
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CheckpointError("cannot write '\(path)': the directory '\(directory)' does not exist. Create it or choose another path.")
+        }
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
+        do {
+            try body(temporary)    // the file must be closed when body returns
+            try fsync(path: temporary)
+            guard rename(temporary, path) == 0 else {
+                throw CheckpointError("cannot move the finished file into place at '\(path)': \(String(cString: strerror(errno)))")
+            }
+            try fsync(path: directory)
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    static func fsync(path: String) throws {
+        let fd = Glibc.open(path, O_RDONLY)
+        guard fd >= 0 else { throw CheckpointError("cannot open '\(path)' to sync it: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard Glibc.fsync(fd) == 0 else { throw CheckpointError("fsync of '\(path)' failed: \(String(cString: strerror(errno))) (disk full?)") }
     }
 }

@@ -60,6 +60,9 @@ public struct NLBTensors: Sendable {
         }
         let heldIn = try tensor("train_spikes_heldin", required: true, counts: true)!
         let heldOut = try tensor("train_spikes_heldout", required: true, counts: true)!
+        for (key, t) in [("train_spikes_heldin", heldIn), ("train_spikes_heldout", heldOut)] where t.values.allSatisfy(\.isNaN) {
+            throw DataError("'\(path)', '\(key)': every entry is NaN (nothing observed), so there is nothing to \(key.hasSuffix("heldin") ? "encode" : "learn the held-out rates from"). Check how the file was made: NaN marks missing bins, and NLB tensor files hold NaN only where trials are padded.")
+        }
         let inForward = try tensor("train_spikes_heldin_forward", required: false, counts: true)
         let outForward = try tensor("train_spikes_heldout_forward", required: false, counts: true)
         let behavior = try tensor("train_behavior", required: false, counts: false)

@@ -23,6 +23,10 @@ public protocol Communicator: AnyObject {
     func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws
     func broadcast(_ buffer: UnsafeMutablePointer<Double>, count: Int, root: Int) throws
     func barrier() throws
+    /// Concatenates every rank's `count` floats, in rank order, into `out` on `root` (`counts`
+    /// lists every rank's count, the same on every rank; `out` holds their sum and may be nil
+    /// elsewhere). MPI_Gatherv.
+    func gather(_ buffer: UnsafePointer<Float>, count: Int, counts: [Int], into out: UnsafeMutablePointer<Float>?, root: Int) throws
     /// Collective: ranks passing the same `color` form one new communicator, ranked by `key`
     /// (MPI_Comm_split). Used by `search` to give each group of ranks its own trainer.
     func split(color: Int, key: Int) throws -> Communicator
@@ -235,6 +239,22 @@ public final class MPICommunicator: Communicator {
                        start: { MPI_Ibcast(buffer, Int32(count), lf_mpi_double(), Int32(root), comm, $0) })
     }
 
+    public func gather(_ buffer: UnsafePointer<Float>, count: Int, counts: [Int], into out: UnsafeMutablePointer<Float>?, root: Int) throws {
+        precondition(counts.count == size && counts[rank] == count, "gather: counts \(counts) do not match rank \(rank)'s \(count)")
+        var receiveCounts = counts.map { Int32($0) }
+        var offsets = [Int32](repeating: 0, count: size)
+        for r in 1..<max(size, 1) { offsets[r] = offsets[r - 1] + receiveCounts[r - 1] }
+        try receiveCounts.withUnsafeMutableBufferPointer { receive in
+            try offsets.withUnsafeMutableBufferPointer { displacements in
+                try collective("MPI_Gatherv of \(count) floats to rank \(root)",
+                               blocking: { MPI_Gatherv(buffer, Int32(count), lf_mpi_float(), out, receive.baseAddress, displacements.baseAddress,
+                                                       lf_mpi_float(), Int32(root), comm) },
+                               start: { MPI_Igatherv(buffer, Int32(count), lf_mpi_float(), out, receive.baseAddress, displacements.baseAddress,
+                                                     lf_mpi_float(), Int32(root), comm, $0) })
+            }
+        }
+    }
+
     public func barrier(pollingEvery interval: Double, _ poll: () throws -> Void) throws {
         var request: MPI_Request?
         try check(MPI_Ibarrier(comm, &request), "MPI_Ibarrier")
@@ -274,6 +294,9 @@ public final class SingleProcess: Communicator {
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {}
     public func broadcast(_ buffer: UnsafeMutablePointer<Double>, count: Int, root: Int) throws {}
     public func barrier() throws {}
+    public func gather(_ buffer: UnsafePointer<Float>, count: Int, counts: [Int], into out: UnsafeMutablePointer<Float>?, root: Int) throws {
+        out?.update(from: buffer, count: count)
+    }
     public func split(color: Int, key: Int) throws -> Communicator { SingleProcess() }
     public func barrier(pollingEvery interval: Double, _ poll: () throws -> Void) throws {}
     public func abort(code: Int32) -> Never { exit(code) }

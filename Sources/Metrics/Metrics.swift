@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// The NLB metrics, matching `nlb_tools.evaluation` (0.0.4) on the same arrays.
 ///
@@ -79,28 +80,25 @@ public enum NLBMetrics {
         let (xEval, yEval) = dropNaNRows(evalRates, evalBehavior, features: features, outputs: outputs)
         let n = xTrain.count / features
         let folds = 5
+        // Each fold's moments once (matrix products), then every alpha and fold from sums of them.
+        var bounds = [0]
+        for fold in 0..<folds { bounds.append(bounds[fold] + n / folds + (fold < n % folds ? 1 : 0)) }
+        let shift = Moments.columnMeans(xTrain, rows: n, width: features), yShift = Moments.columnMeans(yTrain, rows: n, width: outputs)
+        let parts = (0..<folds).map { Moments(x: xTrain, y: yTrain, rows: bounds[$0]..<bounds[$0 + 1], features: features, outputs: outputs,
+                                              xShift: shift, yShift: yShift) }
         var bestAlpha = ridgeAlphas[0], bestScore = -Double.infinity
         for alpha in ridgeAlphas {
             var score = 0.0
-            var start = 0
             for fold in 0..<folds {
-                let size = n / folds + (fold < n % folds ? 1 : 0)
-                let test = start..<(start + size)
-                start += size
-                var xFit: [Double] = [], yFit: [Double] = []
-                for r in 0..<n where !test.contains(r) {
-                    xFit.append(contentsOf: xTrain[(r * features)..<((r + 1) * features)])
-                    yFit.append(contentsOf: yTrain[(r * outputs)..<((r + 1) * outputs)])
-                }
-                let model = Ridge(x: xFit, y: yFit, features: features, outputs: outputs, alpha: alpha)
-                let xTest = Array(xTrain[(test.lowerBound * features)..<(test.upperBound * features)])
-                let yTest = Array(yTrain[(test.lowerBound * outputs)..<(test.upperBound * outputs)])
+                let model = Ridge(moments: Moments.sum(parts.indices.filter { $0 != fold }.map { parts[$0] }), alpha: alpha)
+                let xTest = Array(xTrain[(bounds[fold] * features)..<(bounds[fold + 1] * features)])
+                let yTest = Array(yTrain[(bounds[fold] * outputs)..<(bounds[fold + 1] * outputs)])
                 score += r2Score(yTrue: yTest, yPred: model.predict(xTest), outputs: outputs)
             }
             score /= Double(folds)
             if score > bestScore { bestScore = score; bestAlpha = alpha }     // first best wins ties
         }
-        let model = Ridge(x: xTrain, y: yTrain, features: features, outputs: outputs, alpha: bestAlpha)
+        let model = Ridge(moments: Moments.sum(parts), alpha: bestAlpha)
         return r2Score(yTrue: yEval, yPred: model.predict(xEval), outputs: outputs)
     }
 
@@ -113,10 +111,6 @@ public enum NLBMetrics {
         return (xs, ys)
     }
 
-    /// nlb_tools `eval_psth` without jitter: for each condition i with trials `conditions[i]`,
-    /// the mean eval rate over its trials is compared with `psth[i]` (bins, neurons) at the bins
-    /// where psth[i, :, 0] is not NaN; R² (uniform over neurons) over all conditions and bins.
-    /// `evalRates` is (trials, bins, neurons).
     /// PSTH R²: each condition's mean eval rates against `psth` (conditions × bins × neurons),
     /// over the bins where the psth is not NaN. `jitter` (dmfc_rsg) shifts each trial's rates
     /// later by that many bins before averaging, as nlb_tools `eval_psth` does.
@@ -189,40 +183,83 @@ public enum NLBMetrics {
 
 /// Ridge regression with an intercept, as sklearn `Ridge(alpha, fit_intercept=True)`: centre
 /// X and y, solve (XcᵀXc + αI) w = Xcᵀyc by Cholesky, intercept = ȳ - x̄ᵀw.
+/// Sums over some rows of x and y, taken about fixed shifts (the means of all the rows, which
+/// keeps the centring below free of cancellation): count, Σx, Σy, Σxxᵀ, Σxyᵀ. Moments of
+/// disjoint row sets add, so the ridge of any union of folds needs no pass over the data.
+public struct Moments {
+    public var count = 0.0
+    public var xSum: [Double], ySum: [Double], xx: [Double], xy: [Double]
+    public let xShift: [Double], yShift: [Double]
+    let features: Int, outputs: Int
+
+    public init(x: [Double], y: [Double], rows: Range<Int>, features f: Int, outputs o: Int, xShift: [Double], yShift: [Double]) {
+        features = f
+        outputs = o
+        self.xShift = xShift
+        self.yShift = yShift
+        let n = rows.count
+        var xs = [Double](repeating: 0, count: n * f), ys = [Double](repeating: 0, count: n * o)
+        for (i, r) in rows.enumerated() {
+            for j in 0..<f { xs[i * f + j] = x[r * f + j] - xShift[j] }
+            for j in 0..<o { ys[i * o + j] = y[r * o + j] - yShift[j] }
+        }
+        count = Double(n)
+        xSum = Self.columnMeans(xs, rows: n, width: f).map { $0 * Double(n) }
+        ySum = Self.columnMeans(ys, rows: n, width: o).map { $0 * Double(n) }
+        xx = [Double](repeating: 0, count: f * f)
+        xy = [Double](repeating: 0, count: f * o)
+        if n > 0 {
+            Double.gemm(transA: true, transB: false, m: f, n: f, k: n, alpha: 1, a: xs, lda: f, b: xs, ldb: f, beta: 0, c: &xx, ldc: f)
+            Double.gemm(transA: true, transB: false, m: f, n: o, k: n, alpha: 1, a: xs, lda: f, b: ys, ldb: o, beta: 0, c: &xy, ldc: o)
+        }
+    }
+
+    public static func sum(_ parts: [Moments]) -> Moments {
+        var total = parts[0]
+        for p in parts.dropFirst() {
+            total.count += p.count
+            for i in total.xSum.indices { total.xSum[i] += p.xSum[i] }
+            for i in total.ySum.indices { total.ySum[i] += p.ySum[i] }
+            for i in total.xx.indices { total.xx[i] += p.xx[i] }
+            for i in total.xy.indices { total.xy[i] += p.xy[i] }
+        }
+        return total
+    }
+
+    public static func columnMeans(_ values: [Double], rows: Int, width: Int) -> [Double] {
+        var mean = [Double](repeating: 0, count: width)
+        for r in 0..<rows { for j in 0..<width { mean[j] += values[r * width + j] } }
+        return mean.map { $0 / Double(max(rows, 1)) }
+    }
+}
+
 public struct Ridge {
     public let weights: [Double]     // (features, outputs)
     public let intercept: [Double]   // (outputs)
     let features: Int, outputs: Int
 
     public init(x: [Double], y: [Double], features: Int, outputs: Int, alpha: Double) {
-        self.features = features
-        self.outputs = outputs
         let rows = x.count / features
-        var xMean = [Double](repeating: 0, count: features), yMean = [Double](repeating: 0, count: outputs)
-        for r in 0..<rows {
-            for f in 0..<features { xMean[f] += x[r * features + f] }
-            for o in 0..<outputs { yMean[o] += y[r * outputs + o] }
+        self.init(moments: Moments(x: x, y: y, rows: 0..<rows, features: features, outputs: outputs,
+                                   xShift: Moments.columnMeans(x, rows: rows, width: features),
+                                   yShift: Moments.columnMeans(y, rows: rows, width: outputs)), alpha: alpha)
+    }
+
+    /// The ridge of the rows the moments sum over: centre them, solve (XcᵀXc + αI) w = Xcᵀyc.
+    public init(moments m: Moments, alpha: Double) {
+        let f = m.features, o = m.outputs, n = m.count
+        features = f
+        outputs = o
+        let xMean = m.xSum.map { $0 / n }, yMean = m.ySum.map { $0 / n }       // about the shifts
+        var gram = m.xx, rhs = m.xy
+        for a in 0..<f {
+            for b in 0..<f { gram[a * f + b] -= n * xMean[a] * xMean[b] }
+            for c in 0..<o { rhs[a * o + c] -= n * xMean[a] * yMean[c] }
+            gram[a * f + a] += alpha
         }
-        for f in 0..<features { xMean[f] /= Double(rows) }
-        for o in 0..<outputs { yMean[o] /= Double(rows) }
-        var gram = [Double](repeating: 0, count: features * features)
-        var rhs = [Double](repeating: 0, count: features * outputs)
-        var xc = [Double](repeating: 0, count: features)
-        for r in 0..<rows {
-            for f in 0..<features { xc[f] = x[r * features + f] - xMean[f] }
-            for a in 0..<features {
-                let xa = xc[a]
-                for b in a..<features { gram[a * features + b] += xa * xc[b] }
-                for o in 0..<outputs { rhs[a * outputs + o] += xa * (y[r * outputs + o] - yMean[o]) }
-            }
-        }
-        for a in 0..<features {
-            gram[a * features + a] += alpha
-            for b in 0..<a { gram[a * features + b] = gram[b * features + a] }
-        }
-        weights = Cholesky.solve(gram, rhs, size: features, columns: outputs)
-        var b = yMean
-        for o in 0..<outputs { for f in 0..<features { b[o] -= xMean[f] * weights[f * outputs + o] } }
+        weights = Cholesky.solve(gram, rhs, size: f, columns: o)
+        var b = (0..<o).map { yMean[$0] + m.yShift[$0] }
+        for c in 0..<o { for j in 0..<f { b[c] -= (xMean[j] + m.xShift[j]) * weights[j * o + c] } }
         intercept = b
     }
 

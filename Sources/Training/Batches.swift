@@ -61,8 +61,13 @@ public func seededPermutation(_ n: Int, seed: Int, purpose: NoisePurpose, key: I
 public struct ValidationSplit: Equatable, Sendable {
     public let training: [Int]
     public let validation: [Int]
+    /// What made it (the cache of the smoothed-spikes baseline is keyed by them).
+    public let fraction: Double
+    public let seed: Int
 
     public init(trials: Int, fraction: Double, seed: Int) {
+        self.fraction = fraction
+        self.seed = seed
         let order = seededPermutation(trials, seed: seed, purpose: .validationSplit, key: 0)
         var count = Int((Double(trials) * fraction).rounded())
         if fraction > 0 && trials >= 2 { count = min(max(count, 1), trials - 1) }

@@ -23,6 +23,18 @@ public struct TrainerState: Codable, Equatable, Sendable {
     /// Global batches of `epoch` already taken (the data cursor; the same at any world size).
     public var batchCursor: Int
     public var partial: EpochSums
+    /// Seconds of training (whole epochs, with validation and checkpoints) over every session.
+    public var trainingSeconds: Double?
+    /// With `maxMinutes`: the epochs planned to fit in the budget (nil until planned).
+    public var plannedEpochs: Int?
+
+    public init(epoch: Int, batchCursor: Int, partial: EpochSums, trainingSeconds: Double? = nil, plannedEpochs: Int? = nil) {
+        self.epoch = epoch
+        self.batchCursor = batchCursor
+        self.partial = partial
+        self.trainingSeconds = trainingSeconds
+        self.plannedEpochs = plannedEpochs
+    }
 }
 
 /// Training stopped at a step boundary because of SIGTERM or SIGUSR1; a checkpoint was written.

@@ -28,6 +28,35 @@ public enum BuiltIn {
 
         """
 
+    /// The built-in recipe for NLB-shaped data: what `train --data FILE` uses without
+    /// --config. Configs/nlb.yaml is the same text (a test keeps them equal).
+    public static let nlbRecipeText = """
+        # The built-in recipe for NLB-shaped data (20 ms bins): what `lflow-dist train --data FILE`
+        # uses without --config. Measured on nlbsynth data; see the README's "Model quality".
+        hidden: 280
+        encoderInput: lagged
+        heads: 2
+        feedForward: 512
+        batchSize: 256
+        learningRate: 0.003
+        weightDecay: 0.00002
+        damping: 0.55
+        cdKeep: 0.5
+        epochs: 2000
+
+        """
+
+    /// The recipe in one line, for the start of a run.
+    public static let nlbRecipeSummary = "lagged encoder input (h_t has not seen x_t), the released code's MC_Maze settings"
+
+    public static func nlbConfig(overrides: [String]) throws -> Config {
+        var config = Config()
+        try ConfigFile.apply(text: nlbRecipeText, source: "built-in NLB recipe", to: &config)
+        try config.apply(overrides: overrides)
+        try config.validate()
+        return config
+    }
+
     public static func lorenzConfig(overrides: [String]) throws -> Config {
         var config = Config()
         try ConfigFile.apply(text: lorenzConfigText, source: "built-in lorenz config", to: &config)

@@ -174,7 +174,8 @@ public final class Search {
         let afterEpoch: ((EpochRecord) -> Void)? = world.isRoot ? { _ in try? self.announce() } : nil
         do {
             let outcome = try TrainingRun.run(config: point.config, tensors: tensors, dataPath: dataPath, runDirectory: directory,
-                                              datasetName: datasetName, comm: group, log: log, afterEpoch: afterEpoch)
+                                              datasetName: datasetName, comm: group, log: log, afterEpoch: afterEpoch,
+                                              cacheDirectory: runDirectory)
             guard group.isRoot, let report = outcome.report else { return }
             let trainer = outcome.trainer
             record.status = .complete

@@ -66,7 +66,7 @@ public final class Trainer {
     var slowestStep = 0.0
     /// The data file's fingerprint when it was loaded (checkpoints record it; hashed once per run,
     /// not at every checkpoint).
-    let fingerprint: String
+    public let fingerprint: String
     /// Called on every rank after each epoch's record is logged (search uses it on world rank 0
     /// to report other groups' trials while its own trains).
     public var afterEpoch: ((EpochRecord) -> Void)?
@@ -182,8 +182,14 @@ public final class Trainer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let started = Date()
-        log("training on \(split.training.count) trials, validating on \(split.validation.count); \(model.params.layout.totalCount) parameters, global batch \(config.batchSize) over \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(config.epochs) epochs")
+        log("training on \(split.training.count) trials, validating on \(split.validation.count); \(model.params.layout.totalCount) parameters, global batch \(config.batchSize) over \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(config.epochs) epochs" + (config.maxMinutes > 0 ? " or \(formatDuration(config.maxMinutes * 60)) of training, whichever comes first" : "") + (state.trainingSeconds.map { $0 > 0 ? " (\(formatDuration($0)) spent before this session)" : "" } ?? ""))
+        if config.precision == .bf16 && !OneDNN.bf16Available {
+            log("warning: precision bf16 needs a CPU with AVX512-BF16 (and oneDNN); this one runs the products in float32")
+        }
 
+        // Wall time of the training, for the budget: each epoch from the end of the previous one
+        // (so checkpoint writes count too), across sessions.
+        var lastMark = Date(), firstEpochEnd: Date?
         while state.epoch < config.epochs {
             let epoch = state.epoch
             let epochStart = Date()
@@ -206,26 +212,38 @@ public final class Trainer {
                 epoch: epoch, step: step, trainLoss: train.loss.total, trainReconstruction: train.loss.reconstruction,
                 trainKL: train.loss.kl, validLoss: valid.total, validReconstruction: valid.reconstruction, validKL: valid.kl,
                 validHeldOutNLL: heldOutNLL, validMetric: metric,
-                learningRate: scheduler.learningRate, klWeight: config.klWeight(atEpoch: epoch),
-                weightDecay: config.weightDecay(atEpoch: epoch), gradNorm: train.gradNorm,
+                learningRate: scheduler.learningRate, klWeight: klWeight(atEpoch: epoch, state),
+                weightDecay: weightDecay(atEpoch: epoch, state), gradNorm: train.gradNorm,
                 trialsPerSecond: Double(split.training.count) / seconds, seconds: seconds, best: improved)
             history.append(record)
             metricsLog?.write(try encoder.encode(record) + Data("\n".utf8))
-            state = TrainerState(epoch: epoch + 1, batchCursor: 0, partial: EpochSums())
+            let now = Date()
+            state = TrainerState(epoch: epoch + 1, batchCursor: 0, partial: EpochSums(),
+                                 trainingSeconds: (state.trainingSeconds ?? 0) + now.timeIntervalSince(lastMark), plannedEpochs: state.plannedEpochs)
+            lastMark = now
+            if firstEpochEnd == nil { firstEpochEnd = now }
+            let budgetReached = try planBudget(&state, sessionEpochs: epoch + 1 - (resumed?.epoch ?? 0),
+                                               secondsSinceFirstEpoch: now.timeIntervalSince(firstEpochEnd!))
+            let total = state.plannedEpochs ?? config.epochs
             let done = epoch + 1 - (resumed?.epoch ?? 0)
-            let eta = Date().timeIntervalSince(started) / Double(done) * Double(config.epochs - epoch - 1)
+            var eta = Date().timeIntervalSince(started) / Double(done) * Double(total - epoch - 1)
+            if config.maxMinutes > 0 { eta = min(eta, max(config.maxMinutes * 60 - (state.trainingSeconds ?? 0), 0)) }
             log(String(format: "epoch %4d/%d  train %.4f (rec %.4f kl %.1f)  valid %@ %.5f%@  lr %.2e%@  beta %.3f  %5.0f trials/s  ETA %@",
-                       epoch + 1, config.epochs, train.loss.total, train.loss.reconstruction, train.loss.kl,
+                       epoch + 1, total, train.loss.total, train.loss.reconstruction, train.loss.kl,
                        config.validationMetric.rawValue, metric,
-                       improved ? "*" : " ", scheduler.learningRate, reduced ? "↓" : " ", config.klWeight(atEpoch: epoch),
+                       improved ? "*" : " ", scheduler.learningRate, reduced ? "↓" : " ", record.klWeight,
                        record.trialsPerSecond, formatDuration(eta)))
             afterEpoch?(record)
             let stopping = config.earlyStoppingPatience > 0 && epoch - bestEpoch >= config.earlyStoppingPatience
-            if (epoch + 1) % config.checkpointEvery == 0 || epoch + 1 == config.epochs || stopping {
+            if (epoch + 1) % config.checkpointEvery == 0 || epoch + 1 == config.epochs || stopping || budgetReached {
                 try saveCheckpoint(state)
             }
             if stopping {
                 log("early stopping: no better validation \(config.validationMetric.rawValue) for \(config.earlyStoppingPatience) epochs (best at epoch \(bestEpoch + 1))")
+                break
+            }
+            if budgetReached {
+                log("the budget of \(formatDuration(config.maxMinutes * 60)) is spent after \(epoch + 1) epochs (\(formatDuration(state.trainingSeconds ?? 0)) of training)")
                 break
             }
         }
@@ -240,6 +258,64 @@ public final class Trainer {
         model.params.values.copy(from: bestParameters)
         try writeBest()
         log("best validation \(config.validationMetric.rawValue) \(String(format: "%.5f", bestValidLoss)) at epoch \(bestEpoch + 1); weights in \(bestCheckpointPath) (\(formatDuration(Date().timeIntervalSince(started))))")
+    }
+
+    // MARK: - The time budget (maxMinutes)
+
+    /// Epochs of a session before the epochs that fit in the budget are planned (the first one,
+    /// which pays for one-time costs, is not part of the estimate).
+    static let planningEpochs = 5
+
+    /// With `maxMinutes`: rank 0 decides whether the budget is spent and, after the first
+    /// `planningEpochs` epochs of a session that has no plan yet, about how many epochs fit (at
+    /// the session's epoch time so far, at most `epochs`); every rank receives both, so every
+    /// rank stops at the same epoch. The plan scales the warm-ups and is kept in `state` (and so
+    /// in checkpoints); the run stops when the budget is spent.
+    func planBudget(_ state: inout TrainerState, sessionEpochs: Int, secondsSinceFirstEpoch: Double) throws -> Bool {
+        guard config.maxMinutes > 0 else { return false }
+        let budget = config.maxMinutes * 60, spent = state.trainingSeconds ?? 0
+        var decision = [0.0, Double(state.plannedEpochs ?? 0)]
+        if comm.isRoot {
+            decision[0] = spent >= budget ? 1 : 0
+            if state.plannedEpochs == nil && sessionEpochs >= Self.planningEpochs {
+                let perEpoch = secondsSinceFirstEpoch / Double(sessionEpochs - 1)
+                let more = Int(max(budget - spent, 0) / perEpoch)
+                decision[1] = Double(min(config.epochs, state.epoch + more))
+            }
+        }
+        try comm.broadcast(&decision, count: 2, root: 0)
+        if decision[1] > 0 && state.plannedEpochs == nil {
+            state.plannedEpochs = Int(decision[1])
+            let scale = warmupScale(state)
+            log(String(format: "budget %@: about %d epochs fit (%.2f s each); warm-ups scaled by %.2f (KL over %d epochs, weight decay over %d)",
+                       formatDuration(budget), state.plannedEpochs!, secondsSinceFirstEpoch / Double(sessionEpochs - 1), scale,
+                       Self.scaled(config.klWarmupEpochs, scale), Self.scaled(config.weightDecayWarmupEpochs, scale)))
+        }
+        return decision[0] > 0
+    }
+
+    /// planned / configured epochs (1 without a plan): the factor the warm-ups shrink by.
+    func warmupScale(_ state: TrainerState) -> Double {
+        guard let planned = state.plannedEpochs else { return 1 }
+        return min(1, Double(planned) / Double(config.epochs))
+    }
+
+    static func scaled(_ epochs: Int, _ scale: Double) -> Int {
+        epochs == 0 ? 0 : max(1, Int((Double(epochs) * scale).rounded()))
+    }
+
+    /// β at `epoch`, with the KL warm-up scaled to the planned epochs.
+    func klWeight(atEpoch epoch: Int, _ state: TrainerState) -> Double {
+        var c = config
+        c.klWarmupEpochs = Self.scaled(config.klWarmupEpochs, warmupScale(state))
+        return c.klWeight(atEpoch: epoch)
+    }
+
+    /// The weight decay at `epoch`, its warm-up scaled to the planned epochs.
+    func weightDecay(atEpoch epoch: Int, _ state: TrainerState) -> Double {
+        var c = config
+        c.weightDecayWarmupEpochs = Self.scaled(config.weightDecayWarmupEpochs, warmupScale(state))
+        return c.weightDecay(atEpoch: epoch)
     }
 
     /// Rank 0 writes best.h5 (the best weights so far) atomically.
@@ -258,7 +334,7 @@ public final class Trainer {
     /// throws `Preempted`.
     func runEpoch(_ epoch: Int, from state: inout TrainerState) throws -> (loss: LossValues, gradNorm: Double) {
         let order = seededPermutation(split.training.count, seed: config.seed, purpose: .shuffle, key: epoch).map { split.training[$0] }
-        let klWeight = config.klWeight(atEpoch: epoch), weightDecay = config.weightDecay(atEpoch: epoch)
+        let klWeight = klWeight(atEpoch: epoch, state), weightDecay = weightDecay(atEpoch: epoch, state)
         // Local shares of the global sums; only rank 0 carries the sums restored from a checkpoint.
         var sums = comm.isRoot ? state.partial : EpochSums(observed: state.partial.observed, trials: state.partial.trials,
                                                            normSum: state.partial.normSum, batches: state.partial.batches)
@@ -296,7 +372,8 @@ public final class Trainer {
                 let totals = try comm.sum([sums.reconstruction, sums.kl])
                 partial.reconstruction = totals[0]
                 partial.kl = totals[1]
-                state = TrainerState(epoch: epoch, batchCursor: index + 1, partial: partial)
+                state = TrainerState(epoch: epoch, batchCursor: index + 1, partial: partial,
+                                     trainingSeconds: state.trainingSeconds, plannedEpochs: state.plannedEpochs)
                 let path = try saveCheckpoint(state)
                 log("preempted at epoch \(epoch + 1), step \(step): checkpoint \(path). Run the same command again to resume.")
                 throw Preempted(checkpoint: path)
@@ -344,56 +421,5 @@ public final class Trainer {
         let r = recon / Double(max(observed, 1)), k = kl / Double(max(trials, 1))
         return (LossValues(reconstruction: r, kl: k, total: r + config.klWeight * k, observedEntries: observed, trials: trials),
                 heldOutSum / Double(max(heldOutCount, 1)))
-    }
-}
-
-/// Rates from a model: log-rates averaged over stochastic passes, then exponentiated.
-public enum Predictor {
-    /// The (trials, bins, neurons) block of trial-major (trials, steps, width) values.
-    public static func slice(_ values: [Float], trials: Int, steps: Int, width: Int,
-                             bins: Range<Int>, neurons: Range<Int>) -> [Float] {
-        var out: [Float] = []
-        out.reserveCapacity(trials * bins.count * neurons.count)
-        for j in 0..<trials { for t in bins { for c in neurons { out.append(values[(j * steps + t) * width + c]) } } }
-        return out
-    }
-
-    /// Rates in expected spikes per bin for `trials` of one set, trial-major (n, T+F, Nout).
-    /// `samples` = 0: one deterministic mean-path pass. Overwrites nothing in the model's
-    /// parameters.
-    public static func rates(model: LangevinFlow<Float>, tensors: NLBTensors, trials: [Int], set: TrialSet,
-                             samples: Int, seed: Int) -> [Float] {
-        let dims = model.dims, steps = dims.steps, nOut = dims.outputs
-        let batch = Batch<Float>(dims: dims, capacity: model.maxBatch)
-        var out = [Float](repeating: 0, count: trials.count * steps * nOut)
-        // Eval trials draw from keys after the training trials', so no two trials share noise.
-        let keyOffset = set == .eval ? tensors.trainCount : 0
-        var sum = [Double](repeating: 0, count: model.maxBatch * steps * nOut)
-        for start in stride(from: 0, to: trials.count, by: model.maxBatch) {
-            let chunk = Array(trials[start..<min(start + model.maxBatch, trials.count)])
-            let b = chunk.count
-            batch.load(trials: chunk, split: set, from: tensors)
-            for i in 0..<(b * steps * nOut) { sum[i] = 0 }
-            let passes = max(samples, 1)
-            for sample in 0..<passes {
-                let keys = chunk.map { $0 + keyOffset }
-                let noise: NoiseContext = samples == 0
-                    ? NoiseContext(stochastic: false, trialIndices: keys)
-                    : .prediction(seed: seed, sample: sample, trialIndices: keys)
-                model.forward(batch, noise: noise, klWeight: 0)
-                let l = model.logRates.ptr                                    // (steps, b, Nout)
-                for t in 0..<steps {
-                    for j in 0..<b {
-                        for n in 0..<nOut { sum[(j * steps + t) * nOut + n] += Double(l[(t * b + j) * nOut + n]) }
-                    }
-                }
-            }
-            for j in 0..<b {
-                for i in 0..<(steps * nOut) {
-                    out[(start + j) * steps * nOut + i] = Float(exp(sum[j * steps * nOut + i] / Double(passes)))
-                }
-            }
-        }
-        return out
     }
 }

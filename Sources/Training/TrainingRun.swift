@@ -4,8 +4,8 @@ import Foundation
 import Model
 
 /// One complete training run in a run directory: train (resuming from the newest checkpoint
-/// there), then, on the communicator's rank 0, evaluate the best weights on the validation split
-/// and write validation.json and the NLB submission. `train` runs one on MPI_COMM_WORLD;
+/// there), then predict every trial with the best weights over all ranks, and on rank 0
+/// evaluate them on the validation split and write validation.json and the NLB submission. `train` runs one on MPI_COMM_WORLD;
 /// `search` runs one per grid point on each group's sub-communicator, so a search trial is the
 /// same computation as `train` with the same config at the same world size.
 public enum TrainingRun {
@@ -18,9 +18,14 @@ public enum TrainingRun {
         public var evaluationSeconds = 0.0
     }
 
+    /// `cacheDirectory` holds the smoothed-spikes baseline's cache (default: the run directory;
+    /// a search passes its own, so the trials share one).
+    /// `truthPath`: a file with the ground truth (`truth/`) of synthetic data, for rate, PSTH
+    /// and latent R² (default: the data file, which has it when `synth` made it).
     public static func run(config: Config, tensors: NLBTensors, dataPath: String, runDirectory: String,
                            datasetName: String?, comm: Communicator, log: @escaping (String) -> Void,
-                           afterEpoch: ((EpochRecord) -> Void)? = nil) throws -> Outcome {
+                           afterEpoch: ((EpochRecord) -> Void)? = nil, cacheDirectory: String? = nil,
+                           truthPath: String? = nil) throws -> Outcome {
         let started = Date()
         if comm.isRoot {
             try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
@@ -30,19 +35,45 @@ public enum TrainingRun {
         trainer.afterEpoch = afterEpoch
         try trainer.train()
         let submission = runDirectory + "/submission.h5"
-        // The end-of-run report and the submission are rank 0's alone.
-        guard comm.isRoot else { return Outcome(trainer: trainer, report: nil, submissionPath: submission) }
 
+        // The end of the run, on every rank: the rates of every trial once (the submission and
+        // the validation report both use them), and the baseline with its neurons shared out.
         let evaluationStarted = Date()
-        log("evaluating the best weights on the validation split (\(config.predictionSamples) samples)…")
-        var report = try Reporter.validationReport(model: trainer.model, tensors: tensors, split: trainer.split,
-                                                   samples: config.predictionSamples, seed: config.seed, truthPath: dataPath)
-        try Submission.write(path: submission, group: datasetName ?? Submission.defaultGroup(dataPath: dataPath),
-                             model: trainer.model, tensors: tensors, samples: config.predictionSamples, seed: config.seed)
+        log("predicting every trial with the best weights (\(tensors.trainCount) train, \(tensors.evalCount) eval, \(max(config.predictionSamples, 1)) sample\(config.predictionSamples == 1 ? "" : "s"), \(comm.size) rank\(comm.size == 1 ? "" : "s"))…")
+        let rates = try Predictor.all(model: trainer.model, tensors: tensors, samples: config.predictionSamples,
+                                      seed: config.seed, comm: comm, log: log)
+        let baselineStarted = Date()
+        let baseline = try SmoothedSpikes.coBps(tensors: tensors, split: trainer.split, fingerprint: trainer.fingerprint,
+                                                cacheDirectory: cacheDirectory ?? runDirectory, comm: comm)
+        let baselineSeconds = Date().timeIntervalSince(baselineStarted)
+        // The latent paths (deterministic mean path) of the validation trials, which the report
+        // draws, and of up to 512 training trials, on which the map to the true latents is fitted.
+        let fitTrials = Array(trainer.split.training.prefix(512))
+        let paths = try LatentPaths.compute(model: trainer.model, tensors: tensors, trials: fitTrials + trainer.split.validation,
+                                            set: .train, samples: 0, seed: config.seed, comm: comm)
+        guard comm.isRoot, let rates, let paths else { return Outcome(trainer: trainer, report: nil, submissionPath: submission) }
+        let truthFile = truthPath ?? dataPath
+        var report = try Reporter.validationReport(trainRates: rates.train, dims: trainer.dims, tensors: tensors, split: trainer.split,
+                                                   baseline: baseline, truthPath: truthFile)
+        let validRows = Array(fitTrials.count..<(fitTrials.count + trainer.split.validation.count))
+        let mapped = LatentReport.fit(paths: paths, fitRows: Array(0..<fitTrials.count), scoreRows: validRows,
+                                      fitTrials: fitTrials, scoreTrials: trainer.split.validation, truthPath: truthFile,
+                                      tensors: tensors, into: &report)
+        try LatentPaths.write(path: runDirectory + "/latents.h5",
+                              sets: [("valid", trainer.split.validation, paths.subset(validRows))],
+                              extra: mapped.map { ["valid/z_mapped": $0] } ?? [:],
+                              attributes: ["checkpoint": trainer.bestCheckpointPath, "data": dataPath,
+                                           "description": "deterministic mean-path latents of the validation trials (best weights)"])
+        let group = Submission.group(dataPath: dataPath, tensors: tensors, explicit: datasetName)
+        if let note = group.note { log(note) }
+        try Submission.write(path: submission, group: group.name, trainRates: rates.train, evalRates: rates.eval,
+                             dims: trainer.dims, tensors: tensors)
         report.minutes = Date().timeIntervalSince(started) / 60
+        report.endOfRunSeconds = Date().timeIntervalSince(evaluationStarted)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(report).write(to: URL(fileURLWithPath: runDirectory + "/validation.json"), options: .atomic)
+        log(String(format: "end of run (predictions, metrics, baseline, submission): %.1f s, of which the smoothed-spikes baseline %.2f s", report.endOfRunSeconds ?? 0, baselineSeconds))
         return Outcome(trainer: trainer, report: report, submissionPath: submission,
                        evaluationSeconds: Date().timeIntervalSince(evaluationStarted))
     }

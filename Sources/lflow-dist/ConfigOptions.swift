@@ -33,13 +33,22 @@ extension ConfigOptions {
     }
 
     /// The config a training command will use, checked before any rank enters a collective or
-    /// anything is generated: the config resolves (the built-in lorenz config is the default
-    /// without --data and --config), and --data, when given, exists.
+    /// anything is generated: the config resolves (without --config: the built-in lorenz config
+    /// for the built-in data, the built-in NLB recipe for --data), and --data, when given,
+    /// exists.
     func plannedConfig(data: String?) throws -> Config {
         guard let data else { return config == nil ? try BuiltIn.lorenzConfig(overrides: overrides) : try resolve() }
         guard FileManager.default.fileExists(atPath: data) else {
             throw DataError("--data '\(data)': no such file. Give an NLB tensor HDF5 file (`lflow-dist synth` writes a test one), or drop --data for the built-in Lorenz data.")
         }
-        return try resolve()
+        return config == nil ? try BuiltIn.nlbConfig(overrides: overrides) : try resolve()
+    }
+
+    /// The one line that says which config a run uses when none was given.
+    func configLine(data: String?) -> String? {
+        guard config == nil else { return nil }
+        return data == nil
+            ? "config: the built-in lorenz config (Configs/lorenz.yaml); --config chooses another"
+            : "config: the built-in NLB recipe (Configs/nlb.yaml: \(BuiltIn.nlbRecipeSummary)); --config chooses another"
     }
 }

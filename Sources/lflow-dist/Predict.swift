@@ -1,6 +1,8 @@
 import ArgumentParser
 import Checkpoint
 import Data
+import Distributed
+import Foundation
 import Model
 import Training
 
@@ -13,8 +15,13 @@ struct Predict: ParsableCommand {
         are float32 expected spikes per bin, in one group named as the dataset, which \
         nlb_tools.evaluation.evaluate scores unchanged.
 
-        Example:
+        Under mpirun the trials are shared out over the ranks (in chunks of min(batchSize, 64) \
+        trials, whichever rank predicts them) and rank 0 writes the file, which is bitwise the \
+        same at any number of ranks. Progress with an ETA is printed every 10 s.
+
+        Examples:
           lflow-dist predict --checkpoint Checkpoints/lorenz/best.h5 --data Checkpoints/lorenz.h5 --out sub.h5 --samples 50
+          mpirun -n 8 lflow-dist predict --checkpoint best.h5 --data mc_maze_20.h5 --out sub.h5 --dataset-name mc_maze_20
         """)
 
     @Option(help: ArgumentHelp("Checkpoint (best.h5 of a run, or one written by init).", valueName: "ckpt.h5"))
@@ -29,7 +36,7 @@ struct Predict: ParsableCommand {
     @Option(help: "Stochastic passes to average in log-rate space; 0 = deterministic mean path. Default: the checkpoint config's predictionSamples.")
     var samples: Int?
 
-    @Option(help: ArgumentHelp("Group name, e.g. mc_maze_20. Default: the data file's dataset_name attribute, else its file name.", valueName: "name"))
+    @Option(help: ArgumentHelp("Group name, e.g. mc_maze_20. Default: the data file's dataset_name attribute, else the NLB dataset its shapes match, else its file name (with a warning).", valueName: "name"))
     var datasetName: String?
 
     func validate() throws {
@@ -37,13 +44,25 @@ struct Predict: ParsableCommand {
     }
 
     func run() throws {
-        let config = try CheckpointIO.readConfig(path: checkpoint)
+        // Files are read and checked on every rank before any collective.
+        try WorldJob.run(preflight: { _ in try CheckpointIO.readConfig(path: checkpoint) }, body: predict)
+    }
+
+    func predict(comm: Communicator, config: Config) throws {
+        let say: (String) -> Void = comm.isRoot ? { lflow_dist.say($0) } : { _ in }
+        comm.deadline = CollectiveDeadline(seconds: config.collectiveTimeoutSeconds)
+        let started = Date()
         let tensors = try NLBTensors.load(path: data)
-        let model = LangevinFlow<Float>(config: config, dims: DataDims(tensors), maxBatch: min(config.batchSize, 256))
+        let model = LangevinFlow<Float>(config: config, dims: DataDims(tensors), maxBatch: Predictor.chunkSize(config))
         try CheckpointIO.read(path: checkpoint, into: model.params.values, layout: model.params.layout)
-        let group = datasetName ?? Submission.defaultGroup(dataPath: data)
-        try Submission.write(path: out, group: group, model: model, tensors: tensors,
-                             samples: samples ?? config.predictionSamples, seed: config.seed)
-        print("wrote \(out): group \(group), \(tensors.trainCount) train and \(tensors.evalCount) eval trials")
+        let samples = samples ?? config.predictionSamples
+        say("predicting \(tensors.trainCount) train and \(tensors.evalCount) eval trials × \(max(samples, 1)) sample\(samples == 1 ? "" : "s") on \(comm.size) rank\(comm.size == 1 ? "" : "s")…")
+        let rates = try Predictor.all(model: model, tensors: tensors, samples: samples, seed: config.seed, comm: comm, log: say)
+        guard comm.isRoot, let rates else { return }
+        let group = Submission.group(dataPath: data, tensors: tensors, explicit: datasetName)
+        if let note = group.note { say(note) }
+        try Submission.write(path: out, group: group.name, trainRates: rates.train, evalRates: rates.eval, dims: model.dims, tensors: tensors)
+        say(String(format: "wrote %@: group %@, %d train and %d eval trials (%.1f s)", out, group.name, tensors.trainCount,
+                   tensors.evalCount, Date().timeIntervalSince(started)))
     }
 }

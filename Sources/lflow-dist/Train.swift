@@ -42,18 +42,27 @@ struct Train: ParsableCommand {
     @Flag(help: "Require a checkpoint to resume from (without it, an existing checkpoint in the run directory is resumed anyway, and a missing one starts a fresh run).")
     var resume = false
 
-    @Option(help: ArgumentHelp("Submission group name. Default: the data file's dataset_name attribute, else its file name.", valueName: "name"))
+    @Option(help: ArgumentHelp("Submission group name. Default: the data file's dataset_name attribute, else the NLB dataset its shapes match, else its file name.", valueName: "name"))
     var datasetName: String?
+
+    @Option(help: ArgumentHelp("A file with the ground truth of synthetic data under truth/ (nlbsynth's hidden/target.h5): rate, PSTH and latent R² at the end. Default: the data file, when it has truth/ (synth writes it). Training never reads it.", valueName: "file.h5"))
+    var truth: String?
 
     func run() throws {
         // Config and data-path problems are refused on every rank before any collective.
-        try WorldJob.run(preflight: { _ in try options.plannedConfig(data: data) }, body: train)
+        try WorldJob.run(preflight: { _ in
+            if let truth, !FileManager.default.fileExists(atPath: truth) {
+                throw ValidationError("--truth '\(truth)': no such file. Give the file with the ground truth (nlbsynth's hidden/target.h5), or drop --truth.")
+            }
+            return try options.plannedConfig(data: data)
+        }, body: train)
     }
 
     func train(comm: Communicator, config: Config) throws {
         let say: (String) -> Void = comm.isRoot ? { lflow_dist.say($0) } : { _ in }
         let started = Date()
         comm.deadline = CollectiveDeadline(seconds: config.collectiveTimeoutSeconds)
+        if let line = options.configLine(data: data) { say(line) }
         let dataPath = try ConfigOptions.dataPath(data, comm: comm, say: say)
         let tensors = try NLBTensors.load(path: dataPath)
         let runDirectory = runDir ?? "Checkpoints/" + URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent
@@ -64,7 +73,7 @@ struct Train: ParsableCommand {
             }
         }
         let outcome = try TrainingRun.run(config: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,
-                                          datasetName: datasetName, comm: comm, log: say)
+                                          datasetName: datasetName, comm: comm, log: say, truthPath: truth)
         guard let report = outcome.report else { return }
         say("\nvalidation metrics (best weights, epoch \(outcome.trainer.bestEpoch + 1)):\n" + report.table)
         say(String(format: "\ndone in %.1f minutes. submission: %@  checkpoint: %@", Date().timeIntervalSince(started) / 60,

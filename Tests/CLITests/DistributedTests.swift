@@ -50,4 +50,63 @@ struct DistributedTests {
             }
         }
     }
+
+    @Test("mpirun -n 1, 2 and 3 predict write the same submission bitwise, and it equals the one train wrote at its end")
+    func predictAtAnyWorldSize() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try ResumeTests.data(in: dir)
+        // 38 training and 10 eval trials in chunks of 8 (tiny's batchSize): 5 + 2 chunks, shared unevenly.
+        let train = try CLI.run(["train", "--config", "Configs/tiny.yaml", "--data", data, "--run-dir", "\(dir)/run", "--set", "epochs=2"])
+        #expect(train.status == 0, "\(train.output)")
+        func submission(_ path: String) throws -> [String: [Float]] {
+            let f = try H5File.open(path)
+            let group = try #require(try f.children(groups: true).first)
+            var out: [String: [Float]] = [:]
+            for key in try f.children(of: group) { out[key] = try f.readFloats("\(group)/\(key)").values }
+            return out
+        }
+        let atEnd = try submission("\(dir)/run/submission.h5")
+        #expect(atEnd.count == 6)
+        for ranks in [1, 2, 3] {
+            let r = try CLI.run(["predict", "--checkpoint", "\(dir)/run/best.h5", "--data", data, "--out", "\(dir)/p\(ranks).h5"], ranks: ranks)
+            #expect(r.status == 0, "\(r.output)")
+            #expect(r.stdout.components(separatedBy: "wrote ").count == 2, "only rank 0 writes: \(r.stdout)")
+            #expect(try submission("\(dir)/p\(ranks).h5") == atEnd, "predict on \(ranks) ranks differs from train's submission")
+        }
+    }
+}
+
+@Suite("latents")
+struct LatentsTests {
+    @Test("latents writes z, v, h and the force of every trial; the mean path equals inspect's deterministic latents; -n 2 equals -n 1")
+    func latents() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try CLI.smallData(in: dir)
+        #expect(try CLI.run(["train", "--config", "Configs/tiny.yaml", "--data", data, "--run-dir", "\(dir)/run", "--set", "epochs=2"]).status == 0)
+        let one = try CLI.run(["latents", "--checkpoint", "\(dir)/run/best.h5", "--data", data, "--out", "\(dir)/l1.h5"])
+        #expect(one.status == 0, "\(one.output)")
+        let two = try CLI.run(["latents", "--checkpoint", "\(dir)/run/best.h5", "--data", data, "--out", "\(dir)/l2.h5"], ranks: 2)
+        #expect(two.status == 0, "\(two.output)")
+        let l1 = try H5File.open("\(dir)/l1.h5"), l2 = try H5File.open("\(dir)/l2.h5")
+        // tiny: H = 8; the small data: 8 train + 4 eval trials, 8 + 3 bins.
+        for part in ["z", "v", "h", "force"] {
+            #expect(try l1.shape(of: "train/\(part)") == [8, 11, 8], "\(part)")
+            #expect(try l1.shape(of: "eval/\(part)") == [4, 11, 8], "\(part)")
+            #expect(try l1.readFloats("train/\(part)").values == l2.readFloats("train/\(part)").values, "2 ranks differ: \(part)")
+        }
+        #expect(try l1.readAttributeString("checkpoint") == "\(dir)/run/best.h5")
+        // inspect: S_t = [z, v, h] of the first trials, deterministic, in Double.
+        #expect(try CLI.run(["inspect", "--checkpoint", "\(dir)/run/best.h5", "--data", data, "--trials", "3", "--out", "\(dir)/s.h5"]).status == 0)
+        let s = try H5File.open("\(dir)/s.h5").readDoubles("latents").values                      // (3, 11, 24)
+        for (p, part) in ["z", "v", "h"].enumerated() {
+            let mine = try l1.readFloats("train/\(part)").values
+            var worst = 0.0
+            for trial in 0..<3 {
+                for t in 0..<11 {
+                    for k in 0..<8 { worst = max(worst, abs(Double(mine[(trial * 11 + t) * 8 + k]) - s[(trial * 11 + t) * 24 + p * 8 + k])) }
+                }
+            }
+            #expect(worst < 1e-4, "\(part): float32 latents differ from inspect's by \(worst)")
+        }
+    }
 }

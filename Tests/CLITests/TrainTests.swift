@@ -92,3 +92,62 @@ struct EarlyStoppingTests {
         #expect(epochs < 40, "ran \(epochs) epochs")
     }
 }
+
+@Suite("A wall-clock budget (maxMinutes)", .serialized)
+struct BudgetTests {
+    struct Checkpoint: Decodable { var epoch: Int; var trainingSeconds: Double?; var plannedEpochs: Int? }
+
+    /// The trainer state of the newest checkpoint of a run.
+    static func state(_ run: String) throws -> Checkpoint {
+        let names = try FileManager.default.contentsOfDirectory(atPath: run).filter { $0.hasPrefix("ckpt-") }.sorted()
+        let json = try H5File.open("\(run)/\(names.last!)").readAttributeString("trainer_state")
+        return try JSONDecoder().decode(Checkpoint.self, from: Data(json.utf8))
+    }
+
+    static func seconds(_ run: String) throws -> [Double] {
+        try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+            (try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["seconds"] as! Double
+        }
+    }
+
+    @Test("A 4-second budget on 2 ranks ends the run by itself at the same epoch on every rank, with the report and submission")
+    func stopsAtBudget() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try ResumeTests.data(in: dir)
+        let run = "\(dir)/run"
+        let r = try CLI.run(["train", "--config", "Configs/tiny.yaml", "--data", data, "--run-dir", run,
+                             "--set", "epochs=100000", "--set", "maxMinutes=0.0667"], ranks: 2)
+        #expect(r.status == 0, "\(r.output)")
+        #expect(r.stdout.contains("the budget of 4s is spent"), "\(r.stdout)")
+        #expect(r.stdout.contains("bit-identical on all 2 ranks"), "every rank stopped at the same step")
+        #expect(r.stdout.contains("epochs fit"), "the plan after 3 epochs: \(r.stdout)")
+        let epochs = try Self.seconds(run).count
+        #expect(epochs < 100000 && epochs > 5)
+        let final = try Self.state(run)
+        #expect(final.epoch == epochs)
+        let total = try #require(final.trainingSeconds)
+        #expect(total >= 4 && total <= 4 + 1.5, "\(total) s of training for a 4 s budget")
+        #expect(FileManager.default.fileExists(atPath: "\(run)/submission.h5") && FileManager.default.fileExists(atPath: "\(run)/validation.json"))
+    }
+
+    @Test("A preempted budgeted run, resumed, counts the time already spent")
+    func countsAcrossResumes() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try ResumeTests.data(in: dir)
+        let run = "\(dir)/run"
+        let args = ["train", "--config", "Configs/tiny.yaml", "--data", data, "--run-dir", run,
+                    "--set", "epochs=100000", "--set", "maxMinutes=0.1"]
+        let (status, stdout) = try CLI.preempt(args, ranks: 2, pattern: "lflow-dist train .*--run-dir \(run) ", timeout: 60) {
+            ((try? Self.seconds(run)) ?? []).reduce(0, +) > 2
+        }
+        #expect(status == 75, "\(stdout)")
+        let before = try Self.state(run)
+        #expect((before.trainingSeconds ?? 0) > 1.5 && (before.trainingSeconds ?? 0) < 6)
+        #expect(before.plannedEpochs != nil, "the plan is kept in the checkpoint")
+        let resumed = try CLI.run(args, ranks: 2)
+        #expect(resumed.status == 0, "\(resumed.output)")
+        #expect(resumed.stdout.contains("spent before this session"), "\(resumed.stdout)")
+        let total = try #require(try Self.state(run).trainingSeconds)
+        #expect(total >= 6 && total <= 6 + 1.5, "\(total) s of training over both sessions for a 6 s budget")
+    }
+}

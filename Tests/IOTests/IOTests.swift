@@ -16,7 +16,7 @@ func temporaryDirectory() -> String {
 
 /// A small valid NLB tensor file; `edit` may change or drop arrays before writing.
 func writeNLB(_ path: String, trials: Int = 6, bins: Int = 5, forward: Int = 2, heldIn: Int = 4, heldOut: Int = 3,
-              edit: (inout [String: ([Int], [Float])]) -> Void = { _ in }) throws {
+              datasetName: String? = nil, edit: (inout [String: ([Int], [Float])]) -> Void = { _ in }) throws {
     func counts(_ shape: [Int], _ salt: Int) -> ([Int], [Float]) {
         (shape, (0..<shape.reduce(1, *)).map { Float(($0 * 7 + salt) % 4) })
     }
@@ -31,6 +31,7 @@ func writeNLB(_ path: String, trials: Int = 6, bins: Int = 5, forward: Int = 2, 
     edit(&arrays)
     let file = try H5File.create(path)
     for (key, (shape, values)) in arrays { try file.write(key, shape: shape, floats: values) }
+    if let datasetName { try file.writeAttribute("dataset_name", string: datasetName) }
 }
 
 func expectError<E: Error & CustomStringConvertible>(_: E.Type, containing parts: [String], _ body: () throws -> Void) {
@@ -134,8 +135,41 @@ struct NLBTests {
         }
         try writeNLB("\(dir)/rank.h5") { $0["train_spikes_heldin"] = ([6, 20], [Float](repeating: 0, count: 120)) }
         expectError(DataError.self, containing: ["expected 3 dimensions"]) { _ = try NLBTensors.load(path: "\(dir)/rank.h5") }
+        for key in ["train_spikes_heldin", "train_spikes_heldout"] {
+            try writeNLB("\(dir)/\(key)-nan.h5") { $0[key]!.1 = $0[key]!.1.map { _ in .nan } }
+            expectError(DataError.self, containing: ["\(key)-nan.h5", "'\(key)'", "every entry is NaN"]) {
+                _ = try NLBTensors.load(path: "\(dir)/\(key)-nan.h5")
+            }
+        }
         try Data("garbage".utf8).write(to: URL(fileURLWithPath: "\(dir)/junk.h5"))
         expectError(DataError.self, containing: ["junk.h5", "not an HDF5 file"]) { _ = try NLBTensors.load(path: "\(dir)/junk.h5") }
+    }
+
+    @Test("The input file nlb_tools writes (make_*_input_tensors + save_to_h5, float32 spikes) loads")
+    func nlbToolsInput() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("MetricsTests/Fixtures/nlbinput.h5").path
+        let t = try NLBTensors.load(path: fixture)
+        #expect(t.trainCount == 40 && t.evalCount == 24 && t.bins == 35 && t.forwardBins == 10 && t.heldIn == 20 && t.heldOut == 8)
+        #expect(t.trainBehavior?.channels == 2 && t.evalHeldOut != nil)
+    }
+
+    @Test("The submission group: --dataset-name, else the file's dataset_name, else the NLB dataset of its shapes, else the stem with a warning")
+    func submissionGroup() throws {
+        #expect(Submission.nlbDataset(heldIn: 137, heldOut: 45, bins: 35) == "mc_maze_20")
+        #expect(Submission.nlbDataset(heldIn: 137, heldOut: 45, bins: 140) == "mc_maze")
+        #expect(Submission.nlbDataset(heldIn: 98, heldOut: 32, bins: 30) == "mc_rtt_20")
+        #expect(Submission.nlbDataset(heldIn: 40, heldOut: 14, bins: 75) == "dmfc_rsg_20")
+        #expect(Submission.nlbDataset(heldIn: 137, heldOut: 44, bins: 35) == nil)
+        let dir = temporaryDirectory()
+        try writeNLB("\(dir)/mine.h5")
+        let t = try NLBTensors.load(path: "\(dir)/mine.h5")
+        let stem = Submission.group(dataPath: "\(dir)/mine.h5", tensors: t, explicit: nil)
+        #expect(stem.name == "mine" && stem.note?.contains("--dataset-name") == true && stem.note?.contains("will not score") == true)
+        #expect(Submission.group(dataPath: "\(dir)/mine.h5", tensors: t, explicit: "mc_rtt").name == "mc_rtt")
+        try writeNLB("\(dir)/named.h5", datasetName: "area2_bump_20")
+        let named = Submission.group(dataPath: "\(dir)/named.h5", tensors: t, explicit: nil)
+        #expect(named.name == "area2_bump_20" && named.note == nil)
     }
 
     @Test("The Lorenz generator is seeded and writes the NLB layout")
@@ -249,11 +283,12 @@ struct CheckpointTests {
 
 @Suite("Built-in defaults")
 struct BuiltInTests {
-    @Test("Configs/lorenz.yaml is the embedded lorenz config")
+    @Test("Configs/lorenz.yaml and Configs/nlb.yaml are the embedded lorenz config and NLB recipe")
     func lorenzConfig() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let fromFile = try ConfigFile.resolve(path: root + "/Configs/lorenz.yaml", overrides: [])
         #expect(fromFile == (try BuiltIn.lorenzConfig(overrides: [])))
+        #expect(try ConfigFile.resolve(path: root + "/Configs/nlb.yaml", overrides: []) == (try BuiltIn.nlbConfig(overrides: [])))
         for name in ["tiny", "mc_maze", "mc_rtt", "area2_bump", "dmfc_rsg"] {
             _ = try ConfigFile.resolve(path: root + "/Configs/\(name).yaml", overrides: [])
         }

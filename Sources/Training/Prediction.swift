@@ -1,0 +1,133 @@
+import Data
+import Distributed
+import Foundation
+import Kernels
+import Model
+
+/// Rates from a model: log-rates averaged over stochastic passes, then exponentiated, for
+/// many trials at once and over every rank of a communicator.
+///
+/// The trials are cut into chunks of `chunkSize` (fixed by the config, not by the world size);
+/// each rank predicts a contiguous share of the chunks and rank 0 gathers the rates. Noise is
+/// keyed by (seed, sample, trial), so a trial's rates are the same whichever rank predicts
+/// them, and the whole prediction is bitwise the same at any world size.
+public enum Predictor {
+    /// Trials per forward pass: at most 64 (small enough to share the work of a few thousand
+    /// trials evenly over the ranks, large enough for efficient matrix products), and at most
+    /// the config's batch size (the size the model's caches are built for).
+    public static func chunkSize(_ config: Config) -> Int { min(config.batchSize, 64) }
+
+    /// Reports progress on rank 0: its predicted and total trials.
+    public typealias Progress = (_ done: Int, _ total: Int) -> Void
+
+    /// The (trials, bins, neurons) block of trial-major (trials, steps, width) values.
+    public static func slice(_ values: [Float], trials: Int, steps: Int, width: Int,
+                             bins: Range<Int>, neurons: Range<Int>) -> [Float] {
+        var out: [Float] = []
+        out.reserveCapacity(trials * bins.count * neurons.count)
+        for j in 0..<trials { for t in bins { for c in neurons { out.append(values[(j * steps + t) * width + c]) } } }
+        return out
+    }
+
+    /// Runs `compute` on this rank's contiguous share of `trials`, cut into chunks of `chunk`
+    /// (each call returns `width` values per trial of its chunk, trial-major), and gathers the
+    /// values of every trial on rank 0, in trial order (nil on the other ranks). Collective.
+    /// `progress` reports this rank's trials done and its share.
+    public static func distributed(trials: [Int], chunk: Int, width: Int, comm: Communicator,
+                                   progress: ((Int, Int) -> Void)? = nil, compute: ([Int]) -> [Float]) throws -> [Float]? {
+        let chunks = stride(from: 0, to: trials.count, by: chunk).map { Array(trials[$0..<min($0 + chunk, trials.count)]) }
+        // Rank r takes chunks [r·C/P, (r+1)·C/P): contiguous, so rank order is trial order.
+        func share(_ rank: Int) -> ArraySlice<[Int]> {
+            chunks[(rank * chunks.count / comm.size)..<((rank + 1) * chunks.count / comm.size)]
+        }
+        let mine = share(comm.rank), myTrials = mine.reduce(0) { $0 + $1.count }
+        var local: [Float] = []
+        local.reserveCapacity(myTrials * width)
+        for c in mine {
+            local.append(contentsOf: compute(c))
+            progress?(local.count / max(width, 1), myTrials)
+        }
+        let counts = (0..<comm.size).map { share($0).reduce(0) { $0 + $1.count } * width }
+        var all: [Float]? = comm.isRoot ? [Float](repeating: 0, count: trials.count * width) : nil
+        if local.isEmpty { local = [0] }           // a valid pointer; its count is 0
+        try local.withUnsafeBufferPointer { send in
+            if all != nil {
+                try all!.withUnsafeMutableBufferPointer {
+                    try comm.gather(send.baseAddress!, count: counts[comm.rank], counts: counts, into: $0.baseAddress, root: 0)
+                }
+            } else {
+                try comm.gather(send.baseAddress!, count: counts[comm.rank], counts: counts, into: nil, root: 0)
+            }
+        }
+        return all
+    }
+
+    /// Rates in expected spikes per bin for `trials` of one set, trial-major (n, T+F, Nout), on
+    /// rank 0 (nil on the other ranks). Collective over `comm`. `samples` = 0: one deterministic
+    /// mean-path pass.
+    public static func rates(model: LangevinFlow<Float>, tensors: NLBTensors, trials: [Int], set: TrialSet,
+                             samples: Int, seed: Int, comm: Communicator, progress: Progress? = nil) throws -> [Float]? {
+        let chunk = chunkSize(model.config)
+        precondition(chunk <= model.maxBatch, "the model's caches hold \(model.maxBatch) trials, fewer than a prediction chunk of \(chunk)")
+        let batch = Batch<Float>(dims: model.dims, capacity: model.maxBatch)
+        return try distributed(trials: trials, chunk: chunk, width: model.dims.steps * model.dims.outputs, comm: comm, progress: progress) {
+            chunkRates(model: model, tensors: tensors, chunk: $0, batch: batch, set: set, samples: samples, seed: seed)
+        }
+    }
+
+    /// The rates of one chunk of trials (at most the model's batch), trial-major.
+    static func chunkRates(model: LangevinFlow<Float>, tensors: NLBTensors, chunk: [Int], batch: Batch<Float>, set: TrialSet,
+                           samples: Int, seed: Int) -> [Float] {
+        let steps = model.dims.steps, nOut = model.dims.outputs, b = chunk.count
+        // Eval trials draw from keys after the training trials', so no two trials share noise.
+        let keys = chunk.map { $0 + (set == .eval ? tensors.trainCount : 0) }
+        batch.load(trials: chunk, split: set, from: tensors)
+        var sum = [Double](repeating: 0, count: b * steps * nOut)
+        let passes = max(samples, 1)
+        for sample in 0..<passes {
+            let noise: NoiseContext = samples == 0
+                ? NoiseContext(stochastic: false, trialIndices: keys)
+                : .prediction(seed: seed, sample: sample, trialIndices: keys)
+            model.forward(batch, noise: noise, klWeight: 0)
+            let l = model.logRates.ptr                                    // (steps, b, Nout)
+            for t in 0..<steps {
+                for j in 0..<b {
+                    for n in 0..<nOut { sum[(j * steps + t) * nOut + n] += Double(l[(t * b + j) * nOut + n]) }
+                }
+            }
+        }
+        return sum.map { Float(exp($0 / Double(passes))) }
+    }
+
+    /// Rates of every training and every eval trial of `tensors` (rank 0; nil elsewhere), with
+    /// a progress line and an ETA at most every `every` seconds on rank 0.
+    public static func all(model: LangevinFlow<Float>, tensors: NLBTensors, samples: Int, seed: Int, comm: Communicator,
+                           log: @escaping (String) -> Void, every: TimeInterval = 10) throws -> (train: [Float], eval: [Float])? {
+        let started = Date()
+        var lastLine = started
+        let totalTrials = tensors.trainCount + tensors.evalCount
+        // Trials of the sets already done, and of the one in progress.
+        var before = 0, current = tensors.trainCount
+        let progress: Progress = { done, total in
+            let now = Date()
+            guard now.timeIntervalSince(lastLine) >= every, total > 0 else { return }
+            lastLine = now
+            // Every rank does about the same share, so rank 0's fraction is the job's.
+            let fraction = (Double(before) + Double(done) / Double(total) * Double(current)) / Double(totalTrials)
+            let elapsed = now.timeIntervalSince(started)
+            log(String(format: "  predicting: %3.0f%% of %d trials × %d sample%@ on %d rank%@  ETA %@", 100 * fraction, totalTrials,
+                       max(samples, 1), samples == 1 ? "" : "s", comm.size, comm.size == 1 ? "" : "s",
+                       formatDuration(elapsed / max(fraction, 1e-9) * (1 - fraction))))
+        }
+        let train = try rates(model: model, tensors: tensors, trials: Array(0..<tensors.trainCount), set: .train,
+                              samples: samples, seed: seed, comm: comm, progress: comm.isRoot ? progress : nil)
+        before = tensors.trainCount
+        current = tensors.evalCount
+        let eval = tensors.evalCount > 0
+            ? try rates(model: model, tensors: tensors, trials: Array(0..<tensors.evalCount), set: .eval,
+                        samples: samples, seed: seed, comm: comm, progress: comm.isRoot ? progress : nil)
+            : []
+        guard let train, let eval else { return nil }
+        return (train, eval)
+    }
+}
