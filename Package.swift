@@ -53,9 +53,12 @@ let package = Package(
                 swiftSettings: optimised),
         // Self-contained HTML run report: inline SVG figures, no JavaScript.
         .target(name: "Report", swiftSettings: optimised),
+        // The report of a run directory (and a search's overview page), from its files.
+        .target(name: "RunReport", dependencies: ["Report", "Training", "Model", "Data", "HDF5", "Checkpoint", "Kernels"],
+                swiftSettings: optimised),
         .executableTarget(
             name: "lflow-dist",
-            dependencies: ["Training", "Model", "Data", "Checkpoint", "Distributed",
+            dependencies: ["Training", "RunReport", "Model", "Data", "Checkpoint", "Distributed",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimised),
 
@@ -64,6 +67,6 @@ let package = Package(
         .testTarget(name: "IOTests", dependencies: ["HDF5", "Data", "Checkpoint", "Model", "Training"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics", "Training", "HDF5"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["lflow-dist", "HDF5"]),
-        .testTarget(name: "ReportTests", dependencies: ["Report"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "lflow-dist"]),
     ]
 )

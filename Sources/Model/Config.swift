@@ -14,6 +14,7 @@ public struct Config: Equatable, Sendable {
     public enum ValidationMetric: String, CaseIterable, Sendable { case heldOut, loss }
     public enum DecoderInput: String, CaseIterable, Sendable { case zvh, zv }
     public enum KLScale: String, CaseIterable, Sendable { case perTrial, perEntry }
+    public enum LRSchedule: String, CaseIterable, Sendable { case plateau, cosine }
 
     // Architecture
     public var hidden = 280
@@ -48,6 +49,7 @@ public struct Config: Equatable, Sendable {
     public var weightDecay = 2e-5
     public var weightDecayWarmupEpochs = 500
     public var gradClip = 200.0
+    public var lrSchedule = LRSchedule.plateau
     public var lrFactor = 0.95
     public var lrPatience = 10
     public var minLearningRate = 1e-5
@@ -170,6 +172,7 @@ extension Config {
         .real("weightDecay", \.weightDecay, ">= 0", "Final coupled L2 weight decay (added to the gradient, as torch.optim.Adam does)."),
         .int("weightDecayWarmupEpochs", \.weightDecayWarmupEpochs, ">= 0", "Weight decay ramps linearly from 0 over this many epochs; 0 = no ramp."),
         .real("gradClip", \.gradClip, ">= 0", "Global gradient-norm clip; 0 disables clipping."),
+        .choice("lrSchedule", \.lrSchedule, "plateau: ReduceLROnPlateau on the validation metric (lrFactor, lrPatience; released code); cosine: from learningRate down to minLearningRate over the run (the planned epochs under maxMinutes, else epochs), half a cosine."),
         .real("lrFactor", \.lrFactor, "(0, 1)", "ReduceLROnPlateau factor on the validation loss."),
         .int("lrPatience", \.lrPatience, ">= 0", "ReduceLROnPlateau patience, in epochs."),
         .real("minLearningRate", \.minLearningRate, ">= 0", "ReduceLROnPlateau lower bound on the learning rate."),

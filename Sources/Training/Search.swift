@@ -57,6 +57,11 @@ public final class Search {
     public let ranksPerTrial: Int
     public let retryFailed: Bool
     let say: (String) -> Void
+    /// Writes a finished trial's report (given its directory), on its group's rank 0; and the
+    /// search's overview page (given the records), on world rank 0. Set by the command, which
+    /// knows the report module.
+    public var trialReport: ((String) -> Void)?
+    public var overview: (([TrialRecord]) -> Void)?
 
     /// Trials world rank 0 has already announced, and when the search started.
     var announced = Set<Int>()
@@ -145,6 +150,7 @@ public final class Search {
             try announce()
             final = records()
             try SearchResults(search: self, records: final).write()
+            overview?(final)
             summarise(final, preempted: anyPreempted)
         }
         if anyPreempted { throw Preempted(checkpoint: trialsDirectory + "/*/ckpt-*.h5") }
@@ -187,6 +193,7 @@ public final class Search {
             record.velR2 = report.velR2
             record.psthR2 = report.psthR2
             record.wallSeconds = trainer.history.reduce(0) { $0 + $1.seconds } + outcome.evaluationSeconds
+            trialReport?(directory)
             try writeRecord(record, point)
         } catch let error as TrainingError {
             log("failed: \(error)")
@@ -328,6 +335,7 @@ public final class Search {
             say("[\(finished)/\(all.count)] \(points[record.index].label)  \(what)  (running \(running), pending \(all.filter { $0.status == .pending }.count))\(eta)")
         }
         try SearchResults(search: self, records: all).write()
+        overview?(all)
     }
 
     func summarise(_ records: [TrialRecord], preempted: Bool) {

@@ -206,13 +206,13 @@ public final class Trainer {
                 bestParameters.copy(from: model.params.values)
                 try writeBest()
             }
-            let reduced = scheduler.step(metric)
+            let reduced = config.lrSchedule == .plateau ? scheduler.step(metric) : false
             let seconds = Date().timeIntervalSince(epochStart)
             let record = EpochRecord(
                 epoch: epoch, step: step, trainLoss: train.loss.total, trainReconstruction: train.loss.reconstruction,
                 trainKL: train.loss.kl, validLoss: valid.total, validReconstruction: valid.reconstruction, validKL: valid.kl,
                 validHeldOutNLL: heldOutNLL, validMetric: metric,
-                learningRate: scheduler.learningRate, klWeight: klWeight(atEpoch: epoch, state),
+                learningRate: learningRate(atEpoch: epoch, state), klWeight: klWeight(atEpoch: epoch, state),
                 weightDecay: weightDecay(atEpoch: epoch, state), gradNorm: train.gradNorm,
                 trialsPerSecond: Double(split.training.count) / seconds, seconds: seconds, best: improved)
             history.append(record)
@@ -231,7 +231,7 @@ public final class Trainer {
             log(String(format: "epoch %4d/%d  train %.4f (rec %.4f kl %.1f)  valid %@ %.5f%@  lr %.2e%@  beta %.3f  %5.0f trials/s  ETA %@",
                        epoch + 1, total, train.loss.total, train.loss.reconstruction, train.loss.kl,
                        config.validationMetric.rawValue, metric,
-                       improved ? "*" : " ", scheduler.learningRate, reduced ? "↓" : " ", record.klWeight,
+                       improved ? "*" : " ", record.learningRate, reduced ? "↓" : " ", record.klWeight,
                        record.trialsPerSecond, formatDuration(eta)))
             afterEpoch?(record)
             let stopping = config.earlyStoppingPatience > 0 && epoch - bestEpoch >= config.earlyStoppingPatience
@@ -304,6 +304,15 @@ public final class Trainer {
         epochs == 0 ? 0 : max(1, Int((Double(epochs) * scale).rounded()))
     }
 
+    /// The learning rate of `epoch`: the plateau scheduler's, or the cosine from learningRate to
+    /// minLearningRate over the run (the planned epochs under a budget).
+    func learningRate(atEpoch epoch: Int, _ state: TrainerState) -> Double {
+        guard config.lrSchedule == .cosine else { return scheduler.learningRate }
+        let total = Double(max(state.plannedEpochs ?? config.epochs, 1))
+        let progress = min(Double(epoch) / total, 1)
+        return config.minLearningRate + (config.learningRate - config.minLearningRate) * 0.5 * (1 + cos(.pi * progress))
+    }
+
     /// β at `epoch`, with the KL warm-up scaled to the planned epochs.
     func klWeight(atEpoch epoch: Int, _ state: TrainerState) -> Double {
         var c = config
@@ -360,7 +369,7 @@ public final class Trainer {
                 throw TrainingError("the loss became non-finite at epoch \(epoch + 1), step \(step) (gradient norm \(gradNorm)). No checkpoint was written from these weights. Lower learningRate, or set gradClip, and train again.")
             }
             adam.update(params: model.params.values, grads: model.params.grads,
-                        learningRate: scheduler.learningRate, weightDecay: weightDecay)
+                        learningRate: learningRate(atEpoch: epoch, state), weightDecay: weightDecay)
             step += 1
             sums.normSum += gradNorm
             sums.batches += 1

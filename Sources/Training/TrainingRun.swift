@@ -62,7 +62,7 @@ public enum TrainingRun {
         try LatentPaths.write(path: runDirectory + "/latents.h5",
                               sets: [("valid", trainer.split.validation, paths.subset(validRows))],
                               extra: mapped.map { ["valid/z_mapped": $0] } ?? [:],
-                              attributes: ["checkpoint": trainer.bestCheckpointPath, "data": dataPath,
+                              attributes: ["checkpoint": trainer.bestCheckpointPath, "data": dataPath, "truth": truthFile,
                                            "description": "deterministic mean-path latents of the validation trials (best weights)"])
         let group = Submission.group(dataPath: dataPath, tensors: tensors, explicit: datasetName)
         if let note = group.note { log(note) }

@@ -3,6 +3,7 @@ import Data
 import Distributed
 import Foundation
 import Model
+import RunReport
 import Training
 
 struct SearchCommand: ParsableCommand {
@@ -17,9 +18,10 @@ struct SearchCommand: ParsableCommand {
 
         The run directory gets trials/<trial>/ (status.json: pending, running, complete or \
         failed with the reason; train.log, metrics.jsonl, checkpoints, best.h5, validation.json, \
-        submission.h5), results.csv, results.md, heatmap.svg (validation co-bps over the first two \
-        axes, a panel per value of the others) and best.yaml (the config of the point with the \
-        highest validation co-bps). Rank 0 prints a line as each trial finishes.
+        submission.h5, latents.h5, report.html), results.csv, results.md, heatmap.svg (validation \
+        co-bps over the first two axes, a panel per value of the others), best.yaml (the config \
+        of the point with the highest validation co-bps) and report.html (the heatmap and the \
+        table, linking each trial's report). Rank 0 prints a line as each trial finishes.
 
         A trial whose loss becomes NaN is marked failed and the others go on. SIGTERM/SIGUSR1 \
         checkpoints every running trial and exits with 75; the same command again skips finished \
@@ -76,6 +78,12 @@ struct SearchCommand: ParsableCommand {
         let runDirectory = runDir ?? "Checkpoints/search-" + URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent
         let search = try Search(grid: grid, base: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,
                                 datasetName: datasetName, world: world, ranksPerTrial: ranksPerTrial, retryFailed: retryFailed, say: say)
+        // Each trial's report, and an overview page linking them under the heatmap.
+        search.trialReport = { directory in _ = try? RunReport.write(runDirectory: directory, dataPath: dataPath) }
+        search.overview = { records in
+            _ = try? RunReport.writeSearchOverview(runDirectory: runDirectory,
+                                                   trials: records.map { (search.points[$0.index].name, $0.status.rawValue, $0.coBps) })
+        }
         try search.run()
     }
 }

@@ -3,6 +3,7 @@ import Data
 import Distributed
 import Foundation
 import Model
+import RunReport
 import Training
 
 struct Train: ParsableCommand {
@@ -76,7 +77,12 @@ struct Train: ParsableCommand {
                                           datasetName: datasetName, comm: comm, log: say, truthPath: truth)
         guard let report = outcome.report else { return }
         say("\nvalidation metrics (best weights, epoch \(outcome.trainer.bestEpoch + 1)):\n" + report.table)
+        let page: String
+        do { page = try RunReport.write(runDirectory: runDirectory, dataPath: dataPath, truthPath: truth) } catch {
+            page = "not written (\(error))"
+        }
         say(String(format: "\ndone in %.1f minutes. submission: %@  checkpoint: %@", Date().timeIntervalSince(started) / 60,
                    outcome.submissionPath, outcome.trainer.bestCheckpointPath))
+        say("report: \(page)")
     }
 }

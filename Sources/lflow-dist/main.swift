@@ -16,7 +16,7 @@ struct LflowDist: ParsableCommand {
           lflow-dist init --config Configs/tiny.yaml --data data.h5 --out init.h5
           lflow-dist inspect --checkpoint init.h5 --data data.h5 --trials 4 --out state.h5
         """,
-        subcommands: [Train.self, SearchCommand.self, BenchCommand.self, Predict.self, LatentsCommand.self, Evaluate.self, Synth.self, Init.self, Inspect.self, ConfigCommand.self])
+        subcommands: [Train.self, SearchCommand.self, BenchCommand.self, Predict.self, LatentsCommand.self, ReportCommand.self, Evaluate.self, Synth.self, Init.self, Inspect.self, ConfigCommand.self])
 }
 
 LflowDist.main()
