@@ -36,6 +36,13 @@ public struct NoiseContext: Sendable {
         return noise
     }
 
+    /// Pass `sample` of a prediction that averages `samples` passes: with `samples` = 0 the single
+    /// deterministic mean-path pass, else a stochastic pass keyed by the sample.
+    public static func predictionPass(_ sample: Int, of samples: Int, seed: Int, trialIndices: [Int]) -> NoiseContext {
+        samples == 0 ? NoiseContext(stochastic: false, trialIndices: trialIndices)
+                     : prediction(seed: seed, sample: sample, trialIndices: trialIndices)
+    }
+
     /// The epoch key reserved for prediction draws, so they never repeat a training draw.
     public static let predictionEpoch = 0xFF_FFFF
 

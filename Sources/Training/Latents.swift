@@ -47,9 +47,7 @@ public enum LatentPaths {
             let keys = chunk.map { $0 + keyOffset }
             let passes = max(samples, 1)
             for sample in 0..<passes {
-                let noise: NoiseContext = samples == 0
-                    ? NoiseContext(stochastic: false, trialIndices: keys)
-                    : .prediction(seed: seed, sample: sample, trialIndices: keys)
+                let noise = NoiseContext.predictionPass(sample, of: samples, seed: seed, trialIndices: keys)
                 model.forward(batch, noise: noise, klWeight: 0)
                 // (steps, b, H) time-major → (b, steps, H) per part.
                 for (part, source) in [model.dynamics.positions, model.dynamics.velocities, model.encoder.states].enumerated() {

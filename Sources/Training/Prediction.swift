@@ -1,3 +1,4 @@
+import Checkpoint
 import Data
 import Distributed
 import Foundation
@@ -16,6 +17,14 @@ public enum Predictor {
     /// trials evenly over the ranks, large enough for efficient matrix products), and at most
     /// the config's batch size (the size the model's caches are built for).
     public static func chunkSize(_ config: Config) -> Int { min(config.batchSize, 64) }
+
+    /// A model sized for `tensors` and `config`, with the weights of `checkpoint`, ready to
+    /// predict in chunks of `chunkSize`.
+    public static func model(checkpoint: String, tensors: NLBTensors, config: Config) throws -> LangevinFlow<Float> {
+        let model = LangevinFlow<Float>(config: config, dims: DataDims(tensors), maxBatch: chunkSize(config))
+        try CheckpointIO.read(path: checkpoint, into: model.params.values, layout: model.params.layout)
+        return model
+    }
 
     /// Reports progress on rank 0: its predicted and total trials.
     public typealias Progress = (_ done: Int, _ total: Int) -> Void
@@ -85,9 +94,7 @@ public enum Predictor {
         var sum = [Double](repeating: 0, count: b * steps * nOut)
         let passes = max(samples, 1)
         for sample in 0..<passes {
-            let noise: NoiseContext = samples == 0
-                ? NoiseContext(stochastic: false, trialIndices: keys)
-                : .prediction(seed: seed, sample: sample, trialIndices: keys)
+            let noise = NoiseContext.predictionPass(sample, of: samples, seed: seed, trialIndices: keys)
             model.forward(batch, noise: noise, klWeight: 0)
             let l = model.logRates.ptr                                    // (steps, b, Nout)
             for t in 0..<steps {

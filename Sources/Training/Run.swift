@@ -50,16 +50,17 @@ public enum BuiltIn {
     public static let nlbRecipeSummary = "lagged encoder input (h_t has not seen x_t), the released code's MC_Maze settings"
 
     public static func nlbConfig(overrides: [String]) throws -> Config {
-        var config = Config()
-        try ConfigFile.apply(text: nlbRecipeText, source: "built-in NLB recipe", to: &config)
-        try config.apply(overrides: overrides)
-        try config.validate()
-        return config
+        try config(text: nlbRecipeText, source: "built-in NLB recipe", overrides: overrides)
     }
 
     public static func lorenzConfig(overrides: [String]) throws -> Config {
+        try config(text: lorenzConfigText, source: "built-in lorenz config", overrides: overrides)
+    }
+
+    /// The defaults, then a built-in config file's text, then the command line's overrides, validated.
+    static func config(text: String, source: String, overrides: [String]) throws -> Config {
         var config = Config()
-        try ConfigFile.apply(text: lorenzConfigText, source: "built-in lorenz config", to: &config)
+        try ConfigFile.apply(text: text, source: source, to: &config)
         try config.apply(overrides: overrides)
         try config.validate()
         return config

@@ -53,8 +53,7 @@ struct LatentsCommand: ParsableCommand {
         comm.deadline = CollectiveDeadline(seconds: config.collectiveTimeoutSeconds)
         let started = Date()
         let tensors = try NLBTensors.load(path: data)
-        let model = LangevinFlow<Float>(config: config, dims: DataDims(tensors), maxBatch: Predictor.chunkSize(config))
-        try CheckpointIO.read(path: checkpoint, into: model.params.values, layout: model.params.layout)
+        let model = try Predictor.model(checkpoint: checkpoint, tensors: tensors, config: config)
         var sets: [(name: String, trials: [Int], paths: LatentPaths.Paths)] = []
         for (name, count, set) in [("train", tensors.trainCount, TrialSet.train), ("eval", tensors.evalCount, TrialSet.eval)] where count > 0 {
             let trials = Array(0..<count)

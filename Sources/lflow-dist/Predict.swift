@@ -53,8 +53,7 @@ struct Predict: ParsableCommand {
         comm.deadline = CollectiveDeadline(seconds: config.collectiveTimeoutSeconds)
         let started = Date()
         let tensors = try NLBTensors.load(path: data)
-        let model = LangevinFlow<Float>(config: config, dims: DataDims(tensors), maxBatch: Predictor.chunkSize(config))
-        try CheckpointIO.read(path: checkpoint, into: model.params.values, layout: model.params.layout)
+        let model = try Predictor.model(checkpoint: checkpoint, tensors: tensors, config: config)
         let samples = samples ?? config.predictionSamples
         say("predicting \(tensors.trainCount) train and \(tensors.evalCount) eval trials × \(max(samples, 1)) sample\(samples == 1 ? "" : "s") on \(comm.size) rank\(comm.size == 1 ? "" : "s")…")
         let rates = try Predictor.all(model: model, tensors: tensors, samples: samples, seed: config.seed, comm: comm, log: say)
