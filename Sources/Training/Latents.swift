@@ -38,13 +38,12 @@ public enum LatentPaths {
     public static func compute(model: LangevinFlow<Float>, tensors: NLBTensors, trials: [Int], set: TrialSet,
                                samples: Int, seed: Int, comm: Communicator) throws -> Paths? {
         let steps = model.dims.steps, h = model.config.hidden, width = steps * h
-        let keyOffset = set == .eval ? tensors.trainCount : 0
         let batch = Batch<Float>(dims: model.dims, capacity: model.maxBatch)
         let all = try Predictor.distributed(trials: trials, chunk: Predictor.chunkSize(model.config), width: 4 * width, comm: comm) { chunk in
             let b = chunk.count
             batch.load(trials: chunk, split: set, from: tensors)
             var sums = [Double](repeating: 0, count: b * 3 * width)
-            let keys = chunk.map { $0 + keyOffset }
+            let keys = Predictor.noiseKeys(chunk, set: set, tensors: tensors)
             let passes = max(samples, 1)
             for sample in 0..<passes {
                 let noise = NoiseContext.predictionPass(sample, of: samples, seed: seed, trialIndices: keys)

@@ -26,6 +26,13 @@ public enum Predictor {
         return model
     }
 
+    /// The noise keys of `trials` of `set`: eval trials draw from keys after the training
+    /// trials', so no two trials share noise (predictions and latents use the same keys).
+    public static func noiseKeys(_ trials: [Int], set: TrialSet, tensors: NLBTensors) -> [Int] {
+        let offset = set == .eval ? tensors.trainCount : 0
+        return trials.map { $0 + offset }
+    }
+
     /// Reports progress on rank 0: its predicted and total trials.
     public typealias Progress = (_ done: Int, _ total: Int) -> Void
 
@@ -88,8 +95,7 @@ public enum Predictor {
     static func chunkRates(model: LangevinFlow<Float>, tensors: NLBTensors, chunk: [Int], batch: Batch<Float>, set: TrialSet,
                            samples: Int, seed: Int) -> [Float] {
         let steps = model.dims.steps, nOut = model.dims.outputs, b = chunk.count
-        // Eval trials draw from keys after the training trials', so no two trials share noise.
-        let keys = chunk.map { $0 + (set == .eval ? tensors.trainCount : 0) }
+        let keys = noiseKeys(chunk, set: set, tensors: tensors)
         batch.load(trials: chunk, split: set, from: tensors)
         var sum = [Double](repeating: 0, count: b * steps * nOut)
         let passes = max(samples, 1)
