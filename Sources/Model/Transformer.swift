@@ -15,12 +15,8 @@ public enum LayerNorm {
         Parallel.ranges(rows, minimum: 32) { range in
             for r in range {
                 let xr = x + r * width, hr = xHat + r * width, yr = y + r * width
-                var mean: S = 0
-                for i in 0..<width { mean += xr[i] }
-                mean /= n
-                var variance: S = 0
-                for i in 0..<width { variance += (xr[i] - mean) * (xr[i] - mean) }
-                variance /= n
+                let mean = Elementwise.sum(count: width) { xr[$0] } / n
+                let variance = Elementwise.sum(count: width) { (xr[$0] - mean) * (xr[$0] - mean) } / n
                 let inv = 1 / (variance + S(eps)).squareRoot()
                 inverseStd[r] = inv
                 for i in 0..<width {
@@ -53,14 +49,8 @@ public enum LayerNorm {
         Parallel.ranges(rows, minimum: 32) { range in
             for r in range {
                 let dyr = dy + r * width, hr = xHat + r * width, dxr = dx + r * width
-                var meanD: S = 0, meanDH: S = 0
-                for i in 0..<width {
-                    let d = dyr[i] * weight[i]
-                    meanD += d
-                    meanDH += d * hr[i]
-                }
-                meanD /= n
-                meanDH /= n
+                let meanD = Elementwise.sum(count: width) { dyr[$0] * weight[$0] } / n
+                let meanDH = Elementwise.sum(count: width) { dyr[$0] * weight[$0] * hr[$0] } / n
                 let inv = inverseStd[r]
                 if overwrite {
                     for i in 0..<width { dxr[i] = inv * (dyr[i] * weight[i] - meanD - hr[i] * meanDH) }
@@ -175,18 +165,24 @@ public final class TransformerLayer<S: Scalar> {
         Linear.forward(y: residual.ptr, x: context.ptr, weight: params.value(outProjWeight), bias: params.value(outProjBias),
                        rows: rows, inDim: d, outDim: d, precision: precision)
         let res = residual.ptr, aom = attnOutMask.kept, aos = attnOutMask.scale
-        Parallel.ranges(rows * d) { range in for i in range { res[i] = x[i] + (aom[i] != 0 ? res[i] * aos : 0) } }
+        Parallel.ranges(rows * d) { range in
+            Elementwise.addMasked(res + range.lowerBound, x + range.lowerBound, res + range.lowerBound,
+                                  mask: aom + range.lowerBound, scale: aos, count: range.count)
+        }
         LayerNorm.forward(y: x1.ptr, xHat: x1Hat.ptr, inverseStd: x1InvStd.ptr, x: residual.ptr,
                           weight: params.value(norm1Weight), bias: params.value(norm1Bias), rows: rows, width: d)
         // Feed-forward.
         Linear.forward(y: ffHiddenDropped.ptr, x: x1.ptr, weight: params.value(linear1Weight), bias: params.value(linear1Bias),
                        rows: rows, inDim: d, outDim: f, precision: precision)
         let ffd = ffHiddenDropped.ptr, ffm = ffMask.kept, ffs = ffMask.scale
-        Parallel.ranges(rows * f) { range in for i in range { ffd[i] = ffm[i] != 0 ? max(ffd[i], 0) * ffs : 0 } }
+        Parallel.ranges(rows * f) { range in for i in range { ffd[i] = max(ffd[i], 0) * (S(ffm[i]) * ffs) } }
         Linear.forward(y: residual.ptr, x: ffHiddenDropped.ptr, weight: params.value(linear2Weight), bias: params.value(linear2Bias),
                        rows: rows, inDim: f, outDim: d, precision: precision)
         let x1p = x1.ptr, fom = ffOutMask.kept, fos = ffOutMask.scale
-        Parallel.ranges(rows * d) { range in for i in range { res[i] = x1p[i] + (fom[i] != 0 ? res[i] * fos : 0) } }
+        Parallel.ranges(rows * d) { range in
+            Elementwise.addMasked(res + range.lowerBound, x1p + range.lowerBound, res + range.lowerBound,
+                                  mask: fom + range.lowerBound, scale: fos, count: range.count)
+        }
         LayerNorm.forward(y: out, xHat: x2Hat.ptr, inverseStd: x2InvStd.ptr, x: residual.ptr,
                           weight: params.value(norm2Weight), bias: params.value(norm2Bias), rows: rows, width: d)
     }
@@ -235,14 +231,16 @@ public final class TransformerLayer<S: Scalar> {
                            overwrite: true)
         dx1.ptr.update(from: dResidual.ptr, count: rows * d)
         let dres = dResidual.ptr, fom = ffOutMask.kept, fos = ffOutMask.scale, aom = attnOutMask.kept, aos = attnOutMask.scale
-        Parallel.ranges(rows * d) { range in for i in range { dres[i] = fom[i] != 0 ? dres[i] * fos : 0 } }   // d ffOut
+        Parallel.ranges(rows * d) { range in                                                // d ffOut
+            Elementwise.multiplyMasked(dres + range.lowerBound, mask: fom + range.lowerBound, scale: fos, count: range.count)
+        }
         dFF.ptr.update(repeating: 0, count: rows * f)
         Linear.backward(dx: dFF.ptr, dWeight: params.grad(linear2Weight), dBias: params.grad(linear2Bias), dy: dResidual.ptr,
                         x: ffHiddenDropped.ptr, weight: params.value(linear2Weight), rows: rows, inDim: f, outDim: d, precision: precision)
         // Through the mask and the ReLU: where the mask keeps, the kept value is positive
         // exactly where the pre-activation was; where it drops, the gradient is 0 either way.
         let dff = dFF.ptr, ffd = ffHiddenDropped.ptr, ffs = ffMask.scale
-        Parallel.ranges(rows * f) { range in for i in range { dff[i] = ffd[i] > 0 ? dff[i] * ffs : 0 } }
+        Parallel.ranges(rows * f) { range in for i in range { dff[i] *= ffd[i] > 0 ? ffs : 0 } }
         Linear.backward(dx: dx1.ptr, dWeight: params.grad(linear1Weight), dBias: params.grad(linear1Bias), dy: dFF.ptr,
                         x: x1.ptr, weight: params.value(linear1Weight), rows: rows, inDim: d, outDim: f, precision: precision)
         // LayerNorm1: dResidual = d(x + drop(attnOut)).
@@ -252,7 +250,7 @@ public final class TransformerLayer<S: Scalar> {
         Parallel.ranges(rows * d) { range in
             for i in range {
                 dx[i] += dres[i]
-                dres[i] = aom[i] != 0 ? dres[i] * aos : 0                        // d attnOut
+                dres[i] *= S(aom[i]) * aos                                       // d attnOut
             }
         }
         let dContext = dx1                                                       // d x1 is spent
