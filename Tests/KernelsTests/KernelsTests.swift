@@ -1,4 +1,5 @@
 import Testing
+import CKernels
 @testable import Kernels
 
 @Suite("Philox and keyed noise")
@@ -10,6 +11,27 @@ struct PhiloxTests {
                 == SIMD4(0x408f_276d, 0x41c8_3b0e, 0xa20b_c7c6, 0x6d54_51fd))
         #expect(Philox.block(SIMD4(0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344), key: SIMD2(0xa409_3822, 0x299f_31d0))
                 == SIMD4(0xd16c_fe09, 0x94fd_cceb, 0x5001_e420, 0x2412_6ea1))
+    }
+
+    @Test("The vectorised block generator makes the same words as Philox.block, across the 2³² wrap")
+    func vectorisedBlocks() {
+        for (first, count) in [(UInt32(0), 1), (7, 16), (1000, 37), (0xffff_fff0, 40), (3, 300)] {
+            var words = [UInt32](repeating: 0, count: 4 * count)
+            lf_philox_blocks(first, 5, 17, 0x0800_0003, 42, 0x1234_5678, count, &words)
+            for i in 0..<count {
+                let expected = Philox.block(SIMD4(first &+ UInt32(i), 5, 17, 0x0800_0003), key: SIMD2(42, 0x1234_5678))
+                #expect(SIMD4(words[4 * i], words[4 * i + 1], words[4 * i + 2], words[4 * i + 3]) == expected, "block \(first &+ UInt32(i))")
+            }
+        }
+        // Every fill walks the same draws whatever its start and length: a stream filled in one
+        // call equals one filled draw by draw.
+        let s = NoiseStream(seed: 0xdead_beef_0042, purpose: .feedForwardDropout, epoch: 9, step: 2)
+        var whole = [Float](repeating: 0, count: 2053), pieces = [Float](repeating: 0, count: 2053)
+        whole.withUnsafeMutableBufferPointer { s.fillUniform(trial: 3, first: 1, into: $0.baseAddress!, count: 2053) }
+        pieces.withUnsafeMutableBufferPointer { p in
+            for i in 0..<2053 { s.fillUniform(trial: 3, first: 1 + i, into: p.baseAddress! + i, count: 1) }
+        }
+        #expect(whole == pieces)
     }
 
     @Test("Draws depend only on their keys, not on how many are taken")
