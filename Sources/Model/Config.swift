@@ -15,6 +15,7 @@ public struct Config: Equatable, Sendable {
     public enum DecoderInput: String, CaseIterable, Sendable { case zvh, zv }
     public enum KLScale: String, CaseIterable, Sendable { case perTrial, perEntry }
     public enum LRSchedule: String, CaseIterable, Sendable { case plateau, cosine }
+    public enum EvalTrials: String, CaseIterable, Sendable { case ignore, heldIn }
 
     // Architecture
     public var hidden = 280
@@ -58,6 +59,7 @@ public struct Config: Equatable, Sendable {
     public var epochs = 2000
     public var validationFraction = 0.2
     public var validationMetric = ValidationMetric.heldOut
+    public var evalTrials = EvalTrials.ignore
     public var earlyStoppingPatience = 0
     public var predictionSamples = 50
     public var checkpointEvery = 1
@@ -179,6 +181,7 @@ extension Config {
         .int("batchSize", \.batchSize, "> 0", "Global batch size in trials (the same at any world size)."),
         .int("epochs", \.epochs, "> 0", "Training epochs."),
         .real("validationFraction", \.validationFraction, "[0, 1)", "Fraction of the training trials held out (seeded) for validation, model selection and the end-of-training metrics."),
+        .choice("evalTrials", \.evalTrials, "ignore: train on the training trials only (spec); heldIn: also reconstruct the eval trials' held-in spikes, the input the model is given for them at prediction anyway (semi-supervised, transductive). Their held-out neurons and forward bins are never read, even when the file has them ('val' phase); validation, model selection and the scores are unchanged."),
         .choice("validationMetric", \.validationMetric, "What picks the best weights and drives ReduceLROnPlateau and early stopping: heldOut = validation Poisson NLL of the held-out neurons and forward bins (what the encoder never sees); loss = the validation negative ELBO (whose KL, summed per trial, is nearly constant and swamps the reconstruction)."),
         .int("earlyStoppingPatience", \.earlyStoppingPatience, ">= 0", "Stop after this many epochs without a better validation loss; 0 = never stop early."),
         .int("predictionSamples", \.predictionSamples, ">= 0", "Stochastic passes averaged in log-rate space for prediction; 0 = one deterministic mean-path pass."),

@@ -27,15 +27,30 @@ extension NLBTensors {
 extension Batch {
     /// Fills the batch with `trials` of one trial set, as time-major targets.
     public func load(trials: [Int], split: TrialSet, from tensors: NLBTensors) {
-        precondition(trials.count <= capacity)
-        count = trials.count
-        let (heldIn, heldOut, heldInForward, heldOutForward) = tensors.arrays(split)
+        let arrays = tensors.arrays(split)
+        load(trials.map { (arrays, $0) })
+    }
+
+    /// Fills the batch with training examples: keys below `tensors.trainCount` are training
+    /// trials; key trainCount + i is eval trial i with its held-in spikes only (held-out neurons
+    /// and forward bins NaN, i.e. masked, whatever the file holds). The keys are also the
+    /// trials' noise keys (`Predictor.noiseKeys`).
+    public func load(trainingKeys keys: [Int], from tensors: NLBTensors) {
+        let train = tensors.arrays(.train)
+        load(keys.map { key in
+            key < tensors.trainCount ? (train, key) : ((tensors.evalHeldIn!, nil, nil, nil), key - tensors.trainCount)
+        })
+    }
+
+    func load(_ rows: [((Tensor3, Tensor3?, Tensor3?, Tensor3?), Int)]) {
+        precondition(rows.count <= capacity)
+        count = rows.count
         let nIn = dims.heldIn, nOut = dims.outputs, nHo = dims.heldOut
         for t in 0..<dims.steps {
             let forward = t >= dims.bins
-            let source = forward ? heldInForward : heldIn, sourceOut = forward ? heldOutForward : heldOut
             let bin = forward ? t - dims.bins : t
-            for (b, trial) in trials.enumerated() {
+            for (b, ((heldIn, heldOut, heldInForward, heldOutForward), trial)) in rows.enumerated() {
+                let source: Tensor3? = forward ? heldInForward : heldIn, sourceOut = forward ? heldOutForward : heldOut
                 let row = targets.ptr + (t * count + b) * nOut
                 for n in 0..<nIn { row[n] = source.map { S($0[trial, bin, n]) } ?? .nan }
                 for n in 0..<nHo { row[nIn + n] = sourceOut.map { S($0[trial, bin, n]) } ?? .nan }

@@ -110,7 +110,7 @@ extension Trainer {
             try file.writeAttribute("world_size", int: Int64(self.comm.size))
             try file.writeAttribute("data_fingerprint", string: fingerprint)
             try file.writeAttribute("data_path", string: self.tensors.path)
-            let cursor = state.epoch * self.split.training.count + min(state.batchCursor * self.config.batchSize, self.split.training.count)
+            let cursor = state.epoch * self.trainingKeys.count + min(state.batchCursor * self.config.batchSize, self.trainingKeys.count)
             try file.writeAttribute("sampler_cursor", int: Int64(cursor))
             try file.writeAttribute("scheduler", string: schedulerJSON)
             try file.writeAttribute("learning_rate", double: self.scheduler.learningRate)

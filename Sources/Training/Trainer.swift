@@ -47,6 +47,9 @@ public final class Trainer {
     public let tensors: NLBTensors
     public let dims: DataDims
     public let split: ValidationSplit
+    /// What an epoch trains on: the training trials of the split and, with `evalTrials:
+    /// heldIn`, the eval trials as keys trainCount + i (see `Batch.load(trainingKeys:)`).
+    public let trainingKeys: [Int]
     public let model: LangevinFlow<Float>
     let adam: Adam<Float>
     let batch: Batch<Float>
@@ -80,6 +83,7 @@ public final class Trainer {
         guard !split.training.isEmpty else {
             throw TrainingError("'\(tensors.path)' has \(tensors.trainCount) training trials, too few to train with validationFraction \(config.validationFraction)")
         }
+        trainingKeys = split.training + (config.evalTrials == .heldIn ? (0..<tensors.evalCount).map { tensors.trainCount + $0 } : [])
         model = LangevinFlow(config: config, dims: dims, maxBatch: config.batchSize)
         model.params.initialise(seed: config.seed)
         self.runDirectory = runDirectory
@@ -110,13 +114,22 @@ public final class Trainer {
 
     /// Observed (non-NaN) target entries of `trials`: the global reconstruction denominator,
     /// computed on every rank from the data, without communication.
+    /// `trials` are training keys: eval trials (keys from trainCount on) count their held-in
+    /// entries only.
     func observedEntries(_ trials: [Int]) -> Int {
         var count = 0
-        for array in [tensors.trainHeldIn, tensors.trainHeldOut, tensors.trainHeldInForward, tensors.trainHeldOutForward] {
-            guard let array else { continue }
+        func add(_ array: Tensor3?, _ trial: Int) {
+            guard let array else { return }
             let stride = array.bins * array.channels
-            for trial in trials {
-                for i in (trial * stride)..<((trial + 1) * stride) where !array.values[i].isNaN { count += 1 }
+            for i in (trial * stride)..<((trial + 1) * stride) where !array.values[i].isNaN { count += 1 }
+        }
+        for trial in trials {
+            if trial >= tensors.trainCount {
+                add(tensors.evalHeldIn, trial - tensors.trainCount)
+                continue
+            }
+            for array in [tensors.trainHeldIn, tensors.trainHeldOut, tensors.trainHeldInForward, tensors.trainHeldOutForward] {
+                add(array, trial)
             }
         }
         return count
@@ -182,7 +195,8 @@ public final class Trainer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let started = Date()
-        log("training on \(split.training.count) trials, validating on \(split.validation.count); \(model.params.layout.totalCount) parameters, global batch \(config.batchSize) over \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(config.epochs) epochs" + (config.maxMinutes > 0 ? " or \(formatDuration(config.maxMinutes * 60)) of training, whichever comes first" : "") + (state.trainingSeconds.map { $0 > 0 ? " (\(formatDuration($0)) spent before this session)" : "" } ?? ""))
+        let evalInputs = trainingKeys.count - split.training.count
+        log("training on \(split.training.count) trials" + (evalInputs > 0 ? " and the held-in spikes of \(evalInputs) eval trials" : "") + ", validating on \(split.validation.count); \(model.params.layout.totalCount) parameters, global batch \(config.batchSize) over \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(config.epochs) epochs" + (config.maxMinutes > 0 ? " or \(formatDuration(config.maxMinutes * 60)) of training, whichever comes first" : "") + (state.trainingSeconds.map { $0 > 0 ? " (\(formatDuration($0)) spent before this session)" : "" } ?? ""))
         if config.precision == .bf16 && !OneDNN.bf16Available {
             log("warning: precision bf16 needs a CPU with AVX512-BF16 (and oneDNN); this one runs the products in float32")
         }
@@ -214,7 +228,7 @@ public final class Trainer {
                 validHeldOutNLL: heldOutNLL, validMetric: metric,
                 learningRate: learningRate(atEpoch: epoch, state), klWeight: klWeight(atEpoch: epoch, state),
                 weightDecay: weightDecay(atEpoch: epoch, state), gradNorm: train.gradNorm,
-                trialsPerSecond: Double(split.training.count) / seconds, seconds: seconds, best: improved)
+                trialsPerSecond: Double(trainingKeys.count) / seconds, seconds: seconds, best: improved)
             history.append(record)
             metricsLog?.write(try encoder.encode(record) + Data("\n".utf8))
             let now = Date()
@@ -342,7 +356,7 @@ public final class Trainer {
     /// preemption request (agreed over ranks at every step boundary) it checkpoints `state` and
     /// throws `Preempted`.
     func runEpoch(_ epoch: Int, from state: inout TrainerState) throws -> (loss: LossValues, gradNorm: Double) {
-        let order = seededPermutation(split.training.count, seed: config.seed, purpose: .shuffle, key: epoch).map { split.training[$0] }
+        let order = seededPermutation(trainingKeys.count, seed: config.seed, purpose: .shuffle, key: epoch).map { trainingKeys[$0] }
         let klWeight = klWeight(atEpoch: epoch, state), weightDecay = weightDecay(atEpoch: epoch, state)
         // Local shares of the global sums; only rank 0 carries the sums restored from a checkpoint.
         var sums = comm.isRoot ? state.partial : EpochSums(observed: state.partial.observed, trials: state.partial.trials,
@@ -355,7 +369,7 @@ public final class Trainer {
             let norm = LossNormalisation(observedEntries: observedEntries(global), trials: global.count)
             model.params.grads.zero()
             if !local.isEmpty {
-                batch.load(trials: local, split: .train, from: tensors)
+                batch.load(trainingKeys: local, from: tensors)
                 let noise = NoiseContext(stochastic: true, seed: config.seed, epoch: epoch, step: step, trialIndices: local)
                 let loss = model.forward(batch, noise: noise, klWeight: klWeight, normalisation: norm)
                 model.backward()

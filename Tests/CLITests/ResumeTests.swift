@@ -57,6 +57,32 @@ struct ResumeTests {
         }
     }
 
+    @Test("evalTrials: heldIn trains on the eval trials' held-in spikes too (5 steps an epoch, not 4), and resumes bitwise")
+    func evalTrialsResume() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try Self.data(in: dir)
+        // 32 training trials and 8 eval trials, global batch 8.
+        let args = Self.trainArgs + ["--data", data, "--set", "epochs=6", "--set", "batchSize=8", "--set", "evalTrials=heldIn"]
+        let clean = try CLI.run(args + ["--run-dir", "\(dir)/clean"])
+        #expect(clean.status == 0, "\(clean.output)")
+        #expect(clean.stdout.contains("training on 32 trials and the held-in spikes of 8 eval trials"), "\(clean.stdout)")
+        let first = try String(contentsOfFile: "\(dir)/clean/metrics.jsonl", encoding: .utf8).split(separator: "\n")[0]
+        #expect(first.contains("\"step\":5,"), "\(first)")
+        let reference = try Self.finalState("\(dir)/clean")
+        let run = "\(dir)/killed"
+        let killed = try CLI.killWhen(args + ["--run-dir", run], run: run, output: "\(run).log") {
+            CLI.epochsLogged(run) >= 2 && ((try? FileManager.default.contentsOfDirectory(atPath: run)) ?? []).contains { $0.hasPrefix("ckpt-") }
+        }
+        #expect(killed, "the run ended before its kill")
+        let resumed = try CLI.run(args + ["--run-dir", run, "--resume"])
+        #expect(resumed.status == 0, "\(resumed.output)")
+        #expect(try Self.finalState(run) == reference, "resumed run differs")
+        // Without the eval trials the same run trains on other data.
+        let ignore = try CLI.run(Self.trainArgs + ["--data", data, "--set", "epochs=6", "--set", "batchSize=8", "--run-dir", "\(dir)/ignore"])
+        #expect(ignore.status == 0, "\(ignore.output)")
+        #expect(try Self.finalState("\(dir)/ignore")["model/readout.weight"] != reference["model/readout.weight"])
+    }
+
     @Test("A kill in the middle of a checkpoint write leaves the previous checkpoint loadable")
     func killDuringWrite() throws {
         let dir = CLI.temporaryDirectory()

@@ -98,6 +98,31 @@ struct NLBTests {
         #expect(t.trainBehavior?.channels == 2)
     }
 
+    @Test("Training keys: eval trials bring their held-in spikes only, never their held-out neurons or forward bins")
+    func evalTrialsInTraining() throws {
+        let path = temporaryDirectory() + "/val-phase.h5"
+        // A 'val'-phase file: it also holds the eval trials' held-out spikes, which training must not read.
+        try writeNLB(path) { $0["eval_spikes_heldout"] = ([2, 5, 3], [Float](repeating: 3, count: 30)) }
+        let t = try NLBTensors.load(path: path)
+        let dims = DataDims(t)
+        let batch = Batch<Float>(dims: dims, capacity: 3)
+        batch.load(trainingKeys: [4, t.trainCount + 1, 0], from: t)
+        let reference = Batch<Float>(dims: dims, capacity: 3)
+        for (b, (trials, set)) in [([4], TrialSet.train), ([1], .eval), ([0], .train)].enumerated() {
+            reference.load(trials: trials, split: set, from: t)
+            for step in 0..<dims.steps {
+                for n in 0..<dims.outputs {
+                    let got = batch.targets[(step * 3 + b) * dims.outputs + n], want = reference.targets[step * dims.outputs + n]
+                    if b == 1 && (n >= dims.heldIn || step >= dims.bins) {
+                        #expect(got.isNaN, "eval trial, step \(step), neuron \(n): \(got), not masked")
+                    } else {
+                        #expect(got == want || (got.isNaN && want.isNaN), "row \(b), step \(step), neuron \(n): \(got) vs \(want)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test("Integer dtypes are read as counts")
     func integerDtype() throws {
         let path = temporaryDirectory() + "/int.h5"
