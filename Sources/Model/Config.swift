@@ -16,6 +16,7 @@ public struct Config: Equatable, Sendable {
     public enum KLScale: String, CaseIterable, Sendable { case perTrial, perEntry }
     public enum LRSchedule: String, CaseIterable, Sendable { case plateau, cosine }
     public enum EvalTrials: String, CaseIterable, Sendable { case ignore, heldIn }
+    public enum PositionalEncoding: String, CaseIterable, Sendable { case none, sinusoidal }
 
     // Architecture
     public var hidden = 280
@@ -28,6 +29,7 @@ public struct Config: Equatable, Sendable {
     public var dynamics = Dynamics.secondOrder
     public var decoder = Decoder.transformer
     public var decoderInput = DecoderInput.zvh
+    public var positionalEncoding = PositionalEncoding.none
     // Physics
     public var dt = 0.01
     public var mass = 1.0
@@ -155,6 +157,7 @@ extension Config {
         .choice("dynamics", \.dynamics, "secondOrder: underdamped Langevin in (z, v); firstOrder: overdamped, no velocity (ablation)."),
         .choice("decoder", \.decoder, "transformer: one post-norm Transformer encoder layer; linear: readout straight from S_t (ablation)."),
         .choice("decoderInput", \.decoderInput, "What the decoder reads: zvh = S_t = [z_t, v_t, h_t] (spec); zv = [z_t, v_t] only, without the encoder state, so every rate must come through the Langevin latents (ablation)."),
+        .choice("positionalEncoding", \.positionalEncoding, "none: the Transformer sees S_t without its step (spec); sinusoidal: the fixed sin/cos encoding of the step t (Vaswani et al. 2017) is added to S_t before the Transformer, so attention can weigh steps by where they are (no parameters; needs decoder: transformer)."),
         .real("dt", \.dt, "> 0", "Langevin time step."),
         .real("mass", \.mass, "> 0", "Mass m in v' = v - dt·f(z)/m."),
         .real("damping", \.damping, "[0, 1)", "Damping g: mu_t = (1-g)·v', noise variance 2·g·temperature."),
@@ -240,6 +243,8 @@ extension Config {
             need(decoderWidth % heads == 0, "decoder width \(decoderWidth) (= \(decoderParts)·hidden) must be divisible by heads (\(heads))")
         }
         need(feedForward > 0, "feedForward must be > 0 (got \(feedForward))")
+        need(positionalEncoding == .none || decoder == .transformer,
+             "positionalEncoding \(positionalEncoding.rawValue) needs decoder: transformer (the linear decoder reads each step alone); set positionalEncoding=none")
         need(dt > 0, "dt must be > 0 (got \(dt))")
         need(mass > 0, "mass must be > 0 (got \(mass)); it divides the force")
         need(damping >= 0 && damping < 1, "damping must be in [0, 1) (got \(damping))")

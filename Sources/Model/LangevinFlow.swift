@@ -1,3 +1,4 @@
+import Foundation
 import Kernels
 
 /// The three parts of the negative ELBO of one forward pass.
@@ -93,6 +94,9 @@ public final class LangevinFlow<S: Scalar> {
     /// S_t = [z_t, v_t, h_t] (or [z_t, h_t] in first order)       // (steps, B, D)
     public let latents: Buffer<S>
     let decoded: Buffer<S>          // transformer output            // (steps, B, D)
+    /// With a positional encoding: its table (steps, D) and S_t + PE_t, the Transformer's input
+    /// (steps, B, D); nil without one (S_t goes in as it is).
+    let positional: Buffer<S>?, encodedLatents: Buffer<S>?
     let dDecoded: Buffer<S>, dLatents: Buffer<S>                     // (steps, B, D)
     let dStates: Buffer<S>          // d loss / d h_t                // (steps, B, H)
 
@@ -118,6 +122,22 @@ public final class LangevinFlow<S: Scalar> {
                                  precision: config.precision)
         latents = Buffer(count: steps * maxBatch * d)
         decoded = Buffer(count: transformer == nil ? 0 : steps * maxBatch * d)
+        if transformer != nil && config.positionalEncoding == .sinusoidal {
+            let table = Buffer<S>(count: steps * d)
+            for t in 0..<steps {
+                for i in 0..<d {
+                    // PE[t, 2k] = sin(t·10000^(−2k/D)), PE[t, 2k+1] = cos(t·10000^(−2k/D)).
+                    let frequency = Foundation.exp(-Foundation.log(10000.0) * Double(2 * (i / 2)) / Double(d))
+                    let angle = Double(t) * frequency
+                    table[t * d + i] = S(i % 2 == 0 ? Foundation.sin(angle) : Foundation.cos(angle))
+                }
+            }
+            positional = table
+            encodedLatents = Buffer(count: steps * maxBatch * d)
+        } else {
+            positional = nil
+            encodedLatents = nil
+        }
         // The readout's input gradient lives in the Transformer's forward scratch, which the
         // backward no longer needs (the Transformer reads it once, first).
         dDecoded = transformer?.residual ?? Buffer(count: steps * maxBatch * d)
@@ -157,7 +177,7 @@ public final class LangevinFlow<S: Scalar> {
         assembleLatents(batch: b)
         let decoderOut: UnsafeMutablePointer<S>
         if let transformer {
-            transformer.forward(x: latents.ptr, out: decoded.ptr, batch: b, params: params, noise: noise)
+            transformer.forward(x: transformerInput(batch: b), out: decoded.ptr, batch: b, params: params, noise: noise)
             decoderOut = decoded.ptr
         } else {
             decoderOut = latents.ptr
@@ -187,7 +207,8 @@ public final class LangevinFlow<S: Scalar> {
         let dS: UnsafeMutablePointer<S>
         if let transformer {
             dLatents.ptr.update(repeating: 0, count: rows * config.decoderWidth)
-            transformer.backward(dOut: dDecoded.ptr, dx: dLatents.ptr, x: latents.ptr, batch: b, params: params)
+            // The encoding is a constant: d(S_t + PE_t) = dS_t.
+            transformer.backward(dOut: dDecoded.ptr, dx: dLatents.ptr, x: encodedLatents?.ptr ?? latents.ptr, batch: b, params: params)
             dS = dLatents.ptr
         } else {
             dS = dDecoded.ptr
@@ -202,6 +223,19 @@ public final class LangevinFlow<S: Scalar> {
         clock?.mark(.dynamicsBackward)
         encoder.backward(dStates: dStates.ptr, dx: nil, x: inputs.input.ptr, batch: b, params: params)
         clock?.mark(.encoderBackward)
+    }
+
+    /// S_t, or S_t + PE_t (into `encodedLatents`) with a positional encoding.
+    func transformerInput(batch: Int) -> UnsafeMutablePointer<S> {
+        guard let positional, let encodedLatents else { return latents.ptr }
+        let d = config.decoderWidth
+        for t in 0..<dims.steps {
+            for b in 0..<batch {
+                let row = (t * batch + b) * d
+                for i in 0..<d { encodedLatents[row + i] = latents[row + i] + positional[t * d + i] }
+            }
+        }
+        return encodedLatents.ptr
     }
 
     /// S_t = [z_t, v_t, h_t] row by row (without v in first order, without h for `zv`).

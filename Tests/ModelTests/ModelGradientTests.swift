@@ -1,4 +1,5 @@
 import Testing
+import Foundation
 import Kernels
 @testable import Model
 
@@ -275,13 +276,14 @@ struct ModelGradientTests {
     /// With coordinated dropout on, the reconstruction gradient deliberately skips the entries
     /// the encoder saw (spec "Loss"), so it is not the gradient of the loss value; the
     /// stochastic check turns it off and `CoordinatedDropoutTests` checks the masks.
-    func check(_ variant: Variant, stochastic: Bool) {
+    func check(_ variant: Variant, stochastic: Bool, edit: (inout Config) -> Void = { _ in }) {
         let config = tinyConfig {
             $0.cdKeep = 1
             $0.potential = variant.potential
             $0.encoderInput = variant.encoderInput
             $0.dynamics = variant.dynamics
             $0.decoder = variant.decoder
+            edit(&$0)
         }
         let b = 3
         let model = LangevinFlow<Double>(config: config, dims: tinyDims, maxBatch: b)
@@ -307,4 +309,31 @@ struct ModelGradientTests {
 
     @Test("Stochastic mode (dropout, coordinated dropout, sampling) with fixed noise", arguments: Variant.all)
     func stochastic(_ variant: Variant) { check(variant, stochastic: true) }
+
+    @Test("Transformer decoder with the sinusoidal positional encoding", arguments: [false, true])
+    func positionalEncoding(_ stochastic: Bool) {
+        check(Variant(potential: .allPairs, encoderInput: .lagged, dynamics: .secondOrder, decoder: .transformer),
+              stochastic: stochastic) { $0.positionalEncoding = .sinusoidal }
+    }
+
+    @Test("The positional encoding is sin/cos of the step, and it changes the rates")
+    func positionalEncodingApplies() {
+        func rates(_ encoding: Config.PositionalEncoding) -> (LangevinFlow<Double>, [Double]) {
+            let config = tinyConfig { $0.decoder = .transformer; $0.positionalEncoding = encoding }
+            let model = LangevinFlow<Double>(config: config, dims: tinyDims, maxBatch: 2)
+            model.params.values.copy(from: perturbedParameters(config).values)
+            let batch = Batch<Double>(dims: tinyDims, capacity: 2)
+            randomTargets(batch, seed: 51)
+            _ = model.forward(batch, noise: .deterministic(batch: 2), klWeight: 0.5)
+            return (model, Array(UnsafeBufferPointer(start: model.logRates.ptr, count: tinyDims.steps * 2 * tinyDims.outputs)))
+        }
+        let (model, encoded) = rates(.sinusoidal)
+        let (_, plain) = rates(.none)
+        #expect(encoded != plain)
+        let d = model.config.decoderWidth, table = model.positional!
+        #expect(table[0] == 0 && table[1] == 1)                               // t = 0: sin 0, cos 0
+        #expect(abs(table[3 * d] - sin(3.0)) < 1e-15 && abs(table[3 * d + 1] - cos(3.0)) < 1e-15)
+        let k = 2, frequency = exp(-log(10000.0) * Double(2 * k) / Double(d))
+        #expect(abs(table[5 * d + 2 * k] - sin(5 * frequency)) < 1e-15)
+    }
 }
