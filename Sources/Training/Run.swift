@@ -43,11 +43,14 @@ public enum BuiltIn {
         damping: 0.55
         cdKeep: 0.5
         epochs: 2000
+        dropout: 0.05
+        decoderDropout: 0.05
+        positionalEncoding: sinusoidal
 
         """
 
     /// The recipe in one line, for the start of a run.
-    public static let nlbRecipeSummary = "lagged encoder input (h_t has not seen x_t), the released code's MC_Maze settings"
+    public static let nlbRecipeSummary = "lagged encoder input (h_t has not seen x_t), a sinusoidal positional encoding for the Transformer, dropout 0.05, otherwise the released code's MC_Maze settings"
 
     public static func nlbConfig(overrides: [String]) throws -> Config {
         try config(text: nlbRecipeText, source: "built-in NLB recipe", overrides: overrides)
