@@ -1,21 +1,8 @@
 #include "CKernels.h"
 #include <immintrin.h>
 
-// Philox4x32-10 (Salmon et al., SC 2011): the same rounds as Kernels' Philox.block.
-
-static inline void philox_scalar(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t *out) {
-    for (int round = 0; round < 10; round++) {
-        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-        c1 = (uint32_t)p1;
-        c3 = (uint32_t)p0;
-        c0 = n0;
-        c2 = n2;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
-}
+// Philox4x32-10 (Salmon et al., SC 2011): the same rounds as Kernels' Philox.block, sixteen
+// blocks at once.
 
 // The high 32 bits of the 32×32 products of every lane with m.
 __attribute__((target("avx512f")))
@@ -56,18 +43,15 @@ static void philox_avx512(uint32_t first, uint32_t c1s, uint32_t c2s, uint32_t c
     }
 }
 
-void lf_philox_blocks(uint32_t first, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1,
-                      size_t blocks, uint32_t *out) {
+size_t lf_philox_blocks(uint32_t first, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1,
+                        size_t blocks, uint32_t *out) {
     static int fast = -1;
     if (fast < 0) {
         __builtin_cpu_init();
         fast = __builtin_cpu_supports("avx512f");
     }
-    size_t done = 0;
-    if (fast) {
-        size_t groups = blocks / 16;
-        philox_avx512(first, c1, c2, c3, k0, k1, groups, out);
-        done = 16 * groups;
-    }
-    for (size_t i = done; i < blocks; i++) philox_scalar(first + (uint32_t)i, c1, c2, c3, k0, k1, out + 4 * i);
+    if (!fast) return 0;
+    size_t groups = blocks / 16;
+    philox_avx512(first, c1, c2, c3, k0, k1, groups, out);
+    return 16 * groups;
 }

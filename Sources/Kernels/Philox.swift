@@ -57,14 +57,22 @@ public struct NoiseStream: Sendable {
         self.step = step
     }
 
+    /// The counter of one block: (block, trial, step, purpose << 24 | epoch).
     @inlinable @inline(__always)
-    func words(block: Int, trial: Int) -> SIMD4<UInt32> {
-        let c = SIMD4<UInt32>(
+    func counter(block: Int, trial: Int) -> SIMD4<UInt32> {
+        SIMD4<UInt32>(
             UInt32(truncatingIfNeeded: block), UInt32(truncatingIfNeeded: trial),
             UInt32(truncatingIfNeeded: step),
             (purpose.rawValue << 24) | UInt32(truncatingIfNeeded: epoch & 0xFF_FFFF))
-        let key = SIMD2<UInt32>(UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32))
-        return Philox.block(c, key: key)
+    }
+
+    /// The key: the seed's two halves.
+    @inlinable
+    var key: SIMD2<UInt32> { SIMD2(UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32)) }
+
+    @inlinable @inline(__always)
+    func words(block: Int, trial: Int) -> SIMD4<UInt32> {
+        Philox.block(counter(block: block, trial: trial), key: key)
     }
 
     /// Uniform in [0, 1) with 32 random bits.
@@ -90,18 +98,21 @@ public struct NoiseStream: Sendable {
             }
             block += 1
         }
-        // Whole blocks, their words made sixteen at a time (CKernels; the same words as `words`).
+        // Whole blocks, their words made sixteen at a time where the CPU can (CKernels), the
+        // rest by `words`: the same words either way.
         let whole = (count - i) / 4
         if whole > 0 {
-            let key = SIMD2<UInt32>(UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32))
-            let c1 = UInt32(truncatingIfNeeded: trial), c2 = UInt32(truncatingIfNeeded: step)
-            let c3 = (purpose.rawValue << 24) | UInt32(truncatingIfNeeded: epoch & 0xFF_FFFF)
+            let c = counter(block: 0, trial: trial), k = key
             withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 4 * Self.chunkBlocks) { scratch in
                 let w = scratch.baseAddress!
                 var done = 0
                 while done < whole {
                     let n = min(Self.chunkBlocks, whole - done)
-                    lf_philox_blocks(UInt32(truncatingIfNeeded: block + done), c1, c2, c3, key[0], key[1], n, w)
+                    let fast = lf_philox_blocks(UInt32(truncatingIfNeeded: block + done), c[1], c[2], c[3], k[0], k[1], n, w)
+                    for q in fast..<n {
+                        let v = words(block: block + done + q, trial: trial)
+                        w[4 * q] = v[0]; w[4 * q + 1] = v[1]; w[4 * q + 2] = v[2]; w[4 * q + 3] = v[3]
+                    }
                     for q in 0..<n {
                         let v = perBlock(SIMD4(w[4 * q], w[4 * q + 1], w[4 * q + 2], w[4 * q + 3]))
                         store(i, v, 0)

@@ -15,11 +15,11 @@ int lf_cpu_has_avx512_bf16(void);
 void lf_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
 
 /// Philox4x32-10 blocks number first, first+1, … (the first counter word, wrapping at 2³²) with
-/// the other three counter words c1, c2, c3 and key (k0, k1): writes 4·blocks words, block i's
-/// at out[4i…4i+3]. Sixteen blocks at once with AVX-512 when the CPU has it; the same words
-/// either way.
-void lf_philox_blocks(uint32_t first, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1,
-                      size_t blocks, uint32_t *out);
+/// the other three counter words c1, c2, c3 and key (k0, k1), sixteen at a time with AVX-512:
+/// writes the words of the first 16·⌊blocks/16⌋ blocks (block i's at out[4i…4i+3]) and returns
+/// how many blocks it wrote — 0 on a CPU without AVX-512F, where the caller makes them all.
+size_t lf_philox_blocks(uint32_t first, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1,
+                        size_t blocks, uint32_t *out);
 
 /// The OpenMP threads that oneDNN uses when called from this thread.
 void lf_set_openmp_threads(int n);
