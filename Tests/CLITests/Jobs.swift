@@ -22,6 +22,9 @@ final class BackgroundJob {
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        // Only stdin/out/err: a file another test has open (an HDF5 checkpoint being written,
+        // with its flock) must not stay open, and locked, in a job that outlives the test.
+        closeInheritedDescriptors(&actions)
         // env -C: start in the package root (posix_spawn has no portable chdir).
         let argv = (["/usr/bin/env", "-C", CLI.packageRoot, executable] + arguments).map { strdup($0) } + [nil]
         let envp = CLI.environment(extra).map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -137,4 +140,12 @@ func shell(_ command: String) -> (status: Int32, output: String) {
     guard let job = try? BackgroundJob("/bin/bash", ["-c", command], output: output) else { return (-1, "cannot run bash") }
     let status = job.wait(timeout: 3600) ?? -1
     return (status, job.output)
+}
+
+/// Adds "close every descriptor from 3 up" to `actions` (glibc ≥ 2.34 has the action, but declares
+/// it only under _GNU_SOURCE, which Swift's Glibc module does not set).
+private func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+    typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return }
+    _ = unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3)
 }
