@@ -53,6 +53,33 @@ public final class Adam<S: Scalar> {
     }
 }
 
+/// An exponential moving average of the parameters (Polyak averaging), updated after every
+/// optimiser step: a ← a + (1 − d)(θ − a) with d = min(decay, (1 + t)/(10 + t)) at step t (as
+/// TensorFlow's ExponentialMovingAverage with num_updates), so the first steps do not tie the
+/// average to the initial weights. The step count comes from the caller, so a resumed run needs
+/// only the values.
+public final class WeightAverage<S: Scalar> {
+    public let values: Buffer<S>
+    public let decay: Double
+
+    public init(of params: Buffer<S>, decay: Double) {
+        values = Buffer(count: params.count)
+        values.copy(from: params)
+        self.decay = decay
+    }
+
+    /// The decay applied at step `step` (0-based count of earlier updates).
+    public func decay(atStep step: Int) -> Double { min(decay, Double(1 + step) / Double(10 + step)) }
+
+    public func update(from params: Buffer<S>, step: Int) {
+        precondition(params.count == values.count)
+        let keep = S(1 - decay(atStep: step)), a = values.ptr, p = params.ptr
+        Parallel.ranges(values.count) { range in
+            for i in range { a[i] += keep * (p[i] - a[i]) }
+        }
+    }
+}
+
 extension Config {
     /// β(epoch) = klWeight · min(epoch / klWarmupEpochs, 1).
     public func klWeight(atEpoch epoch: Int) -> Double {

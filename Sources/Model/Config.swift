@@ -52,6 +52,7 @@ public struct Config: Equatable, Sendable {
     public var weightDecay = 2e-5
     public var weightDecayWarmupEpochs = 500
     public var gradClip = 200.0
+    public var weightAverage = 0.0
     public var lrSchedule = LRSchedule.plateau
     public var lrFactor = 0.95
     public var lrPatience = 10
@@ -177,6 +178,7 @@ extension Config {
         .real("weightDecay", \.weightDecay, ">= 0", "Final coupled L2 weight decay (added to the gradient, as torch.optim.Adam does)."),
         .int("weightDecayWarmupEpochs", \.weightDecayWarmupEpochs, ">= 0", "Weight decay ramps linearly from 0 over this many epochs; 0 = no ramp."),
         .real("gradClip", \.gradClip, ">= 0", "Global gradient-norm clip; 0 disables clipping."),
+        .real("weightAverage", \.weightAverage, "[0, 1)", "Decay of an exponential moving average of the weights, updated after every step (0 = off, the spec). When on, validation, the best weights, best.h5 and prediction use the average; training continues from the live weights. The decay is min(weightAverage, (1+t)/(10+t)) at step t, so the average forgets the initial weights early. 0.999 averages over about the last 1,000 steps."),
         .choice("lrSchedule", \.lrSchedule, "plateau: ReduceLROnPlateau on the validation metric (lrFactor, lrPatience; released code); cosine: from learningRate down to minLearningRate over the run (the planned epochs under maxMinutes, else epochs), half a cosine."),
         .real("lrFactor", \.lrFactor, "(0, 1)", "ReduceLROnPlateau factor on the validation loss."),
         .int("lrPatience", \.lrPatience, ">= 0", "ReduceLROnPlateau patience, in epochs."),
@@ -262,6 +264,7 @@ extension Config {
         need(weightDecay >= 0, "weightDecay must be >= 0 (got \(weightDecay))")
         need(weightDecayWarmupEpochs >= 0, "weightDecayWarmupEpochs must be >= 0 (got \(weightDecayWarmupEpochs))")
         need(gradClip >= 0, "gradClip must be >= 0 (got \(gradClip)); 0 disables clipping")
+        need(weightAverage >= 0 && weightAverage < 1, "weightAverage must be in [0, 1) (got \(weightAverage)); 0 turns the weight average off")
         need(lrFactor > 0 && lrFactor < 1, "lrFactor must be in (0, 1) (got \(lrFactor))")
         need(lrPatience >= 0, "lrPatience must be >= 0 (got \(lrPatience))")
         need(minLearningRate >= 0, "minLearningRate must be >= 0 (got \(minLearningRate))")

@@ -81,16 +81,18 @@ extension Trainer {
         return flag[0] > 0
     }
 
-    /// The tensors of a resumable checkpoint: parameters, both Adam moments and the best
-    /// weights, each a group of PyTorch names. (`bench` times exactly this.)
+    /// The tensors of a resumable checkpoint: parameters, both Adam moments, the best weights
+    /// and the weight average (when on), each a group of PyTorch names. (`bench` times exactly
+    /// this.)
     static func writeTensors(to file: H5File, layout: ParameterLayout, parameters: Buffer<Float>, adam: Adam<Float>,
-                             best: Buffer<Float>) throws {
+                             best: Buffer<Float>, average: Buffer<Float>? = nil) throws {
         try CheckpointIO.writeGroup("model", of: parameters, layout: layout, to: file)
         try CheckpointIO.writeGroup("optimizer/exp_avg", of: adam.exp_avg, layout: layout, to: file)
         TestHooks.checkpointsWritten += 1
         if TestHooks.checkpointsWritten == TestHooks.killDuringCheckpoint { kill(getpid(), SIGKILL) }
         try CheckpointIO.writeGroup("optimizer/exp_avg_sq", of: adam.exp_avg_sq, layout: layout, to: file)
         try CheckpointIO.writeGroup("best_model", of: best, layout: layout, to: file)
+        if let average { try CheckpointIO.writeGroup("weight_average", of: average, layout: layout, to: file) }
     }
 
     /// Rank 0 writes `ckpt-<step>.h5` atomically with everything needed to continue bit for
@@ -103,7 +105,8 @@ extension Trainer {
         let stateJSON = String(decoding: try Self.jsonEncoder.encode(state), as: UTF8.self)
         let schedulerJSON = String(decoding: try Self.jsonEncoder.encode(scheduler), as: UTF8.self)
         try CheckpointIO.write(path: path, config: config) { file in
-            try Self.writeTensors(to: file, layout: layout, parameters: self.model.params.values, adam: self.adam, best: self.bestParameters)
+            try Self.writeTensors(to: file, layout: layout, parameters: self.model.params.values, adam: self.adam, best: self.bestParameters,
+                                   average: self.average?.values)
             try file.writeAttribute("step", int: Int64(self.step))
             try file.writeAttribute("optimizer_step", int: Int64(self.adam.step))
             try file.writeAttribute("epoch", int: Int64(state.epoch))
@@ -148,6 +151,7 @@ extension Trainer {
                 try CheckpointIO.readGroup("optimizer/exp_avg", path: path, into: adam.exp_avg, layout: layout)
                 try CheckpointIO.readGroup("optimizer/exp_avg_sq", path: path, into: adam.exp_avg_sq, layout: layout)
                 try CheckpointIO.readGroup("best_model", path: path, into: bestParameters, layout: layout)
+                if let average { try CheckpointIO.readGroup("weight_average", path: path, into: average.values, layout: layout) }
                 let state = try Self.jsonDecoder.decode(TrainerState.self, from: Data(try file.readAttributeString("trainer_state").utf8))
                 scheduler = try Self.jsonDecoder.decode(PlateauScheduler.self, from: Data(try file.readAttributeString("scheduler").utf8))
                 step = Int(try file.readAttributeInt("step"))

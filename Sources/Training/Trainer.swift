@@ -61,8 +61,13 @@ public final class Trainer {
     /// The best value of the validation metric (`config.validationMetric`) so far.
     public internal(set) var bestValidLoss = Double.infinity
     public internal(set) var bestEpoch = -1
-    /// Parameters at the best validation loss so far.
+    /// Parameters at the best validation loss so far (the weight average's, when it is on).
     public let bestParameters: Buffer<Float>
+    /// The moving average of the weights (`weightAverage` > 0): what validation, the best
+    /// weights and prediction use.
+    public let average: WeightAverage<Float>?
+    /// The live weights while the average sits in the model for validation.
+    let liveParameters: Buffer<Float>?
     public internal(set) var step = 0
     public internal(set) var history: [EpochRecord] = []
     /// The slowest training step of this process so far, seconds (for the watchdog).
@@ -91,6 +96,8 @@ public final class Trainer {
         adam = Adam(count: model.params.layout.totalCount, config: config)
         batch = Batch(dims: dims, capacity: config.batchSize)
         bestParameters = Buffer(count: model.params.layout.totalCount)
+        average = config.weightAverage > 0 ? WeightAverage(of: model.params.values, decay: config.weightAverage) : nil
+        liveParameters = average == nil ? nil : Buffer(count: model.params.layout.totalCount)
         scheduler = PlateauScheduler(learningRate: config.learningRate, factor: config.lrFactor,
                                      patience: config.lrPatience, minLearningRate: config.minLearningRate)
         say = log
@@ -99,6 +106,7 @@ public final class Trainer {
         // Every replica starts from rank 0's parameters.
         try comm.broadcast(model.params.values.ptr, count: model.params.values.count, root: 0)
         bestParameters.copy(from: model.params.values)
+        average?.values.copy(from: model.params.values)
     }
 
     /// Rank 0 speaks; the others are silent.
@@ -208,7 +216,7 @@ public final class Trainer {
             let epoch = state.epoch
             let epochStart = Date()
             let train = try runEpoch(epoch, from: &state)
-            let (valid, heldOutNLL) = try validate()
+            let (valid, heldOutNLL) = try withAveragedWeights { try validate() }
             let metric = config.validationMetric == .heldOut ? heldOutNLL : valid.total
             guard metric.isFinite else {
                 throw TrainingError("the validation metric became \(metric) at epoch \(epoch + 1); nothing was written from these weights. Lower learningRate or set gradClip and train again.")
@@ -217,7 +225,7 @@ public final class Trainer {
             if improved {
                 bestValidLoss = metric
                 bestEpoch = epoch
-                bestParameters.copy(from: model.params.values)
+                bestParameters.copy(from: average?.values ?? model.params.values)
                 try writeBest()
             }
             let reduced = config.lrSchedule == .plateau ? scheduler.step(metric) : false
@@ -384,6 +392,7 @@ public final class Trainer {
             }
             adam.update(params: model.params.values, grads: model.params.grads,
                         learningRate: learningRate(atEpoch: epoch, state), weightDecay: weightDecay)
+            average?.update(from: model.params.values, step: step)
             step += 1
             sums.normSum += gradNorm
             sums.batches += 1
@@ -411,6 +420,16 @@ public final class Trainer {
     /// The validation loss in deterministic mode, with the final KL weight so that the
     /// monitored objective does not drift with the warm-up, and the Poisson NLL per entry of
     /// the held-out neurons and forward bins.
+    /// Runs `body` with the weight average in the model (when `weightAverage` is on), then
+    /// puts the live weights back.
+    func withAveragedWeights<T>(_ body: () throws -> T) rethrows -> T {
+        guard let average, let liveParameters else { return try body() }
+        liveParameters.copy(from: model.params.values)
+        model.params.values.copy(from: average.values)
+        defer { model.params.values.copy(from: liveParameters) }
+        return try body()
+    }
+
     public func validate() throws -> (loss: LossValues, heldOutNLL: Double) {
         guard !split.validation.isEmpty else {
             return (LossValues(reconstruction: 0, kl: 0, total: 0, observedEntries: 0, trials: 0), 0)

@@ -25,6 +25,9 @@ struct ResumeTests {
         for group in ["model", "optimizer/exp_avg", "optimizer/exp_avg_sq"] {
             for name in try f.children(of: group) { out["\(group)/\(name)"] = try f.readFloats("\(group)/\(name)").values }
         }
+        if let names = try? f.children(of: "weight_average") {       // with weightAverage only
+            for name in names { out["weight_average/\(name)"] = try f.readFloats("weight_average/\(name)").values }
+        }
         out["last"] = try H5File.open("\(run)/last.h5").readFloats("model/readout.weight").values
         return out
     }
@@ -81,6 +84,34 @@ struct ResumeTests {
         let ignore = try CLI.run(Self.trainArgs + ["--data", data, "--set", "epochs=6", "--set", "batchSize=8", "--run-dir", "\(dir)/ignore"])
         #expect(ignore.status == 0, "\(ignore.output)")
         #expect(try Self.finalState("\(dir)/ignore")["model/readout.weight"] != reference["model/readout.weight"])
+    }
+
+    @Test("weightAverage: validation and best.h5 use the moving average of the weights, and it resumes bitwise")
+    func weightAverageResume() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try Self.data(in: dir)
+        let args = Self.trainArgs + ["--data", data, "--set", "epochs=6", "--set", "weightAverage=0.9"]
+        let clean = try CLI.run(args + ["--run-dir", "\(dir)/clean"])
+        #expect(clean.status == 0, "\(clean.output)")
+        let reference = try Self.finalState("\(dir)/clean")
+        let average = try #require(reference["weight_average/readout.weight"])
+        #expect(average != reference["model/readout.weight"], "the average is not the live weights")
+        // best.h5 holds the average as it was at the best epoch.
+        let best = try H5File.open("\(dir)/clean/best.h5")
+        let bestEpoch = Int(try best.readAttributeInt("best_epoch"))
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/clean").filter { $0.hasPrefix("ckpt-") }.sorted()
+        // The averaged weights improve at every epoch of this short run, so the best is the last.
+        #expect(bestEpoch == 5, "best epoch \(bestEpoch + 1)")
+        #expect(try best.readFloats("model/readout.weight").values == average, "best.h5 is the average of the last epoch")
+        #expect(checkpoints.count == 2)
+        let run = "\(dir)/killed"
+        let killed = try CLI.killWhen(args + ["--run-dir", run], run: run, output: "\(run).log") {
+            CLI.epochsLogged(run) >= 2 && ((try? FileManager.default.contentsOfDirectory(atPath: run)) ?? []).contains { $0.hasPrefix("ckpt-") }
+        }
+        #expect(killed, "the run ended before its kill")
+        let resumed = try CLI.run(args + ["--run-dir", run, "--resume"])
+        #expect(resumed.status == 0, "\(resumed.output)")
+        #expect(try Self.finalState(run) == reference, "resumed run differs")
     }
 
     @Test("A kill in the middle of a checkpoint write leaves the previous checkpoint loadable")

@@ -98,6 +98,24 @@ struct AdamTests {
         #expect(adam.step == 3)
     }
 
+    @Test("Weight average: a ← a + (1 − d)(θ − a), d = min(decay, (1+t)/(10+t))")
+    func weightAverage() {
+        let p = Buffer<Double>([1.0, -2.0])
+        let average = WeightAverage(of: p, decay: 0.99)
+        #expect(average.values[0] == 1 && average.values[1] == -2)
+        #expect(abs(average.decay(atStep: 0) - 0.1) < 1e-15)
+        #expect(abs(average.decay(atStep: 8) - 0.5) < 1e-15)
+        #expect(average.decay(atStep: 10_000) == 0.99)
+        var a = [1.0, -2.0]
+        for (t, step) in [[3.0, 1.0], [0.0, 0.0], [-1.0, 5.0]].enumerated() {
+            for i in 0..<2 { p[i] = step[i] }
+            average.update(from: p, step: t)
+            let d = min(0.99, Double(1 + t) / Double(10 + t))
+            for i in 0..<2 { a[i] = d * a[i] + (1 - d) * step[i] }
+        }
+        for i in 0..<2 { #expect(abs(average.values[i] - a[i]) < 1e-14, "\(average.values[i]) vs \(a[i])") }
+    }
+
     @Test("Global-norm clipping as clip_grad_norm_")
     func clipping() {
         let g = Buffer<Double>([3, 4])
