@@ -246,10 +246,16 @@ public final class Trainer {
             if firstEpochEnd == nil { firstEpochEnd = now }
             let budgetReached = try planBudget(&state, sessionEpochs: epoch + 1 - (resumed?.epoch ?? 0),
                                                secondsSinceFirstEpoch: now.timeIntervalSince(firstEpochEnd!))
-            let total = state.plannedEpochs ?? config.epochs
+            var total = max(state.plannedEpochs ?? config.epochs, epoch + 1)
             let done = epoch + 1 - (resumed?.epoch ?? 0)
-            var eta = Date().timeIntervalSince(started) / Double(done) * Double(total - epoch - 1)
-            if config.maxMinutes > 0 { eta = min(eta, max(config.maxMinutes * 60 - (state.trainingSeconds ?? 0), 0)) }
+            let perEpoch = Date().timeIntervalSince(started) / Double(done)
+            let left = max(config.maxMinutes * 60 - (state.trainingSeconds ?? 0), 0)
+            if config.maxMinutes > 0 && epoch + 1 >= total && epoch + 1 < config.epochs && !budgetReached {
+                // Faster than planned (the plan is an estimate): count on from what is left.
+                total = min(config.epochs, epoch + 1 + Int((left / perEpoch).rounded(.up)))
+            }
+            var eta = perEpoch * Double(max(total - epoch - 1, 0))
+            if config.maxMinutes > 0 { eta = min(eta, left) }
             log(String(format: "epoch %4d/%d  train %.4f (rec %.4f kl %.1f)  valid %@ %.5f%@  lr %.2e%@  beta %.3f  %5.0f trials/s  ETA %@",
                        epoch + 1, total, train.loss.total, train.loss.reconstruction, train.loss.kl,
                        config.validationMetric.rawValue, metric,

@@ -128,6 +128,13 @@ struct BudgetTests {
         let total = try #require(final.trainingSeconds)
         #expect(total >= 4 && total <= 4 + 1.5, "\(total) s of training for a 4 s budget")
         #expect(FileManager.default.fileExists(atPath: "\(run)/submission.h5") && FileManager.default.fileExists(atPath: "\(run)/validation.json"))
+        // Progress lines never count past their total nor show a negative ETA, even when the
+        // epochs run faster than planned.
+        for line in r.stdout.split(separator: "\n") where line.hasPrefix("epoch ") {
+            let counts = line.dropFirst(6).split(separator: " ", omittingEmptySubsequences: true)[0].split(separator: "/").compactMap { Int($0) }
+            #expect(counts.count == 2 && counts[0] <= counts[1], "\(line)")
+            #expect(!line.contains("ETA -"), "\(line)")
+        }
     }
 
     @Test("A preempted budgeted run, resumed, counts the time already spent")
