@@ -36,6 +36,19 @@ struct ResumeTests {
         try CLI.run(trainArgs + extra, ranks: ranks, environment: env)
     }
 
+    /// Runs `args` into `run`, SIGKILLs it once `afterEpochs` epochs are logged and a checkpoint
+    /// exists, runs it again with --resume, and expects the final state to equal `reference`.
+    static func killAndResume(_ args: [String], run: String, afterEpochs epochs: Int, reference: [String: [Float]]) throws {
+        let killed = try CLI.killWhen(args + ["--run-dir", run], run: run, output: "\(run).log") {
+            CLI.epochsLogged(run) >= epochs && ((try? FileManager.default.contentsOfDirectory(atPath: run)) ?? []).contains { $0.hasPrefix("ckpt-") }
+        }
+        #expect(killed, "the run ended before its kill after \(epochs) epochs")
+        let resumed = try CLI.run(args + ["--run-dir", run, "--resume"])
+        #expect(resumed.status == 0, "\(resumed.output)")
+        #expect(resumed.stdout.contains("resuming from"))
+        #expect(try Self.finalState(run) == reference, "kill after \(epochs) epochs: resumed run differs")
+    }
+
     @Test("SIGKILL after 1, 4 and 9 of 12 epochs, then the same command again: bitwise equal to an uninterrupted run")
     func killAndResume() throws {
         let dir = CLI.temporaryDirectory()
@@ -47,14 +60,7 @@ struct ResumeTests {
         #expect(reference.count > 10)
         for epochs in [1, 4, 9] {
             let run = "\(dir)/killed\(epochs)"
-            let killed = try CLI.killWhen(args + ["--run-dir", run], run: run, output: "\(run).log") {
-                CLI.epochsLogged(run) >= epochs && ((try? FileManager.default.contentsOfDirectory(atPath: run)) ?? []).contains { $0.hasPrefix("ckpt-") }
-            }
-            #expect(killed, "the run ended before its kill after \(epochs) epochs")
-            let resumed = try CLI.run(args + ["--run-dir", run, "--resume"])
-            #expect(resumed.status == 0, "\(resumed.output)")
-            #expect(resumed.stdout.contains("resuming from"))
-            #expect(try Self.finalState(run) == reference, "kill after \(epochs) epochs: resumed run differs")
+            try Self.killAndResume(args, run: run, afterEpochs: epochs, reference: reference)
             let lines = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n")
             #expect(lines.count == 12, "metrics.jsonl has one line per epoch after resuming")
         }
@@ -72,14 +78,7 @@ struct ResumeTests {
         let first = try String(contentsOfFile: "\(dir)/clean/metrics.jsonl", encoding: .utf8).split(separator: "\n")[0]
         #expect(first.contains("\"step\":5,"), "\(first)")
         let reference = try Self.finalState("\(dir)/clean")
-        let run = "\(dir)/killed"
-        let killed = try CLI.killWhen(args + ["--run-dir", run], run: run, output: "\(run).log") {
-            CLI.epochsLogged(run) >= 2 && ((try? FileManager.default.contentsOfDirectory(atPath: run)) ?? []).contains { $0.hasPrefix("ckpt-") }
-        }
-        #expect(killed, "the run ended before its kill")
-        let resumed = try CLI.run(args + ["--run-dir", run, "--resume"])
-        #expect(resumed.status == 0, "\(resumed.output)")
-        #expect(try Self.finalState(run) == reference, "resumed run differs")
+        try Self.killAndResume(args, run: "\(dir)/killed", afterEpochs: 2, reference: reference)
         // Without the eval trials the same run trains on other data.
         let ignore = try CLI.run(Self.trainArgs + ["--data", data, "--set", "epochs=6", "--set", "batchSize=8", "--run-dir", "\(dir)/ignore"])
         #expect(ignore.status == 0, "\(ignore.output)")
@@ -104,14 +103,7 @@ struct ResumeTests {
         #expect(bestEpoch == 5, "best epoch \(bestEpoch + 1)")
         #expect(try best.readFloats("model/readout.weight").values == average, "best.h5 is the average of the last epoch")
         #expect(checkpoints.count == 2)
-        let run = "\(dir)/killed"
-        let killed = try CLI.killWhen(args + ["--run-dir", run], run: run, output: "\(run).log") {
-            CLI.epochsLogged(run) >= 2 && ((try? FileManager.default.contentsOfDirectory(atPath: run)) ?? []).contains { $0.hasPrefix("ckpt-") }
-        }
-        #expect(killed, "the run ended before its kill")
-        let resumed = try CLI.run(args + ["--run-dir", run, "--resume"])
-        #expect(resumed.status == 0, "\(resumed.output)")
-        #expect(try Self.finalState(run) == reference, "resumed run differs")
+        try Self.killAndResume(args, run: "\(dir)/killed", afterEpochs: 2, reference: reference)
     }
 
     @Test("A kill in the middle of a checkpoint write leaves the previous checkpoint loadable")
