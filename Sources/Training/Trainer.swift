@@ -423,9 +423,6 @@ public final class Trainer {
                            observedEntries: sums.observed, trials: sums.trials), sums.normSum / Double(max(sums.batches, 1)))
     }
 
-    /// The validation loss in deterministic mode, with the final KL weight so that the
-    /// monitored objective does not drift with the warm-up, and the Poisson NLL per entry of
-    /// the held-out neurons and forward bins.
     /// Runs `body` with the weight average in the model (when `weightAverage` is on), then
     /// puts the live weights back.
     func withAveragedWeights<T>(_ body: () throws -> T) rethrows -> T {
@@ -436,6 +433,9 @@ public final class Trainer {
         return try body()
     }
 
+    /// The validation loss in deterministic mode, with the final KL weight so that the
+    /// monitored objective does not drift with the warm-up, and the Poisson NLL per entry of
+    /// the held-out neurons and forward bins.
     public func validate() throws -> (loss: LossValues, heldOutNLL: Double) {
         guard !split.validation.isEmpty else {
             return (LossValues(reconstruction: 0, kl: 0, total: 0, observedEntries: 0, trials: 0), 0)
