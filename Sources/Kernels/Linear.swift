@@ -25,6 +25,31 @@ public enum Linear {
         rows: Int, inDim: Int, outDim: Int, precision: Precision = .float32
     ) {
         guard rows > 0 else { return }
+        if precision == .bf16, S.self == Float.self, OneDNN.bf16Available, inDim > 0, outDim > 0,
+           OneDNN.linearBackwardBF16(dx: dx.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: Float.self) },
+                                     dWeight: UnsafeMutableRawPointer(dWeight).assumingMemoryBound(to: Float.self),
+                                     dy: UnsafeRawPointer(dy).assumingMemoryBound(to: Float.self),
+                                     x: UnsafeRawPointer(x).assumingMemoryBound(to: Float.self),
+                                     weight: UnsafeRawPointer(weight).assumingMemoryBound(to: Float.self),
+                                     rows: rows, inDim: inDim, outDim: outDim) {
+            // Both products with dy, x and W converted once (bitwise the two calls below).
+        } else {
+            products(dx: dx, dWeight: dWeight, dy: dy, x: x, weight: weight, rows: rows, inDim: inDim, outDim: outDim, precision: precision)
+        }
+        if let dBias {
+            for r in 0..<rows {
+                let row = dy + r * outDim
+                for o in 0..<outDim { dBias[o] += row[o] }
+            }
+        }
+    }
+
+    /// The backward's two products, one `gemm` each.
+    @inlinable @usableFromInline
+    static func products<S: Scalar>(
+        dx: UnsafeMutablePointer<S>?, dWeight: UnsafeMutablePointer<S>, dy: UnsafePointer<S>, x: UnsafePointer<S>,
+        weight: UnsafePointer<S>, rows: Int, inDim: Int, outDim: Int, precision: Precision
+    ) {
         if let dx {
             // dx (rows, in) += dy (rows, out) · W (out, in)
             S.gemm(transA: false, transB: false, m: rows, n: inDim, k: outDim,
@@ -33,11 +58,5 @@ public enum Linear {
         // dW (out, in) += dyᵀ (out, rows) · x (rows, in)
         S.gemm(transA: true, transB: false, m: outDim, n: inDim, k: rows,
                alpha: 1, a: dy, lda: outDim, b: x, ldb: inDim, beta: 1, c: dWeight, ldc: inDim, precision: precision)
-        if let dBias {
-            for r in 0..<rows {
-                let row = dy + r * outDim
-                for o in 0..<outDim { dBias[o] += row[o] }
-            }
-        }
     }
 }

@@ -48,6 +48,8 @@ public enum OneDNN {
         var scratchpad: UnsafeMutableRawPointer?, scratchpadBytes = 0
         var scratchA = UnsafeMutablePointer<UInt16>.allocate(capacity: 1), capacityA = 1
         var scratchB = UnsafeMutablePointer<UInt16>.allocate(capacity: 1), capacityB = 1
+        /// A weight matrix in bf16, for `linearBackwardBF16`.
+        var scratchW = UnsafeMutablePointer<UInt16>.allocate(capacity: 1), capacityW = 1
         var lock = pthread_mutex_t()
         var failure: String?
         /// The threads of every oneDNN call: OpenBLAS's thread count (OPENBLAS_NUM_THREADS),
@@ -101,7 +103,7 @@ public enum OneDNN {
     public static var workspaceBytes: Int {
         pthread_mutex_lock(&state.lock)
         defer { pthread_mutex_unlock(&state.lock) }
-        return 2 * (state.capacityA + state.capacityB) + state.scratchpadBytes
+        return 2 * (state.capacityA + state.capacityB + state.capacityW) + state.scratchpadBytes
     }
 
     /// The threads oneDNN uses for calls from this thread (OpenMP).
@@ -211,6 +213,37 @@ public enum OneDNN {
             lf_f32_to_bf16(b + bOffset, b16, bCount)
             guard execute(transA: true, transB: transB, m: m, n: n, k: depth, alpha: alpha, a: UnsafeRawPointer(a16), lda: lda,
                           b: UnsafeRawPointer(b16), ldb: ldb, beta: start == 0 ? beta : 1, c: c, ldc: ldc, precision: .bf16) else { return false }
+        }
+        return true
+    }
+
+    /// A linear layer's two backward products in bf16, dx (rows, in) += dy · W and
+    /// dW (out, in) += dyᵀ · x, with each operand converted once: `gemm` would convert dy
+    /// once per product. Slices of rows of dy and x take both products in turn, the slices
+    /// `gemm` cuts for either (rows of dx; the summed dimension of dW), so the results are
+    /// bitwise those of the two `gemm` calls. False when oneDNN cannot run them.
+    @usableFromInline
+    static func linearBackwardBF16(dx: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>,
+                                   dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                   rows: Int, inDim: Int, outDim: Int) -> Bool {
+        pthread_mutex_lock(&state.lock)
+        defer { pthread_mutex_unlock(&state.lock) }
+        lf_set_openmp_threads(Int32(state.threads))
+        let s = state
+        let slice = max(1, bf16SliceElements / max(outDim, 1))
+        let w16 = s.scratch(&s.scratchW, &s.capacityW, outDim * inDim)
+        if dx != nil { lf_f32_to_bf16(weight, w16, outDim * inDim) }
+        for row in stride(from: 0, to: rows, by: slice) {
+            let count = min(slice, rows - row)
+            let dy16 = s.scratch(&s.scratchA, &s.capacityA, count * outDim), x16 = s.scratch(&s.scratchB, &s.capacityB, count * inDim)
+            lf_f32_to_bf16(dy + row * outDim, dy16, count * outDim)
+            lf_f32_to_bf16(x + row * inDim, x16, count * inDim)
+            if let dx {
+                guard execute(transA: false, transB: false, m: count, n: inDim, k: outDim, alpha: 1, a: UnsafeRawPointer(dy16), lda: outDim,
+                              b: UnsafeRawPointer(w16), ldb: inDim, beta: 1, c: dx + row * inDim, ldc: inDim, precision: .bf16) else { return false }
+            }
+            guard execute(transA: true, transB: false, m: outDim, n: inDim, k: count, alpha: 1, a: UnsafeRawPointer(dy16), lda: outDim,
+                          b: UnsafeRawPointer(x16), ldb: inDim, beta: 1, c: dWeight, ldc: inDim, precision: .bf16) else { return false }
         }
         return true
     }

@@ -79,6 +79,34 @@ struct GEMMTests {
         if c.k >= 33 { #expect(e > 1e-4, "\(c): error \(e) is float32-sized; bf16 did not run") }
     }
 
+    @Test("Linear's bf16 backward converts each operand once and equals its two bf16 products bitwise",
+          .enabled(if: OneDNN.bf16Available, "this CPU has no AVX512-BF16: bf16 products run in float32"),
+          arguments: [(rows: 3000, inDim: 300, outDim: 2048), (rows: 70, inDim: 33, outDim: 96)])
+    func linearBackwardBF16(_ shape: (rows: Int, inDim: Int, outDim: Int)) {
+        // 3000 × 2048 values of dy: two slices of rows, as in the attention's in_proj.
+        let (rows, inDim, outDim) = shape
+        let dy = Self.values(rows * outDim, salt: 4), x = Self.values(rows * inDim, salt: 5)
+        let w = Self.values(outDim * inDim, salt: 6), dx0 = Self.values(rows * inDim, salt: 7)
+        let dw0 = Self.values(outDim * inDim, salt: 8)
+        var dxFused = dx0, dwFused = dw0, dxPair = dx0, dwPair = dw0, dxNone = dx0, dwNone = dw0
+        var biasFused = [Float](repeating: 0, count: outDim), biasPair = biasFused
+        Linear.backward(dx: &dxFused, dWeight: &dwFused, dBias: &biasFused, dy: dy, x: x, weight: w,
+                        rows: rows, inDim: inDim, outDim: outDim, precision: .bf16)
+        Linear.products(dx: &dxPair, dWeight: &dwPair, dy: dy, x: x, weight: w, rows: rows, inDim: inDim, outDim: outDim,
+                        precision: .bf16)
+        for r in 0..<rows { for o in 0..<outDim { biasPair[o] += dy[r * outDim + o] } }
+        #expect(dxFused == dxPair && dwFused == dwPair && biasFused == biasPair)
+        // Without dx only the weight gradient changes.
+        Linear.backward(dx: nil, dWeight: &dwNone, dBias: nil, dy: dy, x: x, weight: w,
+                        rows: rows, inDim: inDim, outDim: outDim, precision: .bf16)
+        #expect(dxNone == dx0 && dwNone == dwPair)
+        // And it is a bf16 product: the float32 one differs.
+        var dxF32 = dx0, dwF32 = dw0
+        Linear.products(dx: &dxF32, dWeight: &dwF32, dy: dy, x: x, weight: w, rows: rows, inDim: inDim, outDim: outDim,
+                        precision: .float32)
+        #expect(dwF32 != dwPair)
+    }
+
     @Test("float32 → bf16 rounds to nearest even, keeps NaN and signed zeros, flushes subnormals")
     func conversion() {
         let inputs: [Float] = [1, -1, 1 + 1.0 / 256, 1 + 3.0 / 512, 0, -Float(0), .infinity, -.infinity, .nan, 1e-40, 3.1415927]
