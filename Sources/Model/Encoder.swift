@@ -142,11 +142,13 @@ public final class GRUEncoder<S: Scalar> {
                        b: whh, ldb: h, beta: 1, c: dStates + o - batch * h, ldc: h)
             }
         }
-        // dW_hh += Σ_{t≥1} dgh_tᵀ h_{t-1}: one GEMM over the stacked steps; h_{-1} = 0.
+        // dW_hh += Σ_{t≥1} dgh_tᵀ h_{t-1}: one GEMM over the stacked steps; h_{-1} = 0. With bf16
+        // it takes bf16 operands like the other weight gradients (the per-step products of the
+        // recurrence stay float32: at 256 rows their conversions ate the gain, measured).
         if steps > 1 {
             S.gemm(transA: true, transB: false, m: h3, n: h, k: (steps - 1) * batch, alpha: 1,
                    a: dHiddenGates.ptr + batch * h3, lda: h3, b: states.ptr, ldb: h,
-                   beta: 1, c: params.grad(weightHH), ldc: h)
+                   beta: 1, c: params.grad(weightHH), ldc: h, precision: precision)
         }
         let dbhh = params.grad(biasHH)
         for row in 0..<(steps * batch) {
