@@ -28,6 +28,8 @@ public enum OneDNN {
         let precision: Precision
         /// oneDNN sizes a primitive's work for the threads it was created with.
         let threads: Int
+        /// A grid of products (two batch dimensions in front), or nil for one product.
+        var grid: GEMMGrid? = nil
     }
 
     /// A primitive with its memory objects (source, weights, destination, scratchpad), made
@@ -126,10 +128,19 @@ public enum OneDNN {
         var aStrides: [Int64] = key.transA ? [1, Int64(key.lda)] : [Int64(key.lda), 1]
         var bStrides: [Int64] = key.transB ? [1, Int64(key.ldb)] : [Int64(key.ldb), 1]
         var cStrides: [Int64] = [Int64(key.ldc), 1]
+        if let grid = key.grid {
+            // Two batch dimensions in front, each with its own stride per operand.
+            let extents = [Int64(grid.outer), Int64(grid.inner)]
+            aDims = extents + aDims; bDims = extents + bDims; cDims = extents + cDims
+            aStrides = [Int64(grid.a.outer), Int64(grid.a.inner)] + aStrides
+            bStrides = [Int64(grid.b.outer), Int64(grid.b.inner)] + bStrides
+            cStrides = [Int64(grid.c.outer), Int64(grid.c.inner)] + cStrides
+        }
+        let rank = Int32(aDims.count)
         var aDesc = dnnl_memory_desc_t(), bDesc = dnnl_memory_desc_t(), cDesc = dnnl_memory_desc_t()
-        guard dnnl_memory_desc_init_by_strides(&aDesc, 2, &aDims, type, &aStrides) == dnnl_success,
-              dnnl_memory_desc_init_by_strides(&bDesc, 2, &bDims, type, &bStrides) == dnnl_success,
-              dnnl_memory_desc_init_by_strides(&cDesc, 2, &cDims, dnnl_f32, &cStrides) == dnnl_success else { return nil }
+        guard dnnl_memory_desc_init_by_strides(&aDesc, rank, &aDims, type, &aStrides) == dnnl_success,
+              dnnl_memory_desc_init_by_strides(&bDesc, rank, &bDims, type, &bStrides) == dnnl_success,
+              dnnl_memory_desc_init_by_strides(&cDesc, rank, &cDims, dnnl_f32, &cStrides) == dnnl_success else { return nil }
         var descriptor = dnnl_matmul_desc_t()
         guard dnnl_matmul_desc_init(&descriptor, &aDesc, &bDesc, nil, &cDesc) == dnnl_success else { return nil }
         var attributes: dnnl_primitive_attr_t?
@@ -248,13 +259,27 @@ public enum OneDNN {
         return true
     }
 
+    /// A grid of products on operands already in bfloat16, float32 output, in one primitive
+    /// (see `BF16.gemm`). False when oneDNN cannot do it.
+    static func gemmBF16(grid: GEMMGrid, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                         a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
+                         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+        guard bf16Available else { return false }
+        pthread_mutex_lock(&state.lock)
+        defer { pthread_mutex_unlock(&state.lock) }
+        lf_set_openmp_threads(Int32(state.threads))
+        return execute(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: UnsafeRawPointer(a), lda: lda,
+                       b: UnsafeRawPointer(b), ldb: ldb, beta: beta, c: c, ldc: ldc, precision: .bf16, grid: grid)
+    }
+
     /// One primitive execution on operands already in `precision` (caller holds the lock).
     static func execute(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                         a: UnsafeRawPointer, lda: Int, b: UnsafeRawPointer, ldb: Int,
-                        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision) -> Bool {
+                        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision,
+                        grid: GEMMGrid? = nil) -> Bool {
         let s = state
         let key = Key(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
-                      alpha: alpha, beta: beta, precision: precision, threads: s.threads)
+                      alpha: alpha, beta: beta, precision: precision, threads: s.threads, grid: grid)
         guard let made = primitive(key) else { return false }
         if made.scratchpadBytes > s.scratchpadBytes {
             s.scratchpad?.deallocate()

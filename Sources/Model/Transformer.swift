@@ -72,7 +72,8 @@ public enum LayerNorm {
 public final class TransformerLayer<S: Scalar> {
     let steps: Int, width: Int, heads: Int, headWidth: Int, feedForward: Int
     let rate: Double
-    /// Of the projections and the feed-forward products (the attention scores stay float32).
+    /// Of the projections, the attention products and the feed-forward products (the softmax
+    /// and everything element-wise stay float32).
     let precision: Precision
 
     /// Q, K, V; the attention's backward overwrites it with their gradients.  (steps, B, 3D)
@@ -100,11 +101,17 @@ public final class TransformerLayer<S: Scalar> {
     let headGradients: Buffer<S>
     let dFF: Buffer<S>              // (steps, B, Fff)
     let dScores: Buffer<S>          // (steps, steps)
+    /// With bf16 (Float on a CPU with AVX512-BF16) the attention's products run per chunk of
+    /// `chunkTrials` trials on bf16 copies: of the chunk's Q, K, V (steps, chunk, 3D), of its
+    /// context gradient (steps, chunk, D) and of its P ⊙ mask or dS (chunk, heads, steps,
+    /// steps); `chunkScores` holds the chunk's dPd and dS in float32. Nil in float32.
+    let bf16Attention: BF16Attention?
     let inProjWeight, inProjBias, outProjWeight, outProjBias: ParameterSlot
     let linear1Weight, linear1Bias, linear2Weight, linear2Bias: ParameterSlot
     let norm1Weight, norm1Bias, norm2Weight, norm2Bias: ParameterSlot
 
-    public init(config: Config, steps: Int, maxBatch: Int, layout: ParameterLayout) {
+    /// `attentionChunkTrials` overrides the bf16 attention's chunk of trials (tests).
+    public init(config: Config, steps: Int, maxBatch: Int, layout: ParameterLayout, attentionChunkTrials: Int? = nil) {
         inProjWeight = layout.slot("decoder.self_attn.in_proj_weight")
         inProjBias = layout.slot("decoder.self_attn.in_proj_bias")
         outProjWeight = layout.slot("decoder.self_attn.out_proj.weight")
@@ -145,6 +152,8 @@ public final class TransformerLayer<S: Scalar> {
         headGradients = Buffer(count: 3 * steps * (width / heads))
         dFF = Buffer(count: rowsF)
         dScores = Buffer(count: steps * steps)
+        bf16Attention = config.precision == .bf16 && S.self == Float.self && OneDNN.bf16Available
+            ? BF16Attention(steps: steps, maxBatch: maxBatch, width: width, heads: heads, chunkTrials: attentionChunkTrials) : nil
     }
 
     /// Overwrites `out` (steps, B, D) from `x` (steps, B, D).
@@ -161,7 +170,7 @@ public final class TransformerLayer<S: Scalar> {
         // Self-attention.
         Linear.forward(y: qkv.ptr, x: x, weight: params.value(inProjWeight), bias: params.value(inProjBias),
                        rows: rows, inDim: d, outDim: 3 * d, precision: precision)
-        attentionForward(batch: batch)
+        if let bf16Attention { attentionForwardBF16(bf16Attention, batch: batch) } else { attentionForward(batch: batch) }
         Linear.forward(y: residual.ptr, x: context.ptr, weight: params.value(outProjWeight), bias: params.value(outProjBias),
                        rows: rows, inDim: d, outDim: d, precision: precision)
         let res = residual.ptr, aom = attnOutMask.kept, aos = attnOutMask.scale
@@ -200,21 +209,42 @@ public final class TransformerLayer<S: Scalar> {
                 // scores (steps, steps) = Q Kᵀ · scale
                 S.gemm(transA: false, transB: true, m: steps, n: steps, k: dh, alpha: scale,
                        a: q, lda: ld, b: k, ldb: ld, beta: 0, c: pr, ldc: steps)
-                for i in 0..<steps {
-                    let row = pr + i * steps
-                    var top = row[0]
-                    for j in 1..<steps { top = max(top, row[j]) }
-                    var sum: S = 0
-                    for j in 0..<steps { row[j] = S.exp(row[j] - top); sum += row[j] }
-                    for j in 0..<steps {
-                        row[j] /= sum
-                        pd[i * steps + j] = mask[i * steps + j] != 0 ? row[j] * keep : 0
-                    }
-                }
+                softmax(pr, dropped: pd, mask: mask, keep: keep)
                 // context (steps, dh) = Pd V
                 S.gemm(transA: false, transB: false, m: steps, n: dh, k: steps, alpha: 1,
                        a: pd, lda: steps, b: v, ldb: ld, beta: 0, c: context.ptr + b * d + h * dh, ldc: ldc)
             }
+        }
+    }
+
+    /// One (trial, head)'s scores (steps, steps) become P = softmax by row, in place, and
+    /// `dropped` P ⊙ mask.
+    @inline(__always)
+    func softmax(_ pr: UnsafeMutablePointer<S>, dropped pd: UnsafeMutablePointer<S>, mask: UnsafePointer<UInt8>, keep: S) {
+        for i in 0..<steps {
+            let row = pr + i * steps
+            var top = row[0]
+            for j in 1..<steps { top = max(top, row[j]) }
+            var sum: S = 0
+            for j in 0..<steps { row[j] = S.exp(row[j] - top); sum += row[j] }
+            for j in 0..<steps {
+                row[j] /= sum
+                pd[i * steps + j] = mask[i * steps + j] != 0 ? row[j] * keep : 0
+            }
+        }
+    }
+
+    /// Through the dropout mask and the softmax of one (trial, head), in place:
+    /// d(P ⊙ mask) becomes dS = P ⊙ (dP - Σ_j dP ⊙ P).
+    @inline(__always)
+    func softmaxBackward(_ ds: UnsafeMutablePointer<S>, probs pr: UnsafePointer<S>, mask: UnsafePointer<UInt8>, keep: S) {
+        for i in 0..<steps {
+            var dot: S = 0
+            for j in 0..<steps {
+                ds[i * steps + j] = mask[i * steps + j] != 0 ? ds[i * steps + j] * keep : 0
+                dot += ds[i * steps + j] * pr[i * steps + j]
+            }
+            for j in 0..<steps { ds[i * steps + j] = pr[i * steps + j] * (ds[i * steps + j] - dot) }
         }
     }
 
@@ -257,7 +287,11 @@ public final class TransformerLayer<S: Scalar> {
         dContext.ptr.update(repeating: 0, count: rows * d)
         Linear.backward(dx: dContext.ptr, dWeight: params.grad(outProjWeight), dBias: params.grad(outProjBias),
                         dy: dResidual.ptr, x: context.ptr, weight: params.value(outProjWeight), rows: rows, inDim: d, outDim: d, precision: precision)
-        attentionBackward(batch: batch, dContext: dContext.ptr)
+        if let bf16Attention {
+            attentionBackwardBF16(bf16Attention, batch: batch, dContext: dContext.ptr)
+        } else {
+            attentionBackward(batch: batch, dContext: dContext.ptr)
+        }
         let dQKV = qkv                                                           // now dQ, dK, dV
         Linear.backward(dx: dx, dWeight: params.grad(inProjWeight), dBias: nil,
                         dy: dQKV.ptr, x: x, weight: params.value(inProjWeight), rows: rows, inDim: d, outDim: 3 * d, precision: precision)
@@ -294,15 +328,7 @@ public final class TransformerLayer<S: Scalar> {
                 // dPd (steps, steps) = dctx Vᵀ
                 S.gemm(transA: false, transB: true, m: steps, n: steps, k: dh, alpha: 1,
                        a: dctx, lda: ldc, b: v, ldb: ld, beta: 0, c: ds, ldc: steps)
-                // Through the dropout mask and the softmax: dS = P ⊙ (dP - Σ_j dP ⊙ P).
-                for i in 0..<steps {
-                    var dot: S = 0
-                    for j in 0..<steps {
-                        ds[i * steps + j] = mask[i * steps + j] != 0 ? ds[i * steps + j] * keep : 0
-                        dot += ds[i * steps + j] * pr[i * steps + j]
-                    }
-                    for j in 0..<steps { ds[i * steps + j] = pr[i * steps + j] * (ds[i * steps + j] - dot) }
-                }
+                softmaxBackward(ds, probs: pr, mask: mask, keep: keep)
                 // dQ = scale · dS K;  dK = scale · dSᵀ Q
                 S.gemm(transA: false, transB: false, m: steps, n: dh, k: steps, alpha: scale,
                        a: ds, lda: steps, b: k, ldb: ld, beta: 0, c: dq, ldc: dh)
@@ -315,6 +341,104 @@ public final class TransformerLayer<S: Scalar> {
                     (v + t * ld).update(from: dv + t * dh, count: dh)
                 }
             }
+        }
+    }
+}
+
+/// The bf16 copies the attention's products read, per chunk of trials (see
+/// `TransformerLayer.bf16Attention`), and the chunk's float32 score gradients.
+final class BF16Attention {
+    let chunkTrials: Int
+    let qkv: UnsafeMutablePointer<UInt16>       // (steps, chunk, 3D)
+    let context: UnsafeMutablePointer<UInt16>   // (steps, chunk, D): d context
+    let scores: UnsafeMutablePointer<UInt16>    // (chunk, heads, steps, steps): P ⊙ mask, then dS
+    let chunkScores: Buffer<Float>              // (chunk, heads, steps, steps): dPd, then dS
+
+    init(steps: Int, maxBatch: Int, width: Int, heads: Int, chunkTrials: Int? = nil) {
+        // About 2M values of Q, K, V per chunk (4 MB of bf16): all the small model's trials,
+        // 18 of the paper size's.
+        self.chunkTrials = max(1, min(maxBatch, chunkTrials ?? (2 << 20) / max(1, steps * 3 * width)))
+        let chunk = self.chunkTrials
+        qkv = .allocate(capacity: steps * chunk * 3 * width)
+        context = .allocate(capacity: steps * chunk * width)
+        scores = .allocate(capacity: chunk * heads * steps * steps)
+        chunkScores = Buffer(count: chunk * heads * steps * steps)
+    }
+
+    deinit {
+        qkv.deallocate(); context.deallocate(); scores.deallocate()
+    }
+}
+
+extension TransformerLayer {
+    /// `attentionForward` with bf16 products: per chunk of trials, Q, K, V are converted once
+    /// and each product is one grid over (trial, head). The softmax stays float32.
+    func attentionForwardBF16(_ work: BF16Attention, batch: Int) {
+        let d = width, dh = headWidth, s2 = steps * steps, ld = batch * 3 * d
+        let scale = Float(1 / S(dh).squareRoot())
+        let qkvF = UnsafeMutableRawPointer(qkv.ptr).assumingMemoryBound(to: Float.self)
+        let probsF = UnsafeMutableRawPointer(probsDropped.ptr).assumingMemoryBound(to: Float.self)
+        let contextF = UnsafeMutableRawPointer(context.ptr).assumingMemoryBound(to: Float.self)
+        let block = GEMMGrid.Steps(outer: heads * s2, inner: s2), inQKV = GEMMGrid.Steps(outer: 3 * d, inner: dh)
+        for first in stride(from: 0, to: batch, by: work.chunkTrials) {
+            let n = min(work.chunkTrials, batch - first), l16 = n * 3 * d
+            BF16.convert(rows: steps, count: l16, from: qkvF + first * 3 * d, ld: ld, into: work.qkv)
+            // scores = Q Kᵀ · scale, into probs.
+            let scoresF = UnsafeMutableRawPointer(probs.ptr + first * heads * s2).assumingMemoryBound(to: Float.self)
+            var ok = BF16.gemm(grid: GEMMGrid(outer: n, inner: heads, a: inQKV, b: inQKV, c: block), transA: false, transB: true,
+                               m: steps, n: steps, k: dh, alpha: scale, a: work.qkv, lda: l16, b: work.qkv + d, ldb: l16,
+                               beta: 0, c: scoresF, ldc: steps)
+            for blockIndex in (first * heads)..<((first + n) * heads) {
+                softmax(probs.ptr + blockIndex * s2, dropped: probsDropped.ptr + blockIndex * s2,
+                        mask: attnMask.kept + blockIndex * s2, keep: attnMask.scale)
+            }
+            // context = (P ⊙ mask) V
+            BF16.convert(rows: 1, count: n * heads * s2, from: probsF + first * heads * s2, ld: 0, into: work.scores)
+            ok = ok && BF16.gemm(grid: GEMMGrid(outer: n, inner: heads, a: block, b: inQKV, c: GEMMGrid.Steps(outer: d, inner: dh)),
+                                 transA: false, transB: false, m: steps, n: dh, k: steps, alpha: 1, a: work.scores, lda: steps,
+                                 b: work.qkv + 2 * d, ldb: l16, beta: 0, c: contextF + first * d, ldc: batch * d)
+            precondition(ok, "oneDNN could not run the attention's bf16 products (\(OneDNN.implementation(precision: .bf16)))")
+        }
+    }
+
+    /// `attentionBackward` with bf16 products, per chunk of trials: the chunk's Q, K, V are
+    /// converted first, so its dQ, dK, dV are written straight over their float32 values in
+    /// `qkv`. The softmax's backward stays float32.
+    func attentionBackwardBF16(_ work: BF16Attention, batch: Int, dContext: UnsafePointer<S>) {
+        let d = width, dh = headWidth, s2 = steps * steps, ld = batch * 3 * d
+        let scale = Float(1 / S(dh).squareRoot())
+        let qkvF = UnsafeMutableRawPointer(qkv.ptr).assumingMemoryBound(to: Float.self)
+        let probsF = UnsafeMutableRawPointer(probsDropped.ptr).assumingMemoryBound(to: Float.self)
+        let dContextF = UnsafeRawPointer(dContext).assumingMemoryBound(to: Float.self)
+        let ds = work.chunkScores.ptr
+        let block = GEMMGrid.Steps(outer: heads * s2, inner: s2), inQKV = GEMMGrid.Steps(outer: 3 * d, inner: dh)
+        let inContext = GEMMGrid.Steps(outer: d, inner: dh)
+        for first in stride(from: 0, to: batch, by: work.chunkTrials) {
+            let n = min(work.chunkTrials, batch - first), l16 = n * 3 * d, c16 = n * d
+            let grid = { (a: GEMMGrid.Steps, b: GEMMGrid.Steps, c: GEMMGrid.Steps) in GEMMGrid(outer: n, inner: self.heads, a: a, b: b, c: c) }
+            BF16.convert(rows: steps, count: l16, from: qkvF + first * 3 * d, ld: ld, into: work.qkv)
+            BF16.convert(rows: steps, count: c16, from: dContextF + first * d, ld: batch * d, into: work.context)
+            BF16.convert(rows: 1, count: n * heads * s2, from: probsF + first * heads * s2, ld: 0, into: work.scores)
+            let q = qkvF + first * 3 * d
+            // dV = Pdᵀ dctx, over V (its bf16 copy is all that is read from here on).
+            var ok = BF16.gemm(grid: grid(block, inContext, inQKV), transA: true, transB: false, m: steps, n: dh, k: steps,
+                               alpha: 1, a: work.scores, lda: steps, b: work.context, ldb: c16, beta: 0, c: q + 2 * d, ldc: ld)
+            // dPd = dctx Vᵀ
+            ok = ok && BF16.gemm(grid: grid(inContext, inQKV, block), transA: false, transB: true, m: steps, n: steps, k: dh,
+                                 alpha: 1, a: work.context, lda: c16, b: work.qkv + 2 * d, ldb: l16, beta: 0, c: ds, ldc: steps)
+            let dsS = UnsafeMutableRawPointer(ds).assumingMemoryBound(to: S.self)
+            for j in 0..<(n * heads) {
+                let blockIndex = first * heads + j
+                softmaxBackward(dsS + j * s2, probs: probs.ptr + blockIndex * s2, mask: attnMask.kept + blockIndex * s2,
+                                keep: attnMask.scale)
+            }
+            BF16.convert(rows: 1, count: n * heads * s2, from: ds, ld: 0, into: work.scores)
+            // dQ = scale · dS K;  dK = scale · dSᵀ Q, over Q and K.
+            ok = ok && BF16.gemm(grid: grid(block, inQKV, inQKV), transA: false, transB: false, m: steps, n: dh, k: steps,
+                                 alpha: scale, a: work.scores, lda: steps, b: work.qkv + d, ldb: l16, beta: 0, c: q, ldc: ld)
+            ok = ok && BF16.gemm(grid: grid(block, inQKV, inQKV), transA: true, transB: false, m: steps, n: dh, k: steps,
+                                 alpha: scale, a: work.scores, lda: steps, b: work.qkv, ldb: l16, beta: 0, c: q + d, ldc: ld)
+            precondition(ok, "oneDNN could not run the attention's bf16 products (\(OneDNN.implementation(precision: .bf16)))")
         }
     }
 }

@@ -107,6 +107,51 @@ struct GEMMTests {
         #expect(dwF32 != dwPair)
     }
 
+    @Test("A grid of bf16 products (the attention's, per chunk of trials) equals its Double products within 2e-2 of the rms",
+          .enabled(if: OneDNN.bf16Available, "this CPU has no AVX512-BF16: bf16 products run in float32"),
+          arguments: [(false, true), (false, false), (true, false)])
+    func bf16Grid(_ t: (transA: Bool, transB: Bool)) {
+        // 3 trials × 2 heads of 45 × 45 × 20 products reading strided views of one (steps,
+        // trials, 3D)-like array, written into another, as the attention does.
+        let outer = 3, inner = 2, m = 45, n = 20, k = 45, alpha: Float = 0.7
+        let lda = outer * 100, ldb = outer * 90, ldc = outer * 80
+        let grid = GEMMGrid(outer: outer, inner: inner, a: .init(outer: 100, inner: 50), b: .init(outer: 90, inner: 45),
+                            c: .init(outer: 80, inner: n))
+        let aRows = t.transA ? k : m, bRows = t.transB ? n : k
+        let a = Self.values(aRows * lda, salt: 9), b = Self.values(bRows * ldb, salt: 10)
+        var a16 = [UInt16](repeating: 0, count: a.count), b16 = [UInt16](repeating: 0, count: b.count)
+        BF16.convert(rows: 1, count: a.count, from: a, ld: 0, into: &a16)
+        BF16.convert(rows: 1, count: b.count, from: b, ld: 0, into: &b16)
+        let c0 = Self.values(m * ldc, salt: 11)
+        var c = c0
+        #expect(BF16.gemm(grid: grid, transA: t.transA, transB: t.transB, m: m, n: n, k: k, alpha: alpha,
+                          a: a16, lda: lda, b: b16, ldb: ldb, beta: 1, c: &c, ldc: ldc))
+        var worst = 0.0, squares = 0.0, touched = Set<Int>()
+        for i in 0..<outer {
+            for j in 0..<inner {
+                let ao = i * 100 + j * 50, bo = i * 90 + j * 45, co = i * 80 + j * n
+                for r in 0..<m {
+                    for col in 0..<n {
+                        var sum = 0.0
+                        for p in 0..<k {
+                            let x = Double(t.transA ? a[ao + p * lda + r] : a[ao + r * lda + p])
+                            let y = Double(t.transB ? b[bo + col * ldb + p] : b[bo + p * ldb + col])
+                            sum += x * y
+                        }
+                        let index = co + r * ldc + col
+                        let want = Double(alpha) * sum + Double(c0[index])
+                        worst = max(worst, abs(Double(c[index]) - want)); squares += want * want
+                        touched.insert(index)
+                    }
+                }
+            }
+        }
+        let rms = (squares / Double(touched.count)).squareRoot()
+        #expect(worst / rms < 2e-2 && worst / rms > 1e-5, "error \(worst / rms) of rms")
+        // Outside the grid's matrices C is left alone.
+        #expect((0..<c.count).allSatisfy { touched.contains($0) || c[$0] == c0[$0] })
+    }
+
     @Test("float32 → bf16 rounds to nearest even, keeps NaN and signed zeros, flushes subnormals")
     func conversion() {
         let inputs: [Float] = [1, -1, 1 + 1.0 / 256, 1 + 3.0 / 512, 0, -Float(0), .infinity, -.infinity, .nan, 1e-40, 3.1415927]
