@@ -47,11 +47,12 @@ public enum BuiltIn {
         decoderDropout: 0.05
         positionalEncoding: sinusoidal
         weightAverage: 0.999
+        klScale: perEntry
 
         """
 
     /// The recipe in one line, for the start of a run.
-    public static let nlbRecipeSummary = "lagged encoder input (h_t has not seen x_t), a sinusoidal positional encoding for the Transformer, dropout 0.05, validation and prediction on a moving average of the weights (decay 0.999), otherwise the released code's MC_Maze settings"
+    public static let nlbRecipeSummary = "lagged encoder input (h_t has not seen x_t), a sinusoidal positional encoding for the Transformer, dropout 0.05, validation and prediction on a moving average of the weights (decay 0.999), the KL per entry like the reconstruction (klScale perEntry), otherwise the released code's MC_Maze settings"
 
     public static func nlbConfig(overrides: [String]) throws -> Config {
         try config(text: nlbRecipeText, source: "built-in NLB recipe", overrides: overrides)
