@@ -106,6 +106,23 @@ struct ResumeTests {
         try Self.killAndResume(args, run: "\(dir)/killed", afterEpochs: 2, reference: reference)
     }
 
+    @Test("precision: bf16 resumes bitwise at the same world size (float32 where the CPU lacks AVX512-BF16)")
+    func bf16Resume() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try Self.data(in: dir)
+        let args = Self.trainArgs + ["--data", data, "--set", "epochs=5", "--set", "precision=bf16"]
+        let clean = try CLI.run(args + ["--run-dir", "\(dir)/clean"])
+        #expect(clean.status == 0, "\(clean.output)")
+        let reference = try Self.finalState("\(dir)/clean")
+        try Self.killAndResume(args, run: "\(dir)/killed", afterEpochs: 2, reference: reference)
+        // And it is not the float32 run (unless this CPU fell back to it, which it says).
+        let f32 = try CLI.run(Self.trainArgs + ["--data", data, "--set", "epochs=5", "--run-dir", "\(dir)/f32"])
+        #expect(f32.status == 0)
+        if !clean.output.contains("AVX512-BF16") {
+            #expect(try Self.finalState("\(dir)/f32")["model/readout.weight"] != reference["model/readout.weight"])
+        }
+    }
+
     @Test("A kill in the middle of a checkpoint write leaves the previous checkpoint loadable")
     func killDuringWrite() throws {
         let dir = CLI.temporaryDirectory()
