@@ -36,6 +36,14 @@ struct ResumeTests {
         try CLI.run(trainArgs + extra, ranks: ranks, environment: env)
     }
 
+    /// Runs `args` uninterrupted into `dir`/clean, expects it to succeed, and returns its
+    /// output and final state: the reference a killed and resumed run must equal.
+    static func cleanRun(_ args: [String], in dir: String) throws -> (result: CLI.Result, reference: [String: [Float]]) {
+        let clean = try CLI.run(args + ["--run-dir", "\(dir)/clean"])
+        #expect(clean.status == 0, "\(clean.output)")
+        return (clean, try finalState("\(dir)/clean"))
+    }
+
     /// Runs `args` into `run`, SIGKILLs it once `afterEpochs` epochs are logged and a checkpoint
     /// exists, runs it again with --resume, and expects the final state to equal `reference`.
     static func killAndResume(_ args: [String], run: String, afterEpochs epochs: Int, reference: [String: [Float]]) throws {
@@ -54,9 +62,7 @@ struct ResumeTests {
         let dir = CLI.temporaryDirectory()
         let data = try Self.data(in: dir)
         let args = Self.trainArgs + ["--data", data, "--set", "epochs=12"]
-        let clean = try CLI.run(args + ["--run-dir", "\(dir)/clean"])
-        #expect(clean.status == 0, "\(clean.output)")
-        let reference = try Self.finalState("\(dir)/clean")
+        let (_, reference) = try Self.cleanRun(args, in: dir)
         #expect(reference.count > 10)
         for epochs in [1, 4, 9] {
             let run = "\(dir)/killed\(epochs)"
@@ -72,12 +78,10 @@ struct ResumeTests {
         let data = try Self.data(in: dir)
         // 32 training trials and 8 eval trials, global batch 8.
         let args = Self.trainArgs + ["--data", data, "--set", "epochs=6", "--set", "batchSize=8", "--set", "evalTrials=heldIn"]
-        let clean = try CLI.run(args + ["--run-dir", "\(dir)/clean"])
-        #expect(clean.status == 0, "\(clean.output)")
+        let (clean, reference) = try Self.cleanRun(args, in: dir)
         #expect(clean.stdout.contains("training on 32 trials and the held-in spikes of 8 eval trials"), "\(clean.stdout)")
         let first = try String(contentsOfFile: "\(dir)/clean/metrics.jsonl", encoding: .utf8).split(separator: "\n")[0]
         #expect(first.contains("\"step\":5,"), "\(first)")
-        let reference = try Self.finalState("\(dir)/clean")
         try Self.killAndResume(args, run: "\(dir)/killed", afterEpochs: 2, reference: reference)
         // Without the eval trials the same run trains on other data.
         let ignore = try CLI.run(Self.trainArgs + ["--data", data, "--set", "epochs=6", "--set", "batchSize=8", "--run-dir", "\(dir)/ignore"])
@@ -90,9 +94,7 @@ struct ResumeTests {
         let dir = CLI.temporaryDirectory()
         let data = try Self.data(in: dir)
         let args = Self.trainArgs + ["--data", data, "--set", "epochs=6", "--set", "weightAverage=0.9"]
-        let clean = try CLI.run(args + ["--run-dir", "\(dir)/clean"])
-        #expect(clean.status == 0, "\(clean.output)")
-        let reference = try Self.finalState("\(dir)/clean")
+        let (_, reference) = try Self.cleanRun(args, in: dir)
         let average = try #require(reference["weight_average/readout.weight"])
         #expect(average != reference["model/readout.weight"], "the average is not the live weights")
         // best.h5 holds the average as it was at the best epoch.
@@ -111,9 +113,7 @@ struct ResumeTests {
         let dir = CLI.temporaryDirectory()
         let data = try Self.data(in: dir)
         let args = Self.trainArgs + ["--data", data, "--set", "epochs=5", "--set", "precision=bf16"]
-        let clean = try CLI.run(args + ["--run-dir", "\(dir)/clean"])
-        #expect(clean.status == 0, "\(clean.output)")
-        let reference = try Self.finalState("\(dir)/clean")
+        let (clean, reference) = try Self.cleanRun(args, in: dir)
         try Self.killAndResume(args, run: "\(dir)/killed", afterEpochs: 2, reference: reference)
         // And it is not the float32 run (unless this CPU fell back to it, which it says).
         let f32 = try CLI.run(Self.trainArgs + ["--data", data, "--set", "epochs=5", "--run-dir", "\(dir)/f32"])
