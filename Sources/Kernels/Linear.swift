@@ -25,15 +25,15 @@ public enum Linear {
         rows: Int, inDim: Int, outDim: Int, precision: Precision = .float32
     ) {
         guard rows > 0 else { return }
-        if precision == .bf16, S.self == Float.self, OneDNN.bf16Available, inDim > 0, outDim > 0,
-           OneDNN.linearBackwardBF16(dx: dx.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: Float.self) },
-                                     dWeight: UnsafeMutableRawPointer(dWeight).assumingMemoryBound(to: Float.self),
-                                     dy: UnsafeRawPointer(dy).assumingMemoryBound(to: Float.self),
-                                     x: UnsafeRawPointer(x).assumingMemoryBound(to: Float.self),
-                                     weight: UnsafeRawPointer(weight).assumingMemoryBound(to: Float.self),
-                                     rows: rows, inDim: inDim, outDim: outDim) {
-            // Both products with dy, x and W converted once (bitwise the two calls below).
-        } else {
+        // In bf16 both products with dy, x and W converted once (bitwise the two `gemm` calls).
+        let fused = precision == .bf16 && S.self == Float.self && OneDNN.bf16Available && inDim > 0 && outDim > 0
+            && OneDNN.linearBackwardBF16(dx: dx.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: Float.self) },
+                                         dWeight: UnsafeMutableRawPointer(dWeight).assumingMemoryBound(to: Float.self),
+                                         dy: UnsafeRawPointer(dy).assumingMemoryBound(to: Float.self),
+                                         x: UnsafeRawPointer(x).assumingMemoryBound(to: Float.self),
+                                         weight: UnsafeRawPointer(weight).assumingMemoryBound(to: Float.self),
+                                         rows: rows, inDim: inDim, outDim: outDim)
+        if !fused {
             products(dx: dx, dWeight: dWeight, dy: dy, x: x, weight: weight, rows: rows, inDim: inDim, outDim: outDim, precision: precision)
         }
         if let dBias {
