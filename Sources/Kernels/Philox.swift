@@ -38,6 +38,10 @@ public enum NoisePurpose: UInt32, Sendable {
     case attentionDropout, attentionOutputDropout, feedForwardDropout, feedForwardOutputDropout
     case shuffle, validationSplit
     case synthetic
+    /// The dropouts of decoder layers 2 to 4, in the order of the first layer's four.
+    case attentionDropout2, attentionOutputDropout2, feedForwardDropout2, feedForwardOutputDropout2
+    case attentionDropout3, attentionOutputDropout3, feedForwardDropout3, feedForwardOutputDropout3
+    case attentionDropout4, attentionOutputDropout4, feedForwardDropout4, feedForwardOutputDropout4
 }
 
 /// A keyed random stream: draws are addressed by (seed, purpose, epoch, step, trial, index).

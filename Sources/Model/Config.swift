@@ -30,6 +30,9 @@ public struct Config: Equatable, Sendable {
     public var decoder = Decoder.transformer
     public var decoderInput = DecoderInput.zvh
     public var positionalEncoding = PositionalEncoding.none
+    public var decoderLayers = 1
+    /// The most decoder layers a config may stack (each has its own dropout streams).
+    public static let maxDecoderLayers = 4
     // Physics
     public var dt = 0.01
     public var mass = 1.0
@@ -159,6 +162,7 @@ extension Config {
         .choice("decoder", \.decoder, "transformer: one post-norm Transformer encoder layer; linear: readout straight from S_t (ablation)."),
         .choice("decoderInput", \.decoderInput, "What the decoder reads: zvh = S_t = [z_t, v_t, h_t] (spec); zv = [z_t, v_t] only, without the encoder state, so every rate must come through the Langevin latents (ablation)."),
         .choice("positionalEncoding", \.positionalEncoding, "none: the Transformer sees S_t without its step (spec); sinusoidal: the fixed sin/cos encoding of the step t (Vaswani et al. 2017) is added to S_t before the Transformer, so attention can weigh steps by where they are (no parameters; needs decoder: transformer)."),
+        .int("decoderLayers", \.decoderLayers, "1 to 4; > 1 needs decoder: transformer", "Transformer encoder layers of the decoder, stacked (1 = the spec's one layer; the second and later are named decoder.layers.<k>.*)."),
         .real("dt", \.dt, "> 0", "Langevin time step."),
         .real("mass", \.mass, "> 0", "Mass m in v' = v - dt·f(z)/m."),
         .real("damping", \.damping, "[0, 1)", "Damping g: mu_t = (1-g)·v', noise variance 2·g·temperature."),
@@ -245,6 +249,10 @@ extension Config {
             need(decoderWidth % heads == 0, "decoder width \(decoderWidth) (= \(decoderParts)·hidden) must be divisible by heads (\(heads))")
         }
         need(feedForward > 0, "feedForward must be > 0 (got \(feedForward))")
+        need((1...Config.maxDecoderLayers).contains(decoderLayers),
+             "decoderLayers must be 1 to \(Config.maxDecoderLayers) (got \(decoderLayers))")
+        need(decoderLayers == 1 || decoder == .transformer,
+             "decoderLayers \(decoderLayers) needs decoder: transformer (the linear decoder has no layers); set decoderLayers=1")
         need(positionalEncoding == .none || decoder == .transformer,
              "positionalEncoding \(positionalEncoding.rawValue) needs decoder: transformer (the linear decoder reads each step alone); set positionalEncoding=none")
         need(dt > 0, "dt must be > 0 (got \(dt))")

@@ -88,7 +88,8 @@ public final class LangevinFlow<S: Scalar> {
     let vHead: PosteriorHead<S>?
     let potential: CoupledOscillatorPotential<S>
     public let dynamics: LangevinDynamics<S>
-    let transformer: TransformerLayer<S>?
+    /// The decoder's Transformer layers (decoderLayers of them), empty for the linear decoder.
+    let transformers: [TransformerLayer<S>]
     let readout: PoissonReadout<S>
 
     /// S_t = [z_t, v_t, h_t] (or [z_t, h_t] in first order)       // (steps, B, D)
@@ -117,12 +118,13 @@ public final class LangevinFlow<S: Scalar> {
         vHead = config.dynamics == .secondOrder ? PosteriorHead(latent: "v", hidden: h, maxBatch: maxBatch, layout: layout) : nil
         potential = CoupledOscillatorPotential(config: config, layout: layout)
         dynamics = LangevinDynamics(config: config, steps: steps, maxBatch: maxBatch)
-        transformer = config.decoder == .transformer ? TransformerLayer(config: config, steps: steps, maxBatch: maxBatch, layout: layout) : nil
+        transformers = config.decoder == .transformer
+            ? (0..<config.decoderLayers).map { TransformerLayer(config: config, steps: steps, maxBatch: maxBatch, layout: layout, layer: $0) } : []
         readout = PoissonReadout(width: d, outputs: dims.outputs, steps: steps, maxBatch: maxBatch, layout: layout,
                                  precision: config.precision)
         latents = Buffer(count: steps * maxBatch * d)
-        decoded = Buffer(count: transformer == nil ? 0 : steps * maxBatch * d)
-        if transformer != nil && config.positionalEncoding == .sinusoidal {
+        decoded = Buffer(count: transformers.isEmpty ? 0 : steps * maxBatch * d)
+        if !transformers.isEmpty && config.positionalEncoding == .sinusoidal {
             let table = Buffer<S>(count: steps * d)
             for t in 0..<steps {
                 for i in 0..<d {
@@ -140,8 +142,8 @@ public final class LangevinFlow<S: Scalar> {
         }
         // The readout's input gradient lives in the Transformer's forward scratch, which the
         // backward no longer needs (the Transformer reads it once, first).
-        dDecoded = transformer?.residual ?? Buffer(count: steps * maxBatch * d)
-        dLatents = Buffer(count: transformer == nil ? 0 : steps * maxBatch * d)
+        dDecoded = transformers.last?.residual ?? Buffer(count: steps * maxBatch * d)
+        dLatents = Buffer(count: transformers.isEmpty ? 0 : steps * maxBatch * d)
         dStates = Buffer(count: steps * maxBatch * h)
     }
 
@@ -176,8 +178,15 @@ public final class LangevinFlow<S: Scalar> {
         clock?.mark(.dynamics)
         assembleLatents(batch: b)
         let decoderOut: UnsafeMutablePointer<S>
-        if let transformer {
-            transformer.forward(x: transformerInput(batch: b), out: decoded.ptr, batch: b, params: params, noise: noise)
+        if !transformers.isEmpty {
+            // Layer k reads layer k−1's output; the layers before the last write theirs into
+            // their own xOut (the next layer's input, which its backward needs).
+            var input = transformerInput(batch: b)
+            for (k, layer) in transformers.enumerated() {
+                let out = k == transformers.count - 1 ? decoded.ptr : layer.xOut!.ptr
+                layer.forward(x: input, out: out, batch: b, params: params, noise: noise)
+                input = out
+            }
             decoderOut = decoded.ptr
         } else {
             decoderOut = latents.ptr
@@ -200,15 +209,22 @@ public final class LangevinFlow<S: Scalar> {
     /// Backward of the last `forward`: accumulates d total / d θ into `params.grads`.
     public func backward() {
         let b = lastBatch, steps = dims.steps, rows = steps * b
-        let decoderIn = transformer == nil ? latents.ptr : decoded.ptr
+        let decoderIn = transformers.isEmpty ? latents.ptr : decoded.ptr
         readout.backward(dx: dDecoded.ptr, x: decoderIn, targets: inputs.targets.ptr, gradMask: inputs.gradMask.ptr,
                          scale: lastScale.reconstruction, rows: rows, params: params)
         clock?.mark(.readoutBackward)
         let dS: UnsafeMutablePointer<S>
-        if let transformer {
-            dLatents.ptr.update(repeating: 0, count: rows * config.decoderWidth)
-            // The encoding is a constant: d(S_t + PE_t) = dS_t.
-            transformer.backward(dOut: dDecoded.ptr, dx: dLatents.ptr, x: encodedLatents?.ptr ?? latents.ptr, batch: b, params: params)
+        if !transformers.isEmpty {
+            // From the last layer down: layer k's input gradient goes into layer k−1's forward
+            // scratch (`residual`), where that layer's backward takes its output gradient.
+            for k in stride(from: transformers.count - 1, through: 0, by: -1) {
+                let layer = transformers[k]
+                let dx = k == 0 ? dLatents.ptr : transformers[k - 1].residual.ptr
+                dx.update(repeating: 0, count: rows * config.decoderWidth)
+                // The encoding is a constant: d(S_t + PE_t) = dS_t.
+                let x = k == 0 ? (encodedLatents?.ptr ?? latents.ptr) : transformers[k - 1].xOut!.ptr
+                layer.backward(dOut: layer.residual.ptr, dx: dx, x: x, batch: b, params: params)
+            }
             dS = dLatents.ptr
         } else {
             dS = dDecoded.ptr

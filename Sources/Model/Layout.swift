@@ -102,21 +102,26 @@ public struct ParameterLayout: Equatable, Sendable {
         items.append(("potential.conv_z", [c.groups, c.groups, c.kernelSize], .normal(0.1)))
         if c.decoder == .transformer {
             let f = c.feedForward
-            items += [
-                // xavier_uniform on (3D, D): bound √(6 / (D + 3D)); bias zero.
-                ("decoder.self_attn.in_proj_weight", [3 * d, d], .uniform((6.0 / Double(4 * d)).squareRoot())),
-                ("decoder.self_attn.in_proj_bias", [3 * d], .constant(0)),
-                ("decoder.self_attn.out_proj.weight", [d, d], .uniform(tFixup / Double(d).squareRoot())),
-                ("decoder.self_attn.out_proj.bias", [d], .constant(0)),
-                ("decoder.linear1.weight", [f, d], .uniform(tFixup / Double(d).squareRoot())),
-                ("decoder.linear1.bias", [f], linearBound(d)),
-                ("decoder.linear2.weight", [d, f], .uniform(tFixup / Double(f).squareRoot())),
-                ("decoder.linear2.bias", [d], linearBound(f)),
-                ("decoder.norm1.weight", [d], .constant(1)),
-                ("decoder.norm1.bias", [d], .constant(0)),
-                ("decoder.norm2.weight", [d], .constant(1)),
-                ("decoder.norm2.bias", [d], .constant(0)),
-            ]
+            // One set per layer: the spec's `decoder.*`, then `decoder.layers.<k>.*` for the
+            // layers stacked on it (decoderLayers > 1), with the same shapes and rules.
+            for layer in 0..<max(c.decoderLayers, 1) {
+                let p = TransformerLayer<Double>.prefix(layer: layer)
+                items += [
+                    // xavier_uniform on (3D, D): bound √(6 / (D + 3D)); bias zero.
+                    ("\(p)self_attn.in_proj_weight", [3 * d, d], .uniform((6.0 / Double(4 * d)).squareRoot())),
+                    ("\(p)self_attn.in_proj_bias", [3 * d], .constant(0)),
+                    ("\(p)self_attn.out_proj.weight", [d, d], .uniform(tFixup / Double(d).squareRoot())),
+                    ("\(p)self_attn.out_proj.bias", [d], .constant(0)),
+                    ("\(p)linear1.weight", [f, d], .uniform(tFixup / Double(d).squareRoot())),
+                    ("\(p)linear1.bias", [f], linearBound(d)),
+                    ("\(p)linear2.weight", [d, f], .uniform(tFixup / Double(f).squareRoot())),
+                    ("\(p)linear2.bias", [d], linearBound(f)),
+                    ("\(p)norm1.weight", [d], .constant(1)),
+                    ("\(p)norm1.bias", [d], .constant(0)),
+                    ("\(p)norm2.weight", [d], .constant(1)),
+                    ("\(p)norm2.bias", [d], .constant(0)),
+                ]
+            }
         }
         items.append(("readout.weight", [nOut, d], linearBound(d)))
         items.append(("readout.bias", [nOut], linearBound(d)))

@@ -91,6 +91,9 @@ public final class TransformerLayer<S: Scalar> {
     /// Forward scratch: out_proj's output, then x + drop(it) for LayerNorm1; later linear2's
     /// output, then x1 + drop(it) for LayerNorm2. Backward needs neither.  (steps, B, D)
     let residual: Buffer<S>
+    /// The output of a layer with another stacked on it (the next layer's input, kept for
+    /// both layers' backward); nil for the last layer, whose output the caller owns.
+    let xOut: Buffer<S>?
     // Backward scratch. dx1 holds d x1 until LayerNorm1's backward, then d context.
     // The pre-norm gradients (d residual) take `residual`'s place: the backward's input dOut
     // lives there (the model's readout writes its input gradient into it), and LayerNorm2's
@@ -110,20 +113,41 @@ public final class TransformerLayer<S: Scalar> {
     let linear1Weight, linear1Bias, linear2Weight, linear2Bias: ParameterSlot
     let norm1Weight, norm1Bias, norm2Weight, norm2Bias: ParameterSlot
 
+    /// The dropout streams of layer `layer` (from 0): attention weights, attention output,
+    /// feed-forward, feed-forward output. The first layer keeps the spec's four purposes.
+    static func noisePurposes(layer: Int) -> [NoisePurpose] {
+        switch layer {
+        case 0: [.attentionDropout, .attentionOutputDropout, .feedForwardDropout, .feedForwardOutputDropout]
+        case 1: [.attentionDropout2, .attentionOutputDropout2, .feedForwardDropout2, .feedForwardOutputDropout2]
+        case 2: [.attentionDropout3, .attentionOutputDropout3, .feedForwardDropout3, .feedForwardOutputDropout3]
+        case 3: [.attentionDropout4, .attentionOutputDropout4, .feedForwardDropout4, .feedForwardOutputDropout4]
+        default: preconditionFailure("decoder layer \(layer) has no dropout streams (at most \(Config.maxDecoderLayers) layers)")
+        }
+    }
+    let purposes: [NoisePurpose]
+
+    /// The parameter-name prefix of layer `layer` (from 0): the spec's `decoder.` for the first,
+    /// `decoder.layers.<k>.` for the layers stacked on it.
+    public static func prefix(layer: Int) -> String { layer == 0 ? "decoder." : "decoder.layers.\(layer)." }
+
+    /// `layer` (from 0) picks the parameters and dropout streams of that layer of the stack.
     /// `attentionChunkTrials` overrides the bf16 attention's chunk of trials (tests).
-    public init(config: Config, steps: Int, maxBatch: Int, layout: ParameterLayout, attentionChunkTrials: Int? = nil) {
-        inProjWeight = layout.slot("decoder.self_attn.in_proj_weight")
-        inProjBias = layout.slot("decoder.self_attn.in_proj_bias")
-        outProjWeight = layout.slot("decoder.self_attn.out_proj.weight")
-        outProjBias = layout.slot("decoder.self_attn.out_proj.bias")
-        linear1Weight = layout.slot("decoder.linear1.weight")
-        linear1Bias = layout.slot("decoder.linear1.bias")
-        linear2Weight = layout.slot("decoder.linear2.weight")
-        linear2Bias = layout.slot("decoder.linear2.bias")
-        norm1Weight = layout.slot("decoder.norm1.weight")
-        norm1Bias = layout.slot("decoder.norm1.bias")
-        norm2Weight = layout.slot("decoder.norm2.weight")
-        norm2Bias = layout.slot("decoder.norm2.bias")
+    public init(config: Config, steps: Int, maxBatch: Int, layout: ParameterLayout, layer: Int = 0, attentionChunkTrials: Int? = nil) {
+        xOut = layer < config.decoderLayers - 1 ? Buffer(count: steps * maxBatch * config.decoderWidth) : nil
+        let p = Self.prefix(layer: layer)
+        purposes = Self.noisePurposes(layer: layer)
+        inProjWeight = layout.slot("\(p)self_attn.in_proj_weight")
+        inProjBias = layout.slot("\(p)self_attn.in_proj_bias")
+        outProjWeight = layout.slot("\(p)self_attn.out_proj.weight")
+        outProjBias = layout.slot("\(p)self_attn.out_proj.bias")
+        linear1Weight = layout.slot("\(p)linear1.weight")
+        linear1Bias = layout.slot("\(p)linear1.bias")
+        linear2Weight = layout.slot("\(p)linear2.weight")
+        linear2Bias = layout.slot("\(p)linear2.bias")
+        norm1Weight = layout.slot("\(p)norm1.weight")
+        norm1Bias = layout.slot("\(p)norm1.bias")
+        norm2Weight = layout.slot("\(p)norm2.weight")
+        norm2Bias = layout.slot("\(p)norm2.bias")
         self.steps = steps
         width = config.decoderWidth
         heads = config.heads
@@ -160,12 +184,12 @@ public final class TransformerLayer<S: Scalar> {
     public func forward(x: UnsafePointer<S>, out: UnsafeMutablePointer<S>, batch: Int,
                         params: ParameterSet<S>, noise: NoiseContext) {
         let rows = steps * batch, d = width, f = feedForward
-        noise.dropoutMask(.attentionOutputDropout, rate: rate, into: attnOutMask, rows: steps, width: d)
-        noise.dropoutMask(.feedForwardDropout, rate: rate, into: ffMask, rows: steps, width: f)
-        noise.dropoutMask(.feedForwardOutputDropout, rate: rate, into: ffOutMask, rows: steps, width: d)
+        noise.dropoutMask(purposes[1], rate: rate, into: attnOutMask, rows: steps, width: d)
+        noise.dropoutMask(purposes[2], rate: rate, into: ffMask, rows: steps, width: f)
+        noise.dropoutMask(purposes[3], rate: rate, into: ffOutMask, rows: steps, width: d)
         // Attention-weight masks are (B, heads, steps, steps): one row block per trial.
         let perTrial = heads * steps * steps
-        noise.dropoutMask(.attentionDropout, rate: rate, into: attnMask, rows: 1, width: perTrial)
+        noise.dropoutMask(purposes[0], rate: rate, into: attnMask, rows: 1, width: perTrial)
 
         // Self-attention.
         Linear.forward(y: qkv.ptr, x: x, weight: params.value(inProjWeight), bias: params.value(inProjBias),

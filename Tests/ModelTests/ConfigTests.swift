@@ -37,7 +37,8 @@ struct ConfigTests {
           arguments: [("mass=0", "mass must be > 0"), ("mass=-1", "mass must be > 0"),
                       ("damping=1", "damping must be in [0, 1)"), ("damping=-0.1", "damping must be in [0, 1)"),
                       ("hidden=30", "divisible by groups"), ("heads=11", "divisible by heads"),
-                      ("kernelSize=2", "kernelSize must be odd"), ("cdKeep=0", "cdKeep must be in (0, 1]")])
+                      ("kernelSize=2", "kernelSize must be odd"), ("cdKeep=0", "cdKeep must be in (0, 1]"),
+                      ("decoderLayers=0", "decoderLayers must be 1 to 4"), ("decoderLayers=5", "decoderLayers must be 1 to 4")])
     func impossible(override: String, expected: String) throws {
         var c = Config()
         try c.apply(overrides: [override])
