@@ -43,6 +43,8 @@ public enum BuiltIn {
         damping: 0.55
         cdKeep: 0.5
         epochs: 2000
+        klWarmupEpochs: 200
+        weightDecayWarmupEpochs: 200
         dropout: 0.05
         decoderDropout: 0.05
         positionalEncoding: sinusoidal
@@ -52,7 +54,7 @@ public enum BuiltIn {
         """
 
     /// The recipe in one line, for the start of a run.
-    public static let nlbRecipeSummary = "lagged encoder input (h_t has not seen x_t), a sinusoidal positional encoding for the Transformer, dropout 0.05, validation and prediction on a moving average of the weights (decay 0.999), the KL per entry like the reconstruction (klScale perEntry), otherwise the released code's MC_Maze settings"
+    public static let nlbRecipeSummary = "lagged encoder input (h_t has not seen x_t), a sinusoidal positional encoding for the Transformer, dropout 0.05, validation and prediction on a moving average of the weights (decay 0.999), the KL per entry like the reconstruction (klScale perEntry), the KL and weight-decay warm-ups over the first tenth of the run, otherwise the released code's MC_Maze settings"
 
     public static func nlbConfig(overrides: [String]) throws -> Config {
         try config(text: nlbRecipeText, source: "built-in NLB recipe", overrides: overrides)
