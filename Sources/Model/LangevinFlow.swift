@@ -94,7 +94,9 @@ public final class LangevinFlow<S: Scalar> {
 
     /// S_t = [z_t, v_t, h_t] (or [z_t, h_t] in first order)       // (steps, B, D)
     public let latents: Buffer<S>
-    let decoded: Buffer<S>          // transformer output            // (steps, B, D)
+    /// Each Transformer layer's output: the next layer's input (kept for the backward), and
+    /// the last one's is what the readout reads.                    // (steps, B, D) each
+    let layerOutputs: [Buffer<S>]
     /// With a positional encoding: its table (steps, D) and S_t + PE_t, the Transformer's input
     /// (steps, B, D); nil without one (S_t goes in as it is).
     let positional: Buffer<S>?, encodedLatents: Buffer<S>?
@@ -123,7 +125,7 @@ public final class LangevinFlow<S: Scalar> {
         readout = PoissonReadout(width: d, outputs: dims.outputs, steps: steps, maxBatch: maxBatch, layout: layout,
                                  precision: config.precision)
         latents = Buffer(count: steps * maxBatch * d)
-        decoded = Buffer(count: transformers.isEmpty ? 0 : steps * maxBatch * d)
+        layerOutputs = transformers.map { _ in Buffer(count: steps * maxBatch * d) }
         if !transformers.isEmpty && config.positionalEncoding == .sinusoidal {
             let table = Buffer<S>(count: steps * d)
             for t in 0..<steps {
@@ -179,15 +181,13 @@ public final class LangevinFlow<S: Scalar> {
         assembleLatents(batch: b)
         let decoderOut: UnsafeMutablePointer<S>
         if !transformers.isEmpty {
-            // Layer k reads layer k−1's output; the layers before the last write theirs into
-            // their own xOut (the next layer's input, which its backward needs).
+            // Layer k reads layer k−1's output.
             var input = transformerInput(batch: b)
-            for (k, layer) in transformers.enumerated() {
-                let out = k == transformers.count - 1 ? decoded.ptr : layer.xOut!.ptr
-                layer.forward(x: input, out: out, batch: b, params: params, noise: noise)
-                input = out
+            for (layer, output) in zip(transformers, layerOutputs) {
+                layer.forward(x: input, out: output.ptr, batch: b, params: params, noise: noise)
+                input = output.ptr
             }
-            decoderOut = decoded.ptr
+            decoderOut = input
         } else {
             decoderOut = latents.ptr
         }
@@ -209,7 +209,7 @@ public final class LangevinFlow<S: Scalar> {
     /// Backward of the last `forward`: accumulates d total / d θ into `params.grads`.
     public func backward() {
         let b = lastBatch, steps = dims.steps, rows = steps * b
-        let decoderIn = transformers.isEmpty ? latents.ptr : decoded.ptr
+        let decoderIn = layerOutputs.last?.ptr ?? latents.ptr
         readout.backward(dx: dDecoded.ptr, x: decoderIn, targets: inputs.targets.ptr, gradMask: inputs.gradMask.ptr,
                          scale: lastScale.reconstruction, rows: rows, params: params)
         clock?.mark(.readoutBackward)
@@ -222,7 +222,7 @@ public final class LangevinFlow<S: Scalar> {
                 let dx = k == 0 ? dLatents.ptr : transformers[k - 1].residual.ptr
                 dx.update(repeating: 0, count: rows * config.decoderWidth)
                 // The encoding is a constant: d(S_t + PE_t) = dS_t.
-                let x = k == 0 ? (encodedLatents?.ptr ?? latents.ptr) : transformers[k - 1].xOut!.ptr
+                let x = k == 0 ? (encodedLatents?.ptr ?? latents.ptr) : layerOutputs[k - 1].ptr
                 layer.backward(dOut: layer.residual.ptr, dx: dx, x: x, batch: b, params: params)
             }
             dS = dLatents.ptr

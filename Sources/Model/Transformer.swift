@@ -91,9 +91,6 @@ public final class TransformerLayer<S: Scalar> {
     /// Forward scratch: out_proj's output, then x + drop(it) for LayerNorm1; later linear2's
     /// output, then x1 + drop(it) for LayerNorm2. Backward needs neither.  (steps, B, D)
     let residual: Buffer<S>
-    /// The output of a layer with another stacked on it (the next layer's input, kept for
-    /// both layers' backward); nil for the last layer, whose output the caller owns.
-    let xOut: Buffer<S>?
     // Backward scratch. dx1 holds d x1 until LayerNorm1's backward, then d context.
     // The pre-norm gradients (d residual) take `residual`'s place: the backward's input dOut
     // lives there (the model's readout writes its input gradient into it), and LayerNorm2's
@@ -133,7 +130,6 @@ public final class TransformerLayer<S: Scalar> {
     /// `layer` (from 0) picks the parameters and dropout streams of that layer of the stack.
     /// `attentionChunkTrials` overrides the bf16 attention's chunk of trials (tests).
     public init(config: Config, steps: Int, maxBatch: Int, layout: ParameterLayout, layer: Int = 0, attentionChunkTrials: Int? = nil) {
-        xOut = layer < config.decoderLayers - 1 ? Buffer(count: steps * maxBatch * config.decoderWidth) : nil
         let p = Self.prefix(layer: layer)
         purposes = Self.noisePurposes(layer: layer)
         inProjWeight = layout.slot("\(p)self_attn.in_proj_weight")
