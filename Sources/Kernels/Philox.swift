@@ -42,6 +42,8 @@ public enum NoisePurpose: UInt32, Sendable {
     case attentionDropout2, attentionOutputDropout2, feedForwardDropout2, feedForwardOutputDropout2
     case attentionDropout3, attentionOutputDropout3, feedForwardDropout3, feedForwardOutputDropout3
     case attentionDropout4, attentionOutputDropout4, feedForwardDropout4, feedForwardOutputDropout4
+    /// The dropout of the reverse GRU of a bidirectional encoder.
+    case encoderReverseDropout
 }
 
 /// A keyed random stream: draws are addressed by (seed, purpose, epoch, step, trial, index).

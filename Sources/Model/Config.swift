@@ -8,6 +8,7 @@ import Kernels
 /// Defaults are the spec's (`shared/spec/model.md`), i.e. the released code's MC_Maze settings.
 public struct Config: Equatable, Sendable {
     public enum EncoderInput: String, CaseIterable, Sendable { case current, lagged }
+    public enum Encoder: String, CaseIterable, Sendable { case forward, bidirectional }
     public enum Potential: String, CaseIterable, Sendable { case allPairs, diagonal }
     public enum Dynamics: String, CaseIterable, Sendable { case secondOrder, firstOrder }
     public enum Decoder: String, CaseIterable, Sendable { case transformer, linear }
@@ -25,6 +26,7 @@ public struct Config: Equatable, Sendable {
     public var heads = 2
     public var feedForward = 512
     public var encoderInput = EncoderInput.current
+    public var encoder = Encoder.forward
     public var potential = Potential.allPairs
     public var dynamics = Dynamics.secondOrder
     public var decoder = Decoder.transformer
@@ -157,6 +159,7 @@ extension Config {
         .int("heads", \.heads, "> 0, divides the decoder width", "Attention heads of the Transformer decoder."),
         .int("feedForward", \.feedForward, "> 0", "Fff: feed-forward width of the Transformer decoder."),
         .choice("encoderInput", \.encoderInput, "GRU input at step t: current = x[min(t,T-1)] (paper, Algorithm 1); lagged = x[min(t-1,T-1)] (released code)."),
+        .choice("encoder", \.encoder, "forward: one GRU from the first step to the last (spec); bidirectional: a second GRU (encoder_reverse.*, the same shapes) runs from the last step to the first, reading the bin after t with lagged input (x[t] with current; nothing past the window), and h_t is the sum of the two states, so every width stays the same and h_0, which the initial posterior reads, has seen the whole trial; with lagged input neither direction has seen x[t] at a step t ≥ 1."),
         .choice("potential", \.potential, "allPairs: U = k·Σ_i Σ_j <V_i, Z_j> (released code); diagonal: U = k·Σ_i <V_i, Z_i> (paper's zᵀWz)."),
         .choice("dynamics", \.dynamics, "secondOrder: underdamped Langevin in (z, v); firstOrder: overdamped, no velocity (ablation)."),
         .choice("decoder", \.decoder, "transformer: one post-norm Transformer encoder layer; linear: readout straight from S_t (ablation)."),

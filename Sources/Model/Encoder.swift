@@ -6,11 +6,19 @@ import Kernels
 /// with dropout on every hidden state: h_t = drop(GRU(x'_{s(t)}, h_{t-1})), h_{-1} = 0.
 /// s(t) = min(t, T-1) (`current`) or min(t-1, T-1) with s(0) = 0 (`lagged`).
 ///
+/// `reversed` (the second GRU of `encoder: bidirectional`, parameters `encoder_reverse.*`) runs
+/// from the last step back to the first, h_t = drop(GRU(x'_{r(t)}, h_{t+1})), h_{steps} = 0, and
+/// reads the bin after t, r(t) = t+1 (`lagged`), or t itself (`current`); past the window it
+/// has no input (x = 0, only b_ih). So with `lagged` neither direction has seen x_t at a step
+/// t ≥ 1 (the forward GRU's first step reads x_0, as in the released code).
+///
 /// Dimensions: T observed bins, steps = T + F, B batch, Nin inputs, H hidden.
 public final class GRUEncoder<S: Scalar> {
     public let hidden: Int, inputs: Int, bins: Int, steps: Int, maxBatch: Int
     let dropout: Double
     let encoderInput: Config.EncoderInput
+    /// Runs from the last step to the first (the reverse GRU of a bidirectional encoder).
+    public let reversed: Bool
     /// Of the input projection and its weight gradient.
     let precision: Precision
 
@@ -25,13 +33,20 @@ public final class GRUEncoder<S: Scalar> {
     let hiddenGates: Buffer<S>                                          // (B, 3H) scratch
     /// Gradients w.r.t. the gate pre-activations                      // (T, B, 3H), (steps, B, 3H)
     let dInputGates: Buffer<S>, dHiddenGates: Buffer<S>
+    /// The reverse GRU's input gates where it has no input (b_ih per row), and their gradient  // (B, 3H)
+    let noInputGates: Buffer<S>, dNoInputGates: Buffer<S>
     let weightIH: ParameterSlot, weightHH: ParameterSlot, biasIH: ParameterSlot, biasHH: ParameterSlot
 
-    public init(config: Config, dims: DataDims, maxBatch: Int, layout: ParameterLayout) {
-        weightIH = layout.slot("encoder.weight_ih")
-        weightHH = layout.slot("encoder.weight_hh")
-        biasIH = layout.slot("encoder.bias_ih")
-        biasHH = layout.slot("encoder.bias_hh")
+    /// The parameter prefix of the forward GRU (the spec's) and of the reverse one.
+    public static func prefix(reversed: Bool) -> String { reversed ? "encoder_reverse" : "encoder" }
+
+    public init(config: Config, dims: DataDims, maxBatch: Int, layout: ParameterLayout, reversed: Bool = false) {
+        let p = Self.prefix(reversed: reversed)
+        weightIH = layout.slot("\(p).weight_ih")
+        weightHH = layout.slot("\(p).weight_hh")
+        biasIH = layout.slot("\(p).bias_ih")
+        biasHH = layout.slot("\(p).bias_hh")
+        self.reversed = reversed
         hidden = config.hidden
         inputs = dims.heldIn
         bins = dims.bins
@@ -51,15 +66,36 @@ public final class GRUEncoder<S: Scalar> {
         hiddenGates = Buffer(count: maxBatch * 3 * h)
         dInputGates = Buffer(count: bins * maxBatch * 3 * h)
         dHiddenGates = Buffer(count: steps * maxBatch * 3 * h)
+        noInputGates = Buffer(count: reversed ? maxBatch * 3 * h : 0)
+        dNoInputGates = Buffer(count: reversed ? maxBatch * 3 * h : 0)
     }
 
-    /// The observed bin whose input step t reads.
+    /// The observed bin whose input step t reads; nil: no input (the reverse GRU past the window).
     @inline(__always)
-    func source(_ t: Int) -> Int {
+    func source(_ t: Int) -> Int? {
+        if reversed {
+            let s = encoderInput == .lagged ? t + 1 : t
+            return s < bins ? s : nil
+        }
         switch encoderInput {
         case .current: return min(t, bins - 1)
         case .lagged: return min(max(t - 1, 0), bins - 1)
         }
+    }
+
+    /// The steps in the order the recurrence runs, and the step each one continues from.
+    @inline(__always)
+    func order() -> StrideThrough<Int> {
+        reversed ? stride(from: steps - 1, through: 0, by: -1) : stride(from: 0, through: steps - 1, by: 1)
+    }
+    /// The steps in the order the backward runs (the recurrence's, reversed).
+    @inline(__always)
+    func backwardOrder() -> StrideThrough<Int> {
+        reversed ? stride(from: 0, through: steps - 1, by: 1) : stride(from: steps - 1, through: 0, by: -1)
+    }
+    @inline(__always)
+    func previous(_ t: Int) -> Int? {
+        reversed ? (t + 1 < steps ? t + 1 : nil) : (t > 0 ? t - 1 : nil)
     }
 
     /// Overwrites `states` (steps, B, H) from the input `x` (T, B, Nin).
@@ -70,12 +106,16 @@ public final class GRUEncoder<S: Scalar> {
         // All input projections in one GEMM.
         Linear.forward(y: inputGates.ptr, x: x, weight: wih, bias: bih, rows: bins * batch, inDim: inputs, outDim: h3,
                        precision: precision)
-        noise.dropoutMask(.encoderDropout, rate: dropout, into: dropMask, rows: steps, width: h)
+        noise.dropoutMask(reversed ? .encoderReverseDropout : .encoderDropout, rate: dropout, into: dropMask,
+                          rows: steps, width: h)
+        if reversed {
+            for b in 0..<batch { (noInputGates.ptr + b * h3).update(from: bih, count: h3) }
+        }
 
-        for t in 0..<steps {
-            let gi = inputGates.ptr + source(t) * batch * h3
+        for t in order() {
+            let gi = source(t).map { inputGates.ptr + $0 * batch * h3 } ?? noInputGates.ptr
             let gh = hiddenGates.ptr
-            let hPrev: UnsafeMutablePointer<S>? = t > 0 ? states.ptr + (t - 1) * batch * h : nil
+            let hPrev: UnsafeMutablePointer<S>? = previous(t).map { states.ptr + $0 * batch * h }
             if let hPrev {
                 Linear.forward(y: gh, x: hPrev, weight: whh, bias: bhh, rows: batch, inDim: h, outDim: h3)
             } else {
@@ -108,13 +148,16 @@ public final class GRUEncoder<S: Scalar> {
         let h = hidden, h3 = 3 * h
         let whh = params.value(weightHH)
         dInputGates.ptr.update(repeating: 0, count: bins * batch * h3)
+        if reversed { dNoInputGates.ptr.update(repeating: 0, count: batch * h3) }
 
-        for t in stride(from: steps - 1, through: 0, by: -1) {
+        for t in backwardOrder() {
             let o = t * batch * h
             let r = resetGate.ptr + o, z = updateGate.ptr + o, n = candidate.ptr + o
             let hn = hiddenCandidate.ptr + o, mask = dropMask.kept + o, keep = dropMask.scale, dh = dStates + o
-            let hPrev: UnsafeMutablePointer<S>? = t > 0 ? states.ptr + (t - 1) * batch * h : nil
-            let dgi = dInputGates.ptr + source(t) * batch * h3
+            let prevStep = previous(t)
+            let hPrev: UnsafeMutablePointer<S>? = prevStep.map { states.ptr + $0 * batch * h }
+            let dhPrev: UnsafeMutablePointer<S>? = prevStep.map { dStates + $0 * batch * h }
+            let dgi = source(t).map { dInputGates.ptr + $0 * batch * h3 } ?? dNoInputGates.ptr
             let dgh = dHiddenGates.ptr + t * batch * h3
             Parallel.forEach(batch) { b in
                 for j in 0..<h {
@@ -133,21 +176,24 @@ public final class GRUEncoder<S: Scalar> {
                     dgh[b * h3 + h + j] = dzPre
                     dgh[b * h3 + 2 * h + j] = dnPre * r[k]
                     // The direct path h' = ... + z ⊙ h into the previous state.
-                    if t > 0 { dStates[o - batch * h + k] += dRaw * z[k] }
+                    if let dhPrev { dhPrev[k] += dRaw * z[k] }
                 }
             }
-            if t > 0 {
-                // dh_{t-1} (B, H) += dgh (B, 3H) · W_hh (3H, H)
+            if let dhPrev {
+                // dh_prev (B, H) += dgh (B, 3H) · W_hh (3H, H)
                 S.gemm(transA: false, transB: false, m: batch, n: h, k: h3, alpha: 1, a: dgh, lda: h3,
-                       b: whh, ldb: h, beta: 1, c: dStates + o - batch * h, ldc: h)
+                       b: whh, ldb: h, beta: 1, c: dhPrev, ldc: h)
             }
         }
-        // dW_hh += Σ_{t≥1} dgh_tᵀ h_{t-1}: one GEMM over the stacked steps; h_{-1} = 0. With bf16
+        // dW_hh += Σ_t dgh_tᵀ h_prev(t): one GEMM over the stacked steps (forward: steps 1… with
+        // h_{t-1}; reversed: steps …T+F-2 with h_{t+1}); the first step's h_prev is 0. With bf16
         // it takes bf16 operands like the other weight gradients (the per-step products of the
         // recurrence stay float32: at 256 rows their conversions ate the gain, measured).
         if steps > 1 {
+            let dgh = reversed ? dHiddenGates.ptr : dHiddenGates.ptr + batch * h3
+            let hp = reversed ? states.ptr + batch * h : states.ptr
             S.gemm(transA: true, transB: false, m: h3, n: h, k: (steps - 1) * batch, alpha: 1,
-                   a: dHiddenGates.ptr + batch * h3, lda: h3, b: states.ptr, ldb: h,
+                   a: dgh, lda: h3, b: hp, ldb: h,
                    beta: 1, c: params.grad(weightHH), ldc: h, precision: precision)
         }
         let dbhh = params.grad(biasHH)
@@ -158,5 +204,13 @@ public final class GRUEncoder<S: Scalar> {
         Linear.backward(dx: dx, dWeight: params.grad(weightIH), dBias: params.grad(biasIH),
                         dy: dInputGates.ptr, x: x, weight: params.value(weightIH),
                         rows: bins * batch, inDim: inputs, outDim: h3, precision: precision)
+        if reversed {
+            // The steps without input: their gates were b_ih alone.
+            let dbih = params.grad(biasIH)
+            for b in 0..<batch {
+                let g = dNoInputGates.ptr + b * h3
+                for j in 0..<h3 { dbih[j] += g[j] }
+            }
+        }
     }
 }

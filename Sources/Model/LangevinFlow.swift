@@ -84,6 +84,10 @@ public final class LangevinFlow<S: Scalar> {
 
     let inputs: CoordinatedDropout<S>
     public let encoder: GRUEncoder<S>
+    /// The reverse GRU of `encoder: bidirectional`, nil for the spec's forward encoder.
+    let reverseEncoder: GRUEncoder<S>?
+    /// h_t: the forward GRU's states, or with a reverse GRU the sum of both  // (steps, B, H)
+    public let states: Buffer<S>
     let zHead: PosteriorHead<S>
     let vHead: PosteriorHead<S>?
     let potential: CoupledOscillatorPotential<S>
@@ -102,6 +106,8 @@ public final class LangevinFlow<S: Scalar> {
     let positional: Buffer<S>?, encodedLatents: Buffer<S>?
     let dDecoded: Buffer<S>, dLatents: Buffer<S>                     // (steps, B, D)
     let dStates: Buffer<S>          // d loss / d h_t                // (steps, B, H)
+    /// Its copy for the reverse GRU (each GRU's backward uses its input as scratch)
+    let dReverseStates: Buffer<S>                                    // (steps, B, H)
 
     // What backward needs from the last forward.
     var lastBatch = 0
@@ -116,6 +122,9 @@ public final class LangevinFlow<S: Scalar> {
         let steps = dims.steps, d = config.decoderWidth, h = config.hidden
         inputs = CoordinatedDropout(config: config, dims: dims, maxBatch: maxBatch)
         encoder = GRUEncoder(config: config, dims: dims, maxBatch: maxBatch, layout: layout)
+        reverseEncoder = config.encoder == .bidirectional
+            ? GRUEncoder(config: config, dims: dims, maxBatch: maxBatch, layout: layout, reversed: true) : nil
+        states = reverseEncoder == nil ? encoder.states : Buffer(count: steps * maxBatch * h)
         zHead = PosteriorHead(latent: "z", hidden: h, maxBatch: maxBatch, layout: layout)
         vHead = config.dynamics == .secondOrder ? PosteriorHead(latent: "v", hidden: h, maxBatch: maxBatch, layout: layout) : nil
         potential = CoupledOscillatorPotential(config: config, layout: layout)
@@ -147,6 +156,7 @@ public final class LangevinFlow<S: Scalar> {
         dDecoded = transformers.last?.residual ?? Buffer(count: steps * maxBatch * d)
         dLatents = Buffer(count: transformers.isEmpty ? 0 : steps * maxBatch * d)
         dStates = Buffer(count: steps * maxBatch * h)
+        dReverseStates = Buffer(count: reverseEncoder == nil ? 0 : steps * maxBatch * h)
     }
 
     /// Log-rates of the last forward pass                          // (steps, B, Nout)
@@ -169,8 +179,13 @@ public final class LangevinFlow<S: Scalar> {
         let norm = normalisation ?? LossNormalisation(observedEntries: observed, trials: b)
 
         encoder.forward(x: inputs.input.ptr, batch: b, params: params, noise: noise)
+        if let reverseEncoder {
+            reverseEncoder.forward(x: inputs.input.ptr, batch: b, params: params, noise: noise)
+            let n = steps * b * config.hidden
+            for i in 0..<n { states[i] = encoder.states[i] + reverseEncoder.states[i] }
+        }
         clock?.mark(.encoder)
-        let h0 = encoder.states.ptr                                                  // (B, H)
+        let h0 = states.ptr                                                  // (B, H)
         var kl = zHead.forward(h0: h0, sample: dynamics.positions.ptr, batch: b, params: params, noise: noise)
         if let vHead {
             kl += vHead.forward(h0: h0, sample: dynamics.velocities.ptr, batch: b, params: params, noise: noise)
@@ -232,11 +247,16 @@ public final class LangevinFlow<S: Scalar> {
         splitLatentGradient(dS, batch: b)
         clock?.mark(.decoderBackward)
         dynamics.backward(forceMatrix: potential.forceMatrix.ptr, klScale: lastScale.kl, batch: b)
-        let h0 = encoder.states.ptr
+        let h0 = states.ptr
         zHead.backward(dSample: dynamics.dPositions.ptr, klScale: lastScale.kl, h0: h0, dh0: dStates.ptr, batch: b, params: params)
         vHead?.backward(dSample: dynamics.dVelocities.ptr, klScale: lastScale.kl, h0: h0, dh0: dStates.ptr, batch: b, params: params)
         potential.backward(dForceMatrix: dynamics.dForceMatrix.ptr, params: params)
         clock?.mark(.dynamicsBackward)
+        if let reverseEncoder {
+            // h_t = forward_t + reverse_t: both GRUs get d loss / d h_t.
+            dReverseStates.ptr.update(from: dStates.ptr, count: rows * config.hidden)
+            reverseEncoder.backward(dStates: dReverseStates.ptr, dx: nil, x: inputs.input.ptr, batch: b, params: params)
+        }
         encoder.backward(dStates: dStates.ptr, dx: nil, x: inputs.input.ptr, batch: b, params: params)
         clock?.mark(.encoderBackward)
     }
@@ -263,7 +283,7 @@ public final class LangevinFlow<S: Scalar> {
             if vHead != nil {
                 (out + h).update(from: dynamics.velocities.ptr + row * h, count: h)
             }
-            if withH { (out + d - h).update(from: encoder.states.ptr + row * h, count: h) }
+            if withH { (out + d - h).update(from: states.ptr + row * h, count: h) }
         }
     }
 

@@ -92,6 +92,16 @@ public struct ParameterLayout: Equatable, Sendable {
             ("encoder.bias_ih", [3 * h], linearBound(h)),
             ("encoder.bias_hh", [3 * h], linearBound(h)),
         ]
+        if c.encoder == .bidirectional {
+            // The reverse GRU: the same shapes and rules.
+            let p = GRUEncoder<Double>.prefix(reversed: true)
+            items += [
+                ("\(p).weight_ih", [3 * h, nIn], linearBound(h)),
+                ("\(p).weight_hh", [3 * h, h], linearBound(h)),
+                ("\(p).bias_ih", [3 * h], linearBound(h)),
+                ("\(p).bias_hh", [3 * h], linearBound(h)),
+            ]
+        }
         let heads = c.dynamics == .secondOrder
             ? ["linear_z_means", "linear_z_logvar", "linear_v_means", "linear_v_logvar"]
             : ["linear_z_means", "linear_z_logvar"]

@@ -83,7 +83,8 @@ public enum RunReport {
             }
             let best = records.filter(\.best).last
             let summary = "\(records.count) epochs" + (best.map { ", best at epoch \($0.epoch + 1)" } ?? "")
-                + ", H = \(config.hidden), \(config.dynamics == .secondOrder ? "second-order" : "first-order") dynamics, \(config.decoder.rawValue) decoder"
+                + ", H = \(config.hidden)" + (config.encoder == .bidirectional ? ", bidirectional encoder" : "")
+                + ", \(config.dynamics == .secondOrder ? "second-order" : "first-order") dynamics, \(config.decoder.rawValue) decoder"
                 + (config.decoderInput == .zv ? " on [z, v]" : "") + ", precision \(config.precision.rawValue)"
             return """
             <!DOCTYPE html>

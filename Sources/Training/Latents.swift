@@ -49,7 +49,7 @@ public enum LatentPaths {
                 let noise = NoiseContext.predictionPass(sample, of: samples, seed: seed, trialIndices: keys)
                 model.forward(batch, noise: noise, klWeight: 0)
                 // (steps, b, H) time-major → (b, steps, H) per part.
-                for (part, source) in [model.dynamics.positions, model.dynamics.velocities, model.encoder.states].enumerated() {
+                for (part, source) in [model.dynamics.positions, model.dynamics.velocities, model.states].enumerated() {
                     guard source.count > 0 else { continue }
                     for t in 0..<steps {
                         for j in 0..<b {

@@ -100,6 +100,63 @@ struct LayerGradientTests {
         expectGradient("encoder input", loss: loss, p: x.ptr, analytic: dx.ptr, count: x.count)
     }
 
+    @Test("Reverse GRU of the bidirectional encoder: parameters and input", arguments: Config.EncoderInput.allCases, [false, true])
+    func reverseEncoder(input: Config.EncoderInput, stochastic: Bool) {
+        let config = tinyConfig { $0.encoderInput = input; $0.encoder = .bidirectional }
+        let params = perturbedParameters(config)
+        let b = 3, steps = tinyDims.steps, h = config.hidden
+        let encoder = GRUEncoder<Double>(config: config, dims: tinyDims, maxBatch: b, layout: params.layout, reversed: true)
+        let x = Buffer<Double>(count: tinyDims.bins * b * tinyDims.heldIn)
+        fillRandom(x.ptr, count: x.count, seed: 5, scale: 2)
+        let weights = Buffer<Double>(count: steps * b * h)
+        fillRandom(weights.ptr, count: weights.count, seed: 6)
+        let noise = stochastic ? stochasticNoise(batch: b) : .deterministic(batch: b)
+        func loss() -> Double {
+            encoder.forward(x: x.ptr, batch: b, params: params, noise: noise)
+            return (0..<weights.count).reduce(0) { $0 + encoder.states[$1] * weights[$1] }
+        }
+        _ = loss()
+        params.grads.zero()
+        let dStates = Buffer<Double>(weights.array)
+        let dx = Buffer<Double>(count: x.count)
+        encoder.backward(dStates: dStates.ptr, dx: dx.ptr, x: x.ptr, batch: b, params: params)
+        for name in ["encoder_reverse.weight_ih", "encoder_reverse.weight_hh", "encoder_reverse.bias_ih", "encoder_reverse.bias_hh"] {
+            expectGradient(name, loss: loss, p: params.value(name), analytic: params.grad(name),
+                           count: params.layout[name]!.count)
+        }
+        for name in ["encoder.weight_ih", "encoder.weight_hh"] {
+            let grad = params.grad(name)
+            #expect((0..<params.layout[name]!.count).allSatisfy { grad[$0] == 0 }, "\(name) is the forward GRU's, untouched")
+        }
+        expectGradient("reverse encoder input", loss: loss, p: x.ptr, analytic: dx.ptr, count: x.count)
+    }
+
+    @Test("Bidirectional encoder with lagged input: h_t never depends on x_t (t ≥ 1; the forward GRU's first step reads x_0), and h_0 sees every bin")
+    func bidirectionalLeavesOneOut() {
+        let config = tinyConfig { $0.encoderInput = .lagged; $0.encoder = .bidirectional; $0.cdKeep = 1 }
+        let b = 2, h = config.hidden, bins = tinyDims.bins
+        let model = LangevinFlow<Double>(config: config, dims: tinyDims, maxBatch: b)
+        model.params.values.copy(from: perturbedParameters(config).values)
+        let batch = Batch<Double>(dims: tinyDims, capacity: b)
+        randomTargets(batch, seed: 53, missing: false)
+        func states() -> [Double] {
+            _ = model.forward(batch, noise: .deterministic(batch: b), klWeight: 0.5)
+            return Array(UnsafeBufferPointer(start: model.states.ptr, count: tinyDims.steps * b * h))
+        }
+        let base = states()
+        for t in 1..<bins {
+            // Change trial 0's held-in counts at bin t only.
+            let row = batch.targets.ptr + (t * b) * tinyDims.outputs
+            let saved = Array(UnsafeBufferPointer(start: row, count: tinyDims.heldIn))
+            for i in 0..<tinyDims.heldIn { row[i] += 3 }
+            let moved = states()
+            for i in 0..<tinyDims.heldIn { row[i] = saved[i] }
+            let atT = (0..<h).map { moved[t * b * h + $0] - base[t * b * h + $0] }
+            #expect(atT.allSatisfy { $0 == 0 }, "h_\(t) moved with x_\(t)")
+            #expect((0..<h).contains { moved[$0] != base[$0] }, "h_0 did not see x_\(t)")
+        }
+    }
+
     @Test("Posterior heads: parameters and h0", arguments: [false, true])
     func posterior(stochastic: Bool) {
         let config = tinyConfig()
@@ -321,6 +378,12 @@ struct ModelGradientTests {
     func stackedDecoderLayers(_ layers: Int, _ stochastic: Bool) {
         check(Variant(potential: .allPairs, encoderInput: .lagged, dynamics: .secondOrder, decoder: .transformer),
               stochastic: stochastic) { $0.decoderLayers = layers; $0.positionalEncoding = .sinusoidal }
+    }
+
+    @Test("Bidirectional encoder (lagged and current input)", arguments: Config.EncoderInput.allCases, [false, true])
+    func bidirectionalEncoder(_ input: Config.EncoderInput, _ stochastic: Bool) {
+        check(Variant(potential: .allPairs, encoderInput: input, dynamics: .secondOrder, decoder: .transformer),
+              stochastic: stochastic) { $0.encoder = .bidirectional; $0.positionalEncoding = .sinusoidal }
     }
 
     @Test("decoderLayers adds decoder.layers.<k>.* after the spec's decoder.*, and changes the rates")
