@@ -73,12 +73,13 @@ func randomTargets(_ batch: Batch<Double>, seed: Int, missing: Bool = true) {
 
 @Suite("Layer gradients")
 struct LayerGradientTests {
-    @Test("GRU encoder: parameters and input", arguments: Config.EncoderInput.allCases, [false, true])
-    func encoder(input: Config.EncoderInput, stochastic: Bool) {
-        let config = tinyConfig { $0.encoderInput = input }
+    /// d (Σ weights ⊙ h) / d (parameters, input) of one GRU, the spec's forward one or the
+    /// reverse one of a bidirectional encoder.
+    func checkEncoder(input: Config.EncoderInput, stochastic: Bool, reversed: Bool) {
+        let config = tinyConfig { $0.encoderInput = input; if reversed { $0.encoder = .bidirectional } }
         let params = perturbedParameters(config)
         let b = 3, steps = tinyDims.steps, h = config.hidden
-        let encoder = GRUEncoder<Double>(config: config, dims: tinyDims, maxBatch: b, layout: params.layout)
+        let encoder = GRUEncoder<Double>(config: config, dims: tinyDims, maxBatch: b, layout: params.layout, reversed: reversed)
         let x = Buffer<Double>(count: tinyDims.bins * b * tinyDims.heldIn)
         fillRandom(x.ptr, count: x.count, seed: 5, scale: 2)
         let weights = Buffer<Double>(count: steps * b * h)
@@ -93,42 +94,28 @@ struct LayerGradientTests {
         let dStates = Buffer<Double>(weights.array)
         let dx = Buffer<Double>(count: x.count)
         encoder.backward(dStates: dStates.ptr, dx: dx.ptr, x: x.ptr, batch: b, params: params)
-        for name in ["encoder.weight_ih", "encoder.weight_hh", "encoder.bias_ih", "encoder.bias_hh"] {
+        let prefix = GRUEncoder<Double>.prefix(reversed: reversed)
+        for name in ["weight_ih", "weight_hh", "bias_ih", "bias_hh"].map({ "\(prefix).\($0)" }) {
             expectGradient(name, loss: loss, p: params.value(name), analytic: params.grad(name),
                            count: params.layout[name]!.count)
         }
-        expectGradient("encoder input", loss: loss, p: x.ptr, analytic: dx.ptr, count: x.count)
+        if reversed {
+            for name in ["encoder.weight_ih", "encoder.weight_hh"] {
+                let grad = params.grad(name)
+                #expect((0..<params.layout[name]!.count).allSatisfy { grad[$0] == 0 }, "\(name) is the forward GRU's, untouched")
+            }
+        }
+        expectGradient("\(prefix) input", loss: loss, p: x.ptr, analytic: dx.ptr, count: x.count)
+    }
+
+    @Test("GRU encoder: parameters and input", arguments: Config.EncoderInput.allCases, [false, true])
+    func encoder(input: Config.EncoderInput, stochastic: Bool) {
+        checkEncoder(input: input, stochastic: stochastic, reversed: false)
     }
 
     @Test("Reverse GRU of the bidirectional encoder: parameters and input", arguments: Config.EncoderInput.allCases, [false, true])
     func reverseEncoder(input: Config.EncoderInput, stochastic: Bool) {
-        let config = tinyConfig { $0.encoderInput = input; $0.encoder = .bidirectional }
-        let params = perturbedParameters(config)
-        let b = 3, steps = tinyDims.steps, h = config.hidden
-        let encoder = GRUEncoder<Double>(config: config, dims: tinyDims, maxBatch: b, layout: params.layout, reversed: true)
-        let x = Buffer<Double>(count: tinyDims.bins * b * tinyDims.heldIn)
-        fillRandom(x.ptr, count: x.count, seed: 5, scale: 2)
-        let weights = Buffer<Double>(count: steps * b * h)
-        fillRandom(weights.ptr, count: weights.count, seed: 6)
-        let noise = stochastic ? stochasticNoise(batch: b) : .deterministic(batch: b)
-        func loss() -> Double {
-            encoder.forward(x: x.ptr, batch: b, params: params, noise: noise)
-            return (0..<weights.count).reduce(0) { $0 + encoder.states[$1] * weights[$1] }
-        }
-        _ = loss()
-        params.grads.zero()
-        let dStates = Buffer<Double>(weights.array)
-        let dx = Buffer<Double>(count: x.count)
-        encoder.backward(dStates: dStates.ptr, dx: dx.ptr, x: x.ptr, batch: b, params: params)
-        for name in ["encoder_reverse.weight_ih", "encoder_reverse.weight_hh", "encoder_reverse.bias_ih", "encoder_reverse.bias_hh"] {
-            expectGradient(name, loss: loss, p: params.value(name), analytic: params.grad(name),
-                           count: params.layout[name]!.count)
-        }
-        for name in ["encoder.weight_ih", "encoder.weight_hh"] {
-            let grad = params.grad(name)
-            #expect((0..<params.layout[name]!.count).allSatisfy { grad[$0] == 0 }, "\(name) is the forward GRU's, untouched")
-        }
-        expectGradient("reverse encoder input", loss: loss, p: x.ptr, analytic: dx.ptr, count: x.count)
+        checkEncoder(input: input, stochastic: stochastic, reversed: true)
     }
 
     @Test("Bidirectional encoder with lagged input: h_t never depends on x_t (t ≥ 1; the forward GRU's first step reads x_0), and h_0 sees every bin")
