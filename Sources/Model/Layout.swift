@@ -85,16 +85,11 @@ public struct ParameterLayout: Equatable, Sendable {
         func linearBound(_ fanIn: Int) -> InitRule { .uniform(1 / Double(fanIn).squareRoot()) }
         // T-Fixup (spec "Initialisation"): linear1, linear2 and out_proj weights × 0.67·3^(-1/4).
         let tFixup = 0.67 * 1 / Double.root4(3)
-        var items: [(String, [Int], InitRule)] = [
-            // GRUCell: every tensor U(-1/√H, 1/√H), as torch.nn.GRUCell.reset_parameters.
-            ("encoder.weight_ih", [3 * h, nIn], linearBound(h)),
-            ("encoder.weight_hh", [3 * h, h], linearBound(h)),
-            ("encoder.bias_ih", [3 * h], linearBound(h)),
-            ("encoder.bias_hh", [3 * h], linearBound(h)),
-        ]
-        if c.encoder == .bidirectional {
-            // The reverse GRU: the same shapes and rules.
-            let p = GRUEncoder<Double>.prefix(reversed: true)
+        var items: [(String, [Int], InitRule)] = []
+        // GRUCell: every tensor U(-1/√H, 1/√H), as torch.nn.GRUCell.reset_parameters; the
+        // spec's `encoder.*`, then with `encoder: bidirectional` the reverse GRU's, the same shapes.
+        for reversed in c.encoder == .bidirectional ? [false, true] : [false] {
+            let p = GRUEncoder<Double>.prefix(reversed: reversed)
             items += [
                 ("\(p).weight_ih", [3 * h, nIn], linearBound(h)),
                 ("\(p).weight_hh", [3 * h, h], linearBound(h)),
