@@ -18,6 +18,7 @@ public struct Config: Equatable, Sendable {
     public enum LRSchedule: String, CaseIterable, Sendable { case plateau, cosine }
     public enum EvalTrials: String, CaseIterable, Sendable { case ignore, heldIn }
     public enum PositionalEncoding: String, CaseIterable, Sendable { case none, sinusoidal }
+    public enum CDGradient: String, CaseIterable, Sendable { case spec, dropped }
 
     // Architecture
     public var hidden = 280
@@ -44,6 +45,7 @@ public struct Config: Equatable, Sendable {
     public var velocityPriorVar = 0.1
     // Regularisation
     public var cdKeep = 0.5
+    public var cdGradient = CDGradient.spec
     public var dropout = 0.1
     public var decoderDropout = 0.1
     public var klWeight = 0.1
@@ -173,6 +175,7 @@ extension Config {
         .real("coupling", \.coupling, "any", "Coupling strength k of the potential."),
         .real("velocityPriorVar", \.velocityPriorVar, "> 0", "Variance of the N(0, s²) prior in the transition KL."),
         .real("cdKeep", \.cdKeep, "(0, 1]", "Coordinated dropout keep probability p (1 disables coordinated dropout)."),
+        .choice("cdGradient", \.cdGradient, "Where the held-in reconstruction is learned under coordinated dropout: spec = where the entry was dropped, or kept and passed (pass ~ Bernoulli(1-p)), so the encoder also learns from entries it saw; dropped = only where the entry was dropped from the input (LFADS's coordinated dropout, Keshtkaran and Pandarinath 2019), so no gradient ever teaches a rate to copy its own input spike."),
         .real("dropout", \.dropout, "[0, 1)", "Dropout rate on every GRU hidden state."),
         .real("decoderDropout", \.decoderDropout, "[0, 1)", "Dropout rate inside the Transformer layer (attention weights, attention output, feed-forward)."),
         .real("klWeight", \.klWeight, ">= 0", "Final KL weight beta."),

@@ -9,9 +9,11 @@ import Kernels
 /// Coordinated dropout (training only, keep probability p, spec step 1): keep ~ Bernoulli(p),
 /// pass ~ Bernoulli(1-p) per held-in observed entry; input x' = x·keep/p; the reconstruction
 /// gradient flows where (not keep) or pass. Held-out and forward entries always pass.
+/// With `cdGradient: dropped` no kept entry passes: g = not keep.
 public final class CoordinatedDropout<S: Scalar> {
     let bins: Int, steps: Int, heldIn: Int, outputs: Int
     let keepProbability: Double
+    let keptPass: Bool
     /// Encoder input x'                                    // (T, B, Nin)
     public let input: Buffer<S>
     /// Targets with NaN replaced by 0                       // (steps, B, Nout)
@@ -28,6 +30,7 @@ public final class CoordinatedDropout<S: Scalar> {
         heldIn = dims.heldIn
         outputs = dims.outputs
         keepProbability = config.cdKeep
+        keptPass = config.cdGradient == .spec
         input = Buffer(count: bins * maxBatch * heldIn)
         targets = Buffer(count: steps * maxBatch * outputs)
         lossMask = Buffer(count: steps * maxBatch * outputs)
@@ -61,7 +64,7 @@ public final class CoordinatedDropout<S: Scalar> {
                     let i = (t * batch + b) * heldIn + n
                     if dropping {
                         let kept = keep[i] < p
-                        let passes = pass[i] < 1 - p
+                        let passes = keptPass && pass[i] < 1 - p
                         input[i] = kept ? clean / p : 0
                         if kept && !passes { gradMask[row + n] = 0 }
                     } else {

@@ -51,6 +51,45 @@ struct CoordinatedDropoutTests {
         #expect(abs(blockRate - 0.7) < 0.03, "blocked share of kept entries \(blockRate)")
     }
 
+    @Test("cdGradient dropped: the same input, and no kept held-in entry carries the gradient")
+    func droppedOnly() {
+        let dims = DataDims(bins: 12, forwardBins: 2, heldIn: 20, heldOut: 3)
+        let b = 6
+        let batch = Batch<Double>(dims: dims, capacity: b)
+        randomTargets(batch, seed: 7, missing: false)
+        func prepared(_ mode: Config.CDGradient) -> CoordinatedDropout<Double> {
+            var config = tinyConfig()
+            config.cdKeep = 0.4
+            config.cdGradient = mode
+            let cd = CoordinatedDropout<Double>(config: config, dims: dims, maxBatch: b)
+            let noise = NoiseContext(stochastic: true, seed: 3, trialIndices: Array(0..<b))
+            _ = cd.prepare(rawTargets: batch.targets.ptr, batch: b, noise: noise)
+            return cd
+        }
+        let spec = prepared(.spec), dropped = prepared(.dropped)
+        for i in 0..<spec.input.count { #expect(spec.input[i] == dropped.input[i]) }
+        var keptPassingInSpec = 0, dropsSeen = 0
+        for t in 0..<dims.steps {
+            for trial in 0..<b {
+                for n in 0..<dims.outputs {
+                    let row = (t * b + trial) * dims.outputs + n
+                    guard t < dims.bins && n < dims.heldIn else {
+                        #expect(dropped.gradMask[row] == 1)
+                        continue
+                    }
+                    // A zero count is an input of 0 whether kept or not: the keep draw decides.
+                    let kept = spec.input[(t * b + trial) * dims.heldIn + n] != 0
+                    guard kept || batch.targets[row] != 0 else { continue }
+                    #expect(dropped.gradMask[row] == (kept ? 0 : 1))
+                    if kept && spec.gradMask[row] == 1 { keptPassingInSpec += 1 }
+                    if !kept { dropsSeen += 1 }
+                }
+            }
+        }
+        #expect(keptPassingInSpec > 0, "the spec's mode lets some kept entries pass")
+        #expect(dropsSeen > 0)
+    }
+
     @Test("Deterministic mode: no coordinated dropout")
     func deterministic() {
         let config = tinyConfig()
