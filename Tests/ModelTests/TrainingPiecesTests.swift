@@ -77,9 +77,8 @@ struct CoordinatedDropoutTests {
                         #expect(dropped.gradMask[row] == 1)
                         continue
                     }
-                    // A zero count is an input of 0 whether kept or not: the keep draw decides.
-                    let kept = spec.input[(t * b + trial) * dims.heldIn + n] != 0
-                    guard kept || batch.targets[row] != 0 else { continue }
+                    // The keep draw itself (a zero count is an input of 0 whether kept or not).
+                    let kept = spec.keep[(t * b + trial) * dims.heldIn + n] < 0.4
                     #expect(dropped.gradMask[row] == (kept ? 0 : 1))
                     if kept && spec.gradMask[row] == 1 { keptPassingInSpec += 1 }
                     if !kept { dropsSeen += 1 }
