@@ -78,7 +78,7 @@ struct CoordinatedDropoutTests {
                         continue
                     }
                     // The keep draw itself (a zero count is an input of 0 whether kept or not).
-                    let kept = spec.keep[(t * b + trial) * dims.heldIn + n] < 0.4
+                    let kept = spec.keep[(t * b + trial) * dims.heldIn + n] < spec.keepProbability
                     #expect(dropped.gradMask[row] == (kept ? 0 : 1))
                     if kept && spec.gradMask[row] == 1 { keptPassingInSpec += 1 }
                     if !kept { dropsSeen += 1 }
