@@ -24,9 +24,9 @@ enum WorldJob {
         Preemption.installHandlers()
         let plan: Plan
         do { plan = try preflight(world) } catch {
+            if world.isRoot { printFailure(error) }
             MPICommunicator.finalize()
-            guard world.isRoot else { throw ExitCode.failure }
-            throw error
+            throw ExitCode.failure
         }
         do {
             try body(world, plan)
@@ -40,13 +40,22 @@ enum WorldJob {
             if world.isRoot { FileHandle.standardError.write(Data("\(preempted)\n".utf8)) }
             throw ExitCode(Preempted.exitCode)
         } catch let agreed as AgreedFailure {
+            if let reason = agreed.reason, world.isRoot { printFailure(reason) }
             MPICommunicator.finalize()
-            guard let reason = agreed.reason, world.isRoot else { throw ExitCode.failure }
-            throw reason
+            throw ExitCode.failure
         } catch {
             guard world.size > 1 else { MPICommunicator.finalize(); throw error }
             FileHandle.standardError.write(Data("Error (rank \(world.rank) of \(world.size)): \(error)\n".utf8))
             world.abort(code: 1)
         }
+    }
+
+    /// Rank 0 writes an agreed failure itself, in one write and before MPI_Finalize (whose
+    /// fence every rank passes before any exits): mpirun reports the first non-zero exit with a
+    /// banner of its own, and a message still being written after that exit came out cut in two
+    /// by the banner, or not at all.
+    private static func printFailure(_ error: Error) {
+        if error is ExitCode { return }
+        FileHandle.standardError.write(Data("Error: \(LflowDist.message(for: error))\n".utf8))
     }
 }
