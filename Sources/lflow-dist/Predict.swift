@@ -19,13 +19,19 @@ struct Predict: ParsableCommand {
         trials, whichever rank predicts them) and rank 0 writes the file, which is bitwise the \
         same at any number of ranks. Progress with an ETA is printed every 10 s.
 
+        An ensemble: give --checkpoint once per model (for example the best.h5 of the trials of \
+        `search --grid seed=0,1`) and the file holds the mean of their rates (expected spikes per \
+        bin), each model predicted with its own config's seed and samples. The models may differ \
+        in any config field; each must fit the data file.
+
         Examples:
           lflow-dist predict --checkpoint Checkpoints/lorenz/best.h5 --data Checkpoints/lorenz.h5 --out sub.h5 --samples 50
           mpirun -n 8 lflow-dist predict --checkpoint best.h5 --data mc_maze_20.h5 --out sub.h5 --dataset-name mc_maze_20
+          mpirun -n 2 lflow-dist predict --checkpoint s/trials/t000_seed=0/best.h5 --checkpoint s/trials/t001_seed=1/best.h5 --data mc_rtt.h5 --out sub.h5
         """)
 
-    @Option(help: ArgumentHelp("Checkpoint (best.h5 of a run, or one written by init).", valueName: "ckpt.h5"))
-    var checkpoint: String
+    @Option(help: ArgumentHelp("Checkpoint (best.h5 of a run, or one written by init). Repeat it for an ensemble: the rates of the models are averaged.", valueName: "ckpt.h5"))
+    var checkpoint: [String]
 
     @Option(help: ArgumentHelp("NLB tensor file with the trials to predict.", valueName: "file.h5"))
     var data: String
@@ -40,28 +46,42 @@ struct Predict: ParsableCommand {
     var datasetName: String?
 
     func validate() throws {
+        if checkpoint.isEmpty { throw ValidationError("--checkpoint: give the checkpoint to predict with (best.h5 of a run), once per model of an ensemble") }
         if let samples, samples < 0 { throw ValidationError("--samples must be >= 0 (got \(samples))") }
     }
 
     func run() throws {
         // Files are read and checked on every rank before any collective.
-        try WorldJob.run(preflight: { _ in try CheckpointIO.readConfig(path: checkpoint) }, body: predict)
+        try WorldJob.run(preflight: { _ in try checkpoint.map { try CheckpointIO.readConfig(path: $0) } }, body: predict)
     }
 
-    func predict(comm: Communicator, config: Config) throws {
+    func predict(comm: Communicator, configs: [Config]) throws {
         let say: (String) -> Void = comm.isRoot ? { lflow_dist.say($0) } : { _ in }
-        comm.deadline = CollectiveDeadline(seconds: config.collectiveTimeoutSeconds)
+        comm.deadline = CollectiveDeadline(seconds: configs.map(\.collectiveTimeoutSeconds).max() ?? 0)
         let started = Date()
         let tensors = try NLBTensors.load(path: data)
-        let model = try Predictor.model(checkpoint: checkpoint, tensors: tensors, config: config)
-        let samples = samples ?? config.predictionSamples
-        say("predicting \(tensors.trainCount) train and \(tensors.evalCount) eval trials × \(max(samples, 1)) sample\(samples == 1 ? "" : "s") on \(comm.size) rank\(comm.size == 1 ? "" : "s")…")
-        let rates = try Predictor.all(model: model, tensors: tensors, samples: samples, seed: config.seed, comm: comm, log: say)
-        guard comm.isRoot, let rates else { return }
+        // Every model is sized and checked against the data before any predicts.
+        let models = try zip(checkpoint, configs).map { try Predictor.model(checkpoint: $0, tensors: tensors, config: $1) }
+        var sum: (train: [Float], eval: [Float])?
+        for (index, (model, config)) in zip(models, configs).enumerated() {
+            let samples = samples ?? config.predictionSamples
+            let which = models.count > 1 ? "model \(index + 1) of \(models.count) (\(checkpoint[index])): " : ""
+            say("\(which)predicting \(tensors.trainCount) train and \(tensors.evalCount) eval trials × \(max(samples, 1)) sample\(samples == 1 ? "" : "s") on \(comm.size) rank\(comm.size == 1 ? "" : "s")…")
+            guard let rates = try Predictor.all(model: model, tensors: tensors, samples: samples, seed: config.seed, comm: comm, log: say) else { continue }
+            if let total = sum {
+                sum = (train: zip(total.train, rates.train).map { $0 + $1 }, eval: zip(total.eval, rates.eval).map { $0 + $1 })
+            } else {
+                sum = rates
+            }
+        }
+        guard comm.isRoot, let sum else { return }
+        // The ensemble's rate is the mean of its models' expected spike counts.
+        let count = Float(models.count)
+        let rates = models.count == 1 ? sum : (train: sum.train.map { $0 / count }, eval: sum.eval.map { $0 / count })
         let group = Submission.group(dataPath: data, tensors: tensors, explicit: datasetName)
         if let note = group.note { say(note) }
-        try Submission.write(path: out, group: group.name, trainRates: rates.train, evalRates: rates.eval, dims: model.dims, tensors: tensors)
-        say(String(format: "wrote %@: group %@, %d train and %d eval trials (%.1f s)", out, group.name, tensors.trainCount,
-                   tensors.evalCount, Date().timeIntervalSince(started)))
+        try Submission.write(path: out, group: group.name, trainRates: rates.train, evalRates: rates.eval, dims: models[0].dims, tensors: tensors)
+        say(String(format: "wrote %@: group %@, %d train and %d eval trials%@ (%.1f s)", out, group.name, tensors.trainCount,
+                   tensors.evalCount, models.count > 1 ? ", the mean rates of \(models.count) models" : "", Date().timeIntervalSince(started)))
     }
 }

@@ -74,6 +74,43 @@ struct DistributedTests {
             #expect(try submission("\(dir)/p\(ranks).h5") == atEnd, "predict on \(ranks) ranks differs from train's submission")
         }
     }
+
+    @Test("predict with two checkpoints (an ensemble) writes the mean of the two models' rates, at 1 and 2 ranks")
+    func predictEnsemble() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try ResumeTests.data(in: dir)
+        for seed in [0, 1] {
+            let r = try CLI.run(["train", "--config", "Configs/tiny.yaml", "--data", data, "--run-dir", "\(dir)/run\(seed)",
+                                 "--set", "epochs=2", "--set", "seed=\(seed)"])
+            #expect(r.status == 0, "\(r.output)")
+        }
+        func submission(_ path: String) throws -> [String: [Float]] {
+            let f = try H5File.open(path)
+            let group = try #require(try f.children(groups: true).first)
+            var out: [String: [Float]] = [:]
+            for key in try f.children(of: group) { out[key] = try f.readFloats("\(group)/\(key)").values }
+            return out
+        }
+        let a = try submission("\(dir)/run0/submission.h5"), b = try submission("\(dir)/run1/submission.h5")
+        #expect(a.count == 6 && a.keys == b.keys && a != b)
+        var mean: [String: [Float]] = [:]
+        for (key, x) in a { mean[key] = zip(x, b[key]!).map { ($0 + $1) / 2 } }
+        for ranks in [1, 2] {
+            let out = "\(dir)/ensemble\(ranks).h5"
+            let r = try CLI.run(["predict", "--checkpoint", "\(dir)/run0/best.h5", "--checkpoint", "\(dir)/run1/best.h5",
+                                 "--data", data, "--out", out], ranks: ranks)
+            #expect(r.status == 0, "\(r.output)")
+            #expect(r.stdout.contains("the mean rates of 2 models"), "\(r.stdout)")
+            #expect(try submission(out) == mean, "the ensemble on \(ranks) rank(s) is not the mean of its models' rates")
+        }
+        // A checkpoint that does not fit the data is named before anything is predicted.
+        try FileManager.default.createDirectory(atPath: dir + "/other", withIntermediateDirectories: true)
+        let other = try CLI.smallData(in: dir + "/other")
+        let bad = try CLI.run(["predict", "--checkpoint", "\(dir)/run0/best.h5", "--checkpoint", "\(dir)/run1/best.h5",
+                               "--data", other, "--out", "\(dir)/bad.h5"])
+        #expect(bad.status != 0 && !FileManager.default.fileExists(atPath: "\(dir)/bad.h5"), "\(bad.output)")
+        #expect(bad.output.contains("\(dir)/run0/best.h5"), "\(bad.output)")
+    }
 }
 
 @Suite("latents")
