@@ -75,9 +75,10 @@ struct Predict: ParsableCommand {
             }
         }
         guard comm.isRoot, let sum else { return }
-        // The ensemble's rate is the mean of its models' expected spike counts.
+        // The ensemble's rate is the mean of its models' expected spike counts (x / 1 is x: one
+        // model writes its own rates bitwise).
         let count = Float(models.count)
-        let rates = models.count == 1 ? sum : (train: sum.train.map { $0 / count }, eval: sum.eval.map { $0 / count })
+        let rates = (train: sum.train.map { $0 / count }, eval: sum.eval.map { $0 / count })
         let group = Submission.group(dataPath: data, tensors: tensors, explicit: datasetName)
         if let note = group.note { say(note) }
         try Submission.write(path: out, group: group.name, trainRates: rates.train, evalRates: rates.eval, dims: models[0].dims, tensors: tensors)

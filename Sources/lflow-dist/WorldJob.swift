@@ -55,7 +55,6 @@ enum WorldJob {
     /// banner of its own, and a message still being written after that exit came out cut in two
     /// by the banner, or not at all.
     private static func printFailure(_ error: Error) {
-        if error is ExitCode { return }
         FileHandle.standardError.write(Data("Error: \(LflowDist.message(for: error))\n".utf8))
     }
 }
