@@ -34,6 +34,8 @@ public struct Config: Equatable, Sendable {
     public var decoderInput = DecoderInput.zvh
     public var positionalEncoding = PositionalEncoding.none
     public var decoderLayers = 1
+    /// Width of a linear bottleneck between the decoder and the readout (0 = none, the spec).
+    public var factors = 0
     /// The most decoder layers a config may stack (each has its own dropout streams).
     public static let maxDecoderLayers = 4
     // Physics
@@ -167,6 +169,7 @@ extension Config {
         .choice("decoder", \.decoder, "transformer: one post-norm Transformer encoder layer; linear: readout straight from S_t (ablation)."),
         .choice("decoderInput", \.decoderInput, "What the decoder reads: zvh = S_t = [z_t, v_t, h_t] (spec); zv = [z_t, v_t] only, without the encoder state, so every rate must come through the Langevin latents (ablation)."),
         .choice("positionalEncoding", \.positionalEncoding, "none: the Transformer sees S_t without its step (spec); sinusoidal: the fixed sin/cos encoding of the step t (Vaswani et al. 2017) is added to S_t before the Transformer, so attention can weigh steps by where they are (no parameters; needs decoder: transformer)."),
+        .int("factors", \.factors, "0 (none) or 1 to the decoder width", "Rank of the readout: 0 = Linear(D→Nout) straight from the decoder (spec); F > 0 puts a linear map D→F without bias (factors.weight [F, D]) before it (readout.weight [Nout, F]), so every neuron's log-rate, held-in and held-out, is a mix of the same F factors (LFADS's factors)."),
         .int("decoderLayers", \.decoderLayers, "1 to 4; > 1 needs decoder: transformer", "Transformer encoder layers of the decoder, stacked (1 = the spec's one layer; the second and later are named decoder.layers.<k>.*)."),
         .real("dt", \.dt, "> 0", "Langevin time step."),
         .real("mass", \.mass, "> 0", "Mass m in v' = v - dt·f(z)/m."),
@@ -255,6 +258,8 @@ extension Config {
             need(decoderWidth % heads == 0, "decoder width \(decoderWidth) (= \(decoderParts)·hidden) must be divisible by heads (\(heads))")
         }
         need(feedForward > 0, "feedForward must be > 0 (got \(feedForward))")
+        need(factors >= 0 && factors <= decoderWidth,
+             "factors must be 0 (no bottleneck) or 1 to the decoder width \(decoderWidth) (got \(factors))")
         need((1...Config.maxDecoderLayers).contains(decoderLayers),
              "decoderLayers must be 1 to \(Config.maxDecoderLayers) (got \(decoderLayers))")
         need(decoderLayers == 1 || decoder == .transformer,

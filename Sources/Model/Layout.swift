@@ -128,8 +128,11 @@ public struct ParameterLayout: Equatable, Sendable {
                 ]
             }
         }
-        items.append(("readout.weight", [nOut, d], linearBound(d)))
-        items.append(("readout.bias", [nOut], linearBound(d)))
+        // With factors F > 0: a bias-free D→F map, then the readout from F (nn.Linear's init).
+        if c.factors > 0 { items.append(("factors.weight", [c.factors, d], linearBound(d))) }
+        let r = c.factors > 0 ? c.factors : d
+        items.append(("readout.weight", [nOut, r], linearBound(r)))
+        items.append(("readout.bias", [nOut], linearBound(r)))
         self.init(items)
     }
 }

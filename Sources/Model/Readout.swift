@@ -2,9 +2,15 @@ import Kernels
 
 /// Readout and reconstruction loss: ℓ = clamp(x·Wᵀ + b, -8, 8) (log expected spikes per bin),
 /// Poisson NLL per entry exp(ℓ) - y ℓ (the lnΓ(y+1) constant is dropped, as in the spec).
+/// With `factors: F` > 0 the readout reads f = x·Fᵀ (a bias-free D→F map, `factors.weight`)
+/// instead of x: ℓ = clamp(f·Wᵀ + b, -8, 8), W (Nout, F).
 public final class PoissonReadout<S: Scalar> {
     public static var logRateBound: S { 8 }
     let width: Int, outputs: Int
+    /// F and the bottleneck's weight, values and their gradient (steps, B, F); nil/empty without.
+    let factors: Int
+    let factorWeight: ParameterSlot?
+    let factorValues: Buffer<S>, dFactors: Buffer<S>
     let logRatesRaw: Buffer<S>          // (steps, B, Nout) before the clamp
     public let logRates: Buffer<S>      // (steps, B, Nout)
     let dLogRates: Buffer<S>            // (steps, B, Nout)
@@ -17,6 +23,10 @@ public final class PoissonReadout<S: Scalar> {
         bias = layout.slot("readout.bias")
         self.width = width
         self.outputs = outputs
+        factorWeight = layout["factors.weight"].map { _ in layout.slot("factors.weight") }
+        factors = factorWeight.map { $0.count / width } ?? 0
+        factorValues = Buffer(count: steps * maxBatch * factors)
+        dFactors = Buffer(count: steps * maxBatch * factors)
         logRatesRaw = Buffer(count: steps * maxBatch * outputs)
         logRates = Buffer(count: steps * maxBatch * outputs)
         dLogRates = Buffer(count: steps * maxBatch * outputs)
@@ -24,8 +34,15 @@ public final class PoissonReadout<S: Scalar> {
 
     /// Overwrites `logRates` from x (rows, D).
     public func forward(x: UnsafePointer<S>, rows: Int, params: ParameterSet<S>) {
-        Linear.forward(y: logRatesRaw.ptr, x: x, weight: params.value(weight),
-                       bias: params.value(bias), rows: rows, inDim: width, outDim: outputs, precision: precision)
+        var input = x, inDim = width
+        if let factorWeight {
+            Linear.forward(y: factorValues.ptr, x: x, weight: params.value(factorWeight), bias: nil,
+                           rows: rows, inDim: width, outDim: factors, precision: precision)
+            input = UnsafePointer(factorValues.ptr)
+            inDim = factors
+        }
+        Linear.forward(y: logRatesRaw.ptr, x: input, weight: params.value(weight),
+                       bias: params.value(bias), rows: rows, inDim: inDim, outDim: outputs, precision: precision)
         let bound = Self.logRateBound
         let raw = logRatesRaw.ptr, clamped = logRates.ptr
         Parallel.ranges(rows * outputs) { range in
@@ -55,8 +72,18 @@ public final class PoissonReadout<S: Scalar> {
             }
         }
         dx.update(repeating: 0, count: rows * width)
-        Linear.backward(dx: dx, dWeight: params.grad(weight), dBias: params.grad(bias),
-                        dy: dLogRates.ptr, x: x, weight: params.value(weight),
-                        rows: rows, inDim: width, outDim: outputs, precision: precision)
+        guard let factorWeight else {
+            Linear.backward(dx: dx, dWeight: params.grad(weight), dBias: params.grad(bias),
+                            dy: dLogRates.ptr, x: x, weight: params.value(weight),
+                            rows: rows, inDim: width, outDim: outputs, precision: precision)
+            return
+        }
+        dFactors.ptr.update(repeating: 0, count: rows * factors)
+        Linear.backward(dx: dFactors.ptr, dWeight: params.grad(weight), dBias: params.grad(bias),
+                        dy: dLogRates.ptr, x: factorValues.ptr, weight: params.value(weight),
+                        rows: rows, inDim: factors, outDim: outputs, precision: precision)
+        Linear.backward(dx: dx, dWeight: params.grad(factorWeight), dBias: nil,
+                        dy: dFactors.ptr, x: x, weight: params.value(factorWeight),
+                        rows: rows, inDim: width, outDim: factors, precision: precision)
     }
 }

@@ -38,7 +38,8 @@ struct ConfigTests {
                       ("damping=1", "damping must be in [0, 1)"), ("damping=-0.1", "damping must be in [0, 1)"),
                       ("hidden=30", "divisible by groups"), ("heads=11", "divisible by heads"),
                       ("kernelSize=2", "kernelSize must be odd"), ("cdKeep=0", "cdKeep must be in (0, 1]"),
-                      ("decoderLayers=0", "decoderLayers must be 1 to 4"), ("decoderLayers=5", "decoderLayers must be 1 to 4")])
+                      ("decoderLayers=0", "decoderLayers must be 1 to 4"), ("decoderLayers=5", "decoderLayers must be 1 to 4"),
+                      ("factors=-1", "factors must be 0"), ("factors=841", "decoder width 840")])
     func impossible(override: String, expected: String) throws {
         var c = Config()
         try c.apply(overrides: [override])
@@ -89,6 +90,11 @@ struct LayoutTests {
         let small = ParameterLayout(config: c, dims: dims)
         #expect(small["decoder.norm1.weight"] == nil && small["linear_v_means.weight"] == nil)
         #expect(small["readout.weight"]?.shape == [10, 16])
+        c.factors = 5
+        let factored = ParameterLayout(config: c, dims: dims)
+        #expect(factored["factors.weight"]?.shape == [5, 16])
+        #expect(factored["readout.weight"]?.shape == [10, 5])
+        #expect(factored.entries.map(\.name).suffix(3) == ["factors.weight", "readout.weight", "readout.bias"])
     }
 
     @Test("Seeded initialisation is reproducible and follows PyTorch's bounds")

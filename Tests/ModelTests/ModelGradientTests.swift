@@ -271,9 +271,9 @@ struct LayerGradientTests {
         expectGradient("force matrix (\(order))", loss: loss, p: a.ptr, analytic: dynamics.dForceMatrix.ptr, count: h * h)
     }
 
-    @Test("Readout and Poisson loss: parameters and input")
-    func readout() {
-        let config = tinyConfig()
+    @Test("Readout and Poisson loss: parameters and input (factors 0: the spec's; 4: a rank-4 bottleneck)", arguments: [0, 4])
+    func readout(_ factors: Int) {
+        let config = tinyConfig { $0.factors = factors }
         let params = perturbedParameters(config)
         let b = 3, steps = tinyDims.steps, d = config.decoderWidth, nOut = tinyDims.outputs, rows = steps * b
         let readout = PoissonReadout<Double>(width: d, outputs: nOut, steps: steps, maxBatch: b, layout: params.layout)
@@ -291,7 +291,8 @@ struct LayerGradientTests {
         params.grads.zero()
         let dx = Buffer<Double>(count: rows * d)
         readout.backward(dx: dx.ptr, x: x.ptr, targets: y.ptr, gradMask: mask.ptr, scale: scale, rows: rows, params: params)
-        for name in ["readout.weight", "readout.bias"] {
+        #expect((params.layout["factors.weight"] != nil) == (factors > 0))
+        for name in ["readout.weight", "readout.bias"] + (factors > 0 ? ["factors.weight"] : []) {
             expectGradient(name, loss: loss, p: params.value(name), analytic: params.grad(name), count: params.layout[name]!.count)
         }
         expectGradient("readout input", loss: loss, p: x.ptr, analytic: dx.ptr, count: dx.count)
@@ -371,6 +372,12 @@ struct ModelGradientTests {
     func bidirectionalEncoder(_ input: Config.EncoderInput, _ stochastic: Bool) {
         check(Variant(potential: .allPairs, encoderInput: input, dynamics: .secondOrder, decoder: .transformer),
               stochastic: stochastic) { $0.encoder = .bidirectional; $0.positionalEncoding = .sinusoidal }
+    }
+
+    @Test("Readout factors (a rank-3 bottleneck before the readout), bidirectional encoder", arguments: [false, true])
+    func readoutFactors(_ stochastic: Bool) {
+        check(Variant(potential: .allPairs, encoderInput: .current, dynamics: .secondOrder, decoder: .transformer),
+              stochastic: stochastic) { $0.factors = 3; $0.encoder = .bidirectional; $0.positionalEncoding = .sinusoidal }
     }
 
     @Test("decoderLayers adds decoder.layers.<k>.* after the spec's decoder.*, and changes the rates")
