@@ -85,7 +85,8 @@ public enum RunReport {
             let summary = "\(records.count) epochs" + (best.map { ", best at epoch \($0.epoch + 1)" } ?? "")
                 + ", H = \(config.hidden)" + (config.encoder == .bidirectional ? ", bidirectional encoder" : "")
                 + ", \(config.dynamics == .secondOrder ? "second-order" : "first-order") dynamics, \(config.decoder.rawValue) decoder"
-                + (config.decoderInput == .zv ? " on [z, v]" : "") + ", precision \(config.precision.rawValue)"
+                + (config.decoderInput == .zv ? " on [z, v]" : "")
+                + (config.factors > 0 ? ", readout through \(config.factors) factors" : "") + ", precision \(config.precision.rawValue)"
             return """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>lflow-dist report: \(SVG.escape(run))</title>
