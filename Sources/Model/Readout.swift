@@ -34,15 +34,12 @@ public final class PoissonReadout<S: Scalar> {
 
     /// Overwrites `logRates` from x (rows, D).
     public func forward(x: UnsafePointer<S>, rows: Int, params: ParameterSet<S>) {
-        var input = x, inDim = width
         if let factorWeight {
             Linear.forward(y: factorValues.ptr, x: x, weight: params.value(factorWeight), bias: nil,
                            rows: rows, inDim: width, outDim: factors, precision: precision)
-            input = UnsafePointer(factorValues.ptr)
-            inDim = factors
         }
-        Linear.forward(y: logRatesRaw.ptr, x: input, weight: params.value(weight),
-                       bias: params.value(bias), rows: rows, inDim: inDim, outDim: outputs, precision: precision)
+        Linear.forward(y: logRatesRaw.ptr, x: readoutInput(x), weight: params.value(weight),
+                       bias: params.value(bias), rows: rows, inDim: readoutWidth, outDim: outputs, precision: precision)
         let bound = Self.logRateBound
         let raw = logRatesRaw.ptr, clamped = logRates.ptr
         Parallel.ranges(rows * outputs) { range in
@@ -72,18 +69,22 @@ public final class PoissonReadout<S: Scalar> {
             }
         }
         dx.update(repeating: 0, count: rows * width)
-        guard let factorWeight else {
-            Linear.backward(dx: dx, dWeight: params.grad(weight), dBias: params.grad(bias),
-                            dy: dLogRates.ptr, x: x, weight: params.value(weight),
-                            rows: rows, inDim: width, outDim: outputs, precision: precision)
-            return
+        // The readout's input gradient is dx itself, or the factors' on its way to dx.
+        let dInput = factorWeight == nil ? dx : dFactors.ptr
+        if factorWeight != nil { dFactors.ptr.update(repeating: 0, count: rows * factors) }
+        Linear.backward(dx: dInput, dWeight: params.grad(weight), dBias: params.grad(bias),
+                        dy: dLogRates.ptr, x: readoutInput(x), weight: params.value(weight),
+                        rows: rows, inDim: readoutWidth, outDim: outputs, precision: precision)
+        if let factorWeight {
+            Linear.backward(dx: dx, dWeight: params.grad(factorWeight), dBias: nil,
+                            dy: dFactors.ptr, x: x, weight: params.value(factorWeight),
+                            rows: rows, inDim: width, outDim: factors, precision: precision)
         }
-        dFactors.ptr.update(repeating: 0, count: rows * factors)
-        Linear.backward(dx: dFactors.ptr, dWeight: params.grad(weight), dBias: params.grad(bias),
-                        dy: dLogRates.ptr, x: factorValues.ptr, weight: params.value(weight),
-                        rows: rows, inDim: factors, outDim: outputs, precision: precision)
-        Linear.backward(dx: dx, dWeight: params.grad(factorWeight), dBias: nil,
-                        dy: dFactors.ptr, x: x, weight: params.value(factorWeight),
-                        rows: rows, inDim: width, outDim: factors, precision: precision)
+    }
+
+    /// What `readout.weight` multiplies: x (rows, D), or with factors the last forward's f (rows, F).
+    private var readoutWidth: Int { factorWeight == nil ? width : factors }
+    private func readoutInput(_ x: UnsafePointer<S>) -> UnsafePointer<S> {
+        factorWeight == nil ? x : UnsafePointer(factorValues.ptr)
     }
 }
