@@ -44,6 +44,8 @@ public enum NoisePurpose: UInt32, Sendable {
     case attentionDropout4, attentionOutputDropout4, feedForwardDropout4, feedForwardOutputDropout4
     /// The dropout of the reverse GRU of a bidirectional encoder.
     case encoderReverseDropout
+    /// The per-step posterior's innovation samples (`posterior: perStep`).
+    case innovation
 }
 
 /// A keyed random stream: draws are addressed by (seed, purpose, epoch, step, trial, index).

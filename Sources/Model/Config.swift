@@ -19,6 +19,8 @@ public struct Config: Equatable, Sendable {
     public enum EvalTrials: String, CaseIterable, Sendable { case ignore, heldIn }
     public enum PositionalEncoding: String, CaseIterable, Sendable { case none, sinusoidal }
     public enum CDGradient: String, CaseIterable, Sendable { case spec, dropped }
+    public enum Posterior: String, CaseIterable, Sendable { case initial, perStep }
+    public enum PotentialInput: String, CaseIterable, Sendable { case none, spikes }
 
     // Architecture
     public var hidden = 280
@@ -29,6 +31,8 @@ public struct Config: Equatable, Sendable {
     public var encoderInput = EncoderInput.current
     public var encoder = Encoder.forward
     public var potential = Potential.allPairs
+    public var potentialInput = PotentialInput.none
+    public var posterior = Posterior.initial
     public var dynamics = Dynamics.secondOrder
     public var decoder = Decoder.transformer
     public var decoderInput = DecoderInput.zvh
@@ -165,6 +169,8 @@ extension Config {
         .choice("encoderInput", \.encoderInput, "GRU input at step t: current = x[min(t,T-1)] (paper, Algorithm 1); lagged = x[min(t-1,T-1)] (released code)."),
         .choice("encoder", \.encoder, "forward: one GRU from the first step to the last (spec); bidirectional: a second GRU (encoder_reverse.*, the same shapes) runs from the last step to the first, reading the bin after t with lagged input (x[t] with current; nothing past the window), and h_t is the sum of the two states, so every width stays the same and h_0, which the initial posterior reads, has seen the whole trial; with lagged input neither direction has seen x[t] at a step t ≥ 1."),
         .choice("potential", \.potential, "allPairs: U = k·Σ_i Σ_j <V_i, Z_j> (released code); diagonal: U = k·Σ_i <V_i, Z_i> (paper's zᵀWz)."),
+        .choice("potentialInput", \.potentialInput, "none: U(z) alone (spec); spikes: the paper's input-dependent potential U(z, x_t) = U(z) + φ(x_t)·z, so the force at Langevin step t gains φ(x_t), a map of the spikes the encoder reads at step t (the same bin, by encoderInput, after coordinated dropout): φ = KernelNormalizedLinear(Nin→H) → ReLU → KernelNormalizedLinear(H→H) (each weight row scaled to unit norm, as the released code's commented layer_x; parameters potential.layer_x.0.* and potential.layer_x.2.*)."),
+        .choice("posterior", \.posterior, "initial: the posterior sets z_0 and v_0 only, and every later step adds Langevin noise no data informs (spec); perStep: the encoder state h_t also infers each step's innovation, an input u_t entering v_t (z_t in first order) in place of the Langevin noise, v_t = μ_t + s·u_t with s² = 2·damping·temperature (2·temperature·dt in first order) and q(u_t | h_t) = N(a_t, b_t²) from two Linear(H→H) heads (linear_u_means, linear_u_logvar; LFADS's controller output, Pandarinath et al. 2018). The transition KL is then KL(q(v_t | ·) ‖ p(v_t | ·)) = KL(N(a_t, b_t²) ‖ N(0, 1)) per step: what the data adds to the Langevin prior, zero where the posterior follows the physics (velocityPriorVar is not used). Needs Langevin noise: damping > 0 (second order) and temperature > 0."),
         .choice("dynamics", \.dynamics, "secondOrder: underdamped Langevin in (z, v); firstOrder: overdamped, no velocity (ablation)."),
         .choice("decoder", \.decoder, "transformer: one post-norm Transformer encoder layer; linear: readout straight from S_t (ablation)."),
         .choice("decoderInput", \.decoderInput, "What the decoder reads: zvh = S_t = [z_t, v_t, h_t] (spec); zv = [z_t, v_t] only, without the encoder state, so every rate must come through the Langevin latents (ablation)."),
@@ -270,6 +276,10 @@ extension Config {
         need(mass > 0, "mass must be > 0 (got \(mass)); it divides the force")
         need(damping >= 0 && damping < 1, "damping must be in [0, 1) (got \(damping))")
         need(temperature >= 0, "temperature must be >= 0 (got \(temperature))")
+        if posterior == .perStep {
+            need(temperature > 0 && (dynamics == .firstOrder || damping > 0),
+                 "posterior perStep needs Langevin noise, the prior of each step's innovation: temperature > 0" + (dynamics == .secondOrder ? " and damping > 0" : "") + " (got temperature \(temperature)" + (dynamics == .secondOrder ? ", damping \(damping)" : "") + "); or set posterior=initial")
+        }
         need(velocityPriorVar > 0, "velocityPriorVar must be > 0 (got \(velocityPriorVar))")
         need(cdKeep > 0 && cdKeep <= 1, "cdKeep must be in (0, 1] (got \(cdKeep)); 1 disables coordinated dropout")
         need(dropout >= 0 && dropout < 1, "dropout must be in [0, 1) (got \(dropout))")

@@ -91,6 +91,12 @@ public final class LangevinFlow<S: Scalar> {
     let zHead: PosteriorHead<S>
     let vHead: PosteriorHead<S>?
     let potential: CoupledOscillatorPotential<S>
+    /// φ(x_t) of `potentialInput: spikes`, nil for the spec's U(z).
+    let inputPotential: InputPotential<S>?
+    /// q(u_t | h_t) of `posterior: perStep` (steps 1 … T+F-1), nil for the spec's initial posterior.
+    let innovationHead: PosteriorHead<S>?
+    /// The innovations u_t drawn from it, step t at row t-1              // (steps-1, B, H)
+    let innovations: Buffer<S>
     public let dynamics: LangevinDynamics<S>
     /// The decoder's Transformer layers (decoderLayers of them), empty for the linear decoder.
     let transformers: [TransformerLayer<S>]
@@ -128,6 +134,12 @@ public final class LangevinFlow<S: Scalar> {
         zHead = PosteriorHead(latent: "z", hidden: h, maxBatch: maxBatch, layout: layout)
         vHead = config.dynamics == .secondOrder ? PosteriorHead(latent: "v", hidden: h, maxBatch: maxBatch, layout: layout) : nil
         potential = CoupledOscillatorPotential(config: config, layout: layout)
+        inputPotential = config.potentialInput == .spikes
+            ? InputPotential(config: config, dims: dims, maxBatch: maxBatch, layout: layout) : nil
+        let perStep = config.posterior == .perStep && steps > 1
+        innovationHead = perStep
+            ? PosteriorHead(latent: "u", hidden: h, maxBatch: maxBatch, layout: layout, steps: steps - 1, precision: config.precision) : nil
+        innovations = Buffer(count: perStep ? (steps - 1) * maxBatch * h : 0)
         dynamics = LangevinDynamics(config: config, steps: steps, maxBatch: maxBatch)
         transformers = config.decoder == .transformer
             ? (0..<config.decoderLayers).map { TransformerLayer(config: config, steps: steps, maxBatch: maxBatch, layout: layout, layer: $0) } : []
@@ -191,7 +203,14 @@ public final class LangevinFlow<S: Scalar> {
             kl += vHead.forward(h0: h0, sample: dynamics.velocities.ptr, batch: b, params: params, noise: noise)
         }
         potential.build(params: params)
-        kl += dynamics.forward(forceMatrix: potential.forceMatrix.ptr, batch: b, noise: noise)
+        inputPotential?.forward(x: inputs.input.ptr, batch: b, params: params)
+        if let innovationHead {
+            // u_t from h_t, t ≥ 1: the states from row block 1 on.
+            kl += innovationHead.forward(h0: states.ptr + b * config.hidden, sample: innovations.ptr, batch: b, params: params, noise: noise)
+        }
+        kl += dynamics.forward(forceMatrix: potential.forceMatrix.ptr, batch: b, noise: noise,
+                               drive: inputPotential.map { UnsafePointer($0.drive.ptr) }, driveRow: driveRow,
+                               innovations: innovationHead == nil ? nil : UnsafePointer(innovations.ptr))
         clock?.mark(.dynamics)
         assembleLatents(batch: b)
         let decoderOut: UnsafeMutablePointer<S>
@@ -246,11 +265,16 @@ public final class LangevinFlow<S: Scalar> {
         }
         splitLatentGradient(dS, batch: b)
         clock?.mark(.decoderBackward)
-        dynamics.backward(forceMatrix: potential.forceMatrix.ptr, klScale: lastScale.kl, batch: b)
-        let h0 = states.ptr
+        if let inputPotential { inputPotential.dDrive.ptr.update(repeating: 0, count: dims.bins * b * config.hidden) }
+        dynamics.backward(forceMatrix: potential.forceMatrix.ptr, klScale: lastScale.kl, batch: b,
+                          dDrive: inputPotential?.dDrive.ptr, driveRow: driveRow)
+        let h0 = states.ptr, block = b * config.hidden
         zHead.backward(dSample: dynamics.dPositions.ptr, klScale: lastScale.kl, h0: h0, dh0: dStates.ptr, batch: b, params: params)
         vHead?.backward(dSample: dynamics.dVelocities.ptr, klScale: lastScale.kl, h0: h0, dh0: dStates.ptr, batch: b, params: params)
+        innovationHead?.backward(dSample: dynamics.dInnovations.ptr + block, klScale: lastScale.kl, h0: h0 + block,
+                                 dh0: dStates.ptr + block, batch: b, params: params)
         potential.backward(dForceMatrix: dynamics.dForceMatrix.ptr, params: params)
+        inputPotential?.backward(x: inputs.input.ptr, batch: b, params: params)
         clock?.mark(.dynamicsBackward)
         if let reverseEncoder {
             // h_t = forward_t + reverse_t: both GRUs get d loss / d h_t.
@@ -260,6 +284,9 @@ public final class LangevinFlow<S: Scalar> {
         encoder.backward(dStates: dStates.ptr, dx: nil, x: inputs.input.ptr, batch: b, params: params)
         clock?.mark(.encoderBackward)
     }
+
+    /// The observed bin whose φ drives Langevin step t: the bin the forward GRU reads at t.
+    func driveRow(_ t: Int) -> Int { encoder.source(t) ?? dims.bins - 1 }
 
     /// S_t, or S_t + PE_t (into `encodedLatents`) with a positional encoding.
     func transformerInput(batch: Int) -> UnsafeMutablePointer<S> {

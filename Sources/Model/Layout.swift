@@ -104,7 +104,24 @@ public struct ParameterLayout: Equatable, Sendable {
             items.append(("\(head).weight", [h, h], linearBound(h)))
             items.append(("\(head).bias", [h], linearBound(h)))
         }
+        // posterior perStep: the innovation heads on h_t, the initial heads' shapes and rules.
+        if c.posterior == .perStep {
+            for head in ["linear_u_means", "linear_u_logvar"] {
+                items.append(("\(head).weight", [h, h], linearBound(h)))
+                items.append(("\(head).bias", [h], linearBound(h)))
+            }
+        }
         items.append(("potential.conv_z", [c.groups, c.groups, c.kernelSize], .normal(0.1)))
+        // potentialInput spikes: φ = nn.Sequential(KernelNormalizedLinear(Nin, H), ReLU,
+        // KernelNormalizedLinear(H, H)), so its entries are layer_x.0 and layer_x.2 (nn.Linear's init).
+        if c.potentialInput == .spikes {
+            items += [
+                ("potential.layer_x.0.weight", [h, nIn], linearBound(nIn)),
+                ("potential.layer_x.0.bias", [h], linearBound(nIn)),
+                ("potential.layer_x.2.weight", [h, h], linearBound(h)),
+                ("potential.layer_x.2.bias", [h], linearBound(h)),
+            ]
+        }
         if c.decoder == .transformer {
             let f = c.feedForward
             // One set per layer: the spec's `decoder.*`, then `decoder.layers.<k>.*` for the

@@ -4,12 +4,18 @@ import Kernels
 /// clamped to [ln 1e-4, 5], and the reparameterisation z_0 = μ + σ ε (μ alone when not sampling).
 /// Also the first two KL terms, KL(N(μ, σ²) ‖ N(0, 1)) = ½ Σ (σ² + μ² - 1 - log σ²).
 ///
-/// One `PosteriorHead` per latent: z always, v with second-order dynamics.
+/// One `PosteriorHead` per latent: z always, v with second-order dynamics, and with `posterior:
+/// perStep` the innovation u_t of every step t ≥ 1 (`steps` rows per trial, read from h_1 … h_{T+F-1},
+/// time-major like the encoder's states; its KL against N(0, 1) is the transition KL, since u is
+/// the innovation in units of the Langevin noise).
 public final class PosteriorHead<S: Scalar> {
     public static var logVarMin: S { S.log(1e-4) }
     public static var logVarMax: S { 5 }
 
     let hidden: Int
+    /// Rows per trial: 1 for z_0 and v_0, the Langevin steps for the innovation.
+    let steps: Int
+    let precision: Precision
     let meanWeight: ParameterSlot, meanBias: ParameterSlot, logVarWeight: ParameterSlot, logVarBias: ParameterSlot
     let purpose: NoisePurpose
     public let mean: Buffer<S>          // (B, H)
@@ -18,14 +24,20 @@ public final class PosteriorHead<S: Scalar> {
     let epsilon: Buffer<S>              // (B, H); zero when not sampling
     let dMean: Buffer<S>, dLogVar: Buffer<S>   // (B, H) scratch
 
-    /// `latent` is "z" or "v": the heads are linear_<latent>_means and linear_<latent>_logvar.
-    public init(latent: String, hidden: Int, maxBatch: Int, layout: ParameterLayout) {
+    /// `latent` is "z", "v" or "u": the heads are linear_<latent>_means and linear_<latent>_logvar.
+    /// Buffers are (steps, B, H); `precision` is that of the two products (the initial heads keep
+    /// float32, the spec's).
+    public init(latent: String, hidden: Int, maxBatch: Int, layout: ParameterLayout, steps: Int = 1,
+                precision: Precision = .float32) {
         self.hidden = hidden
+        self.steps = steps
+        self.precision = precision
+        let maxBatch = maxBatch * steps
         meanWeight = layout.slot("linear_\(latent)_means.weight")
         meanBias = layout.slot("linear_\(latent)_means.bias")
         logVarWeight = layout.slot("linear_\(latent)_logvar.weight")
         logVarBias = layout.slot("linear_\(latent)_logvar.bias")
-        purpose = latent == "z" ? .posteriorZ : .posteriorV
+        purpose = latent == "z" ? .posteriorZ : latent == "v" ? .posteriorV : .innovation
         mean = Buffer(count: maxBatch * hidden)
         logVarRaw = Buffer(count: maxBatch * hidden)
         logVar = Buffer(count: maxBatch * hidden)
@@ -34,16 +46,17 @@ public final class PosteriorHead<S: Scalar> {
         dLogVar = Buffer(count: maxBatch * hidden)
     }
 
-    /// Overwrites `sample` (B, H) with z_0 from `h0` (B, H). Returns the KL summed over the batch.
+    /// Overwrites `sample` (steps, B, H) with μ + σ ε from `h0` (steps, B, H). Returns the KL
+    /// summed over the batch and the steps.
     public func forward(h0: UnsafePointer<S>, sample: UnsafeMutablePointer<S>, batch: Int,
                         params: ParameterSet<S>, noise: NoiseContext) -> S {
-        let h = hidden, count = batch * h
+        let h = hidden, rows = batch * steps, count = rows * h
         Linear.forward(y: mean.ptr, x: h0, weight: params.value(meanWeight),
-                       bias: params.value(meanBias), rows: batch, inDim: h, outDim: h)
+                       bias: params.value(meanBias), rows: rows, inDim: h, outDim: h, precision: precision)
         Linear.forward(y: logVarRaw.ptr, x: h0, weight: params.value(logVarWeight),
-                       bias: params.value(logVarBias), rows: batch, inDim: h, outDim: h)
+                       bias: params.value(logVarBias), rows: rows, inDim: h, outDim: h, precision: precision)
         if noise.sampling {
-            noise.fill(purpose, normal: true, into: epsilon.ptr, rows: 1, width: h)
+            noise.fill(purpose, normal: true, into: epsilon.ptr, rows: steps, width: h)
         } else {
             epsilon.ptr.update(repeating: 0, count: count)
         }
@@ -57,11 +70,11 @@ public final class PosteriorHead<S: Scalar> {
         return kl
     }
 
-    /// Accumulates into the head gradients and into `dh0` (B, H), from `dSample` (B, H) and
-    /// the weight `klScale` of the summed KL in the loss.
+    /// Accumulates into the head gradients and into `dh0` (steps, B, H), from `dSample`
+    /// (steps, B, H) and the weight `klScale` of the summed KL in the loss.
     public func backward(dSample: UnsafePointer<S>, klScale: S, h0: UnsafePointer<S>, dh0: UnsafeMutablePointer<S>,
                          batch: Int, params: ParameterSet<S>) {
-        let h = hidden, count = batch * h
+        let h = hidden, rows = batch * steps, count = rows * h
         for i in 0..<count {
             let lv = logVar[i], sigma = S.exp(lv / 2)
             dMean[i] = dSample[i] + klScale * mean[i]
@@ -71,8 +84,10 @@ public final class PosteriorHead<S: Scalar> {
             dLogVar[i] = (raw >= Self.logVarMin && raw <= Self.logVarMax) ? dlv : 0
         }
         Linear.backward(dx: dh0, dWeight: params.grad(meanWeight), dBias: params.grad(meanBias),
-                        dy: dMean.ptr, x: h0, weight: params.value(meanWeight), rows: batch, inDim: h, outDim: h)
+                        dy: dMean.ptr, x: h0, weight: params.value(meanWeight), rows: rows, inDim: h, outDim: h,
+                        precision: precision)
         Linear.backward(dx: dh0, dWeight: params.grad(logVarWeight), dBias: params.grad(logVarBias),
-                        dy: dLogVar.ptr, x: h0, weight: params.value(logVarWeight), rows: batch, inDim: h, outDim: h)
+                        dy: dLogVar.ptr, x: h0, weight: params.value(logVarWeight), rows: rows, inDim: h, outDim: h,
+                        precision: precision)
     }
 }

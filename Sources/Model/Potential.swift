@@ -116,3 +116,108 @@ public final class CoupledOscillatorPotential<S: Scalar> {
         }
     }
 }
+
+/// The input-dependent part of the potential (`potentialInput: spikes`, the paper's third
+/// ablation): U(z, x_t) = U(z) + φ(x_t)·z, so the force at a Langevin step gains φ(x_t), with
+/// φ = KernelNormalizedLinear(Nin→H) → ReLU → KernelNormalizedLinear(H→H), as the released
+/// code's commented `layer_x` (a KernelNormalizedLinear is nn.Linear with every weight row
+/// scaled to unit L2 norm, `F.normalize(weight, dim=1)`, floor 1e-12; lfads-torch's).
+///
+/// φ is computed for every observed bin in two products; the dynamics read the row of the bin
+/// the encoder reads at each step. Buffers are time-major (T, B, ·).
+public final class InputPotential<S: Scalar> {
+    let inputs: Int, hidden: Int, bins: Int
+    let precision: Precision
+    let weight1: ParameterSlot, bias1: ParameterSlot, weight2: ParameterSlot, bias2: ParameterSlot
+    /// The normalised weights and their row norms.
+    let normalised1: Buffer<S>, normalised2: Buffer<S>       // (H, Nin), (H, H)
+    let norms1: Buffer<S>, norms2: Buffer<S>                 // (H) each
+    let preActivation: Buffer<S>, activation: Buffer<S>      // (T, B, H) each
+    /// φ(x_t) for every observed bin                         // (T, B, H)
+    public let drive: Buffer<S>
+    /// d loss / d φ, filled by the dynamics' backward         // (T, B, H)
+    public let dDrive: Buffer<S>
+    let dActivation: Buffer<S>                               // (T, B, H)
+    let dNormalised1: Buffer<S>, dNormalised2: Buffer<S>
+
+    static var normFloor: S { 1e-12 }
+
+    public init(config: Config, dims: DataDims, maxBatch: Int, layout: ParameterLayout) {
+        inputs = dims.heldIn
+        hidden = config.hidden
+        bins = dims.bins
+        precision = config.precision
+        weight1 = layout.slot("potential.layer_x.0.weight")
+        bias1 = layout.slot("potential.layer_x.0.bias")
+        weight2 = layout.slot("potential.layer_x.2.weight")
+        bias2 = layout.slot("potential.layer_x.2.bias")
+        let h = hidden, n = bins * maxBatch * h
+        normalised1 = Buffer(count: h * inputs)
+        normalised2 = Buffer(count: h * h)
+        norms1 = Buffer(count: h)
+        norms2 = Buffer(count: h)
+        preActivation = Buffer(count: n)
+        activation = Buffer(count: n)
+        drive = Buffer(count: n)
+        dDrive = Buffer(count: n)
+        dActivation = Buffer(count: n)
+        dNormalised1 = Buffer(count: h * inputs)
+        dNormalised2 = Buffer(count: h * h)
+    }
+
+    /// W / max(‖W_row‖, 1e-12), row by row, into `out`; the norms into `norms`.
+    static func normalise(_ w: UnsafePointer<S>, rows: Int, columns: Int, into out: UnsafeMutablePointer<S>, norms: UnsafeMutablePointer<S>) {
+        for r in 0..<rows {
+            var sq: S = 0
+            for c in 0..<columns { sq += w[r * columns + c] * w[r * columns + c] }
+            let norm = max(sq.squareRoot(), normFloor)
+            norms[r] = norm
+            for c in 0..<columns { out[r * columns + c] = w[r * columns + c] / norm }
+        }
+    }
+
+    /// Through Ŵ = W / max(‖W_row‖, ε): dW += (dŴ − Ŵ ⟨Ŵ, dŴ⟩_row) / ‖W_row‖ above the floor,
+    /// dŴ / ε below it.
+    static func normaliseBackward(_ dHat: UnsafePointer<S>, hat: UnsafePointer<S>, weight w: UnsafePointer<S>,
+                                  norms: UnsafePointer<S>, rows: Int, columns: Int, into dw: UnsafeMutablePointer<S>) {
+        for r in 0..<rows {
+            var sq: S = 0
+            for c in 0..<columns { sq += w[r * columns + c] * w[r * columns + c] }
+            var dot: S = 0
+            if sq.squareRoot() > normFloor { for c in 0..<columns { dot += hat[r * columns + c] * dHat[r * columns + c] } }
+            for c in 0..<columns {
+                let i = r * columns + c
+                dw[i] += (dHat[i] - hat[i] * dot) / norms[r]
+            }
+        }
+    }
+
+    /// Overwrites `drive` (T, B, H) with φ of the input `x` (T, B, Nin).
+    public func forward(x: UnsafePointer<S>, batch: Int, params: ParameterSet<S>) {
+        let h = hidden, rows = bins * batch
+        Self.normalise(params.value(weight1), rows: h, columns: inputs, into: normalised1.ptr, norms: norms1.ptr)
+        Self.normalise(params.value(weight2), rows: h, columns: h, into: normalised2.ptr, norms: norms2.ptr)
+        Linear.forward(y: preActivation.ptr, x: x, weight: normalised1.ptr, bias: params.value(bias1),
+                       rows: rows, inDim: inputs, outDim: h, precision: precision)
+        for i in 0..<(rows * h) { activation[i] = max(preActivation[i], 0) }
+        Linear.forward(y: drive.ptr, x: activation.ptr, weight: normalised2.ptr, bias: params.value(bias2),
+                       rows: rows, inDim: h, outDim: h, precision: precision)
+    }
+
+    /// Accumulates into the potential.layer_x.* gradients from `dDrive`.
+    public func backward(x: UnsafePointer<S>, batch: Int, params: ParameterSet<S>) {
+        let h = hidden, rows = bins * batch
+        dNormalised1.zero()
+        dNormalised2.zero()
+        dActivation.ptr.update(repeating: 0, count: rows * h)
+        Linear.backward(dx: dActivation.ptr, dWeight: dNormalised2.ptr, dBias: params.grad(bias2), dy: dDrive.ptr,
+                        x: activation.ptr, weight: normalised2.ptr, rows: rows, inDim: h, outDim: h, precision: precision)
+        for i in 0..<(rows * h) where preActivation[i] <= 0 { dActivation[i] = 0 }
+        Linear.backward(dx: nil, dWeight: dNormalised1.ptr, dBias: params.grad(bias1), dy: dActivation.ptr,
+                        x: x, weight: normalised1.ptr, rows: rows, inDim: inputs, outDim: h, precision: precision)
+        Self.normaliseBackward(dNormalised2.ptr, hat: normalised2.ptr, weight: params.value(weight2), norms: norms2.ptr,
+                               rows: h, columns: h, into: params.grad(weight2))
+        Self.normaliseBackward(dNormalised1.ptr, hat: normalised1.ptr, weight: params.value(weight1), norms: norms1.ptr,
+                               rows: h, columns: inputs, into: params.grad(weight1))
+    }
+}

@@ -171,6 +171,69 @@ struct LayerGradientTests {
         expectGradient("posterior input h0", loss: loss, p: h0.ptr, analytic: dh0.ptr, count: h0.count)
     }
 
+    @Test("Per-step posterior head (steps rows per trial): parameters and h_t", arguments: [false, true])
+    func innovationHead(stochastic: Bool) {
+        let config = tinyConfig { $0.posterior = .perStep }
+        let params = perturbedParameters(config)
+        let b = 3, h = config.hidden, steps = tinyDims.steps - 1, klScale = 0.41
+        let head = PosteriorHead<Double>(latent: "u", hidden: h, maxBatch: b, layout: params.layout, steps: steps)
+        let states = Buffer<Double>(count: steps * b * h)
+        fillRandom(states.ptr, count: states.count, seed: 81, scale: 3)
+        let sample = Buffer<Double>(count: steps * b * h), weights = Buffer<Double>(count: steps * b * h)
+        fillRandom(weights.ptr, count: weights.count, seed: 82)
+        let noise = stochastic ? stochasticNoise(batch: b) : .deterministic(batch: b)
+        func loss() -> Double {
+            let kl = head.forward(h0: states.ptr, sample: sample.ptr, batch: b, params: params, noise: noise)
+            return klScale * kl + (0..<weights.count).reduce(0) { $0 + sample[$1] * weights[$1] }
+        }
+        _ = loss()
+        if stochastic {
+            // Every step of every trial draws its own noise.
+            let eps = (0..<sample.count).map { sample[$0] - head.mean[$0] }
+            #expect(Set(eps.map { ($0 * 1e9).rounded() }).count == eps.count)
+        }
+        params.grads.zero()
+        let dStates = Buffer<Double>(count: states.count)
+        head.backward(dSample: weights.ptr, klScale: klScale, h0: states.ptr, dh0: dStates.ptr, batch: b, params: params)
+        for name in ["linear_u_means.weight", "linear_u_means.bias", "linear_u_logvar.weight", "linear_u_logvar.bias"] {
+            expectGradient(name, loss: loss, p: params.value(name), analytic: params.grad(name), count: params.layout[name]!.count)
+        }
+        expectGradient("per-step posterior input h_t", loss: loss, p: states.ptr, analytic: dStates.ptr, count: states.count)
+    }
+
+    @Test("Input-dependent potential φ (kernel-normalised MLP): parameters")
+    func inputPotential() {
+        let config = tinyConfig { $0.potentialInput = .spikes }
+        let params = perturbedParameters(config)
+        let b = 3, h = config.hidden, bins = tinyDims.bins
+        let phi = InputPotential<Double>(config: config, dims: tinyDims, maxBatch: b, layout: params.layout)
+        let x = Buffer<Double>(count: bins * b * tinyDims.heldIn)
+        fillRandom(x.ptr, count: x.count, seed: 83, scale: 2)
+        let weights = Buffer<Double>(count: bins * b * h)
+        fillRandom(weights.ptr, count: weights.count, seed: 84)
+        func loss() -> Double {
+            phi.forward(x: x.ptr, batch: b, params: params)
+            return (0..<weights.count).reduce(0) { $0 + phi.drive[$1] * weights[$1] }
+        }
+        _ = loss()
+        #expect((0..<(bins * b * h)).contains { phi.preActivation[$0] < 0 } && (0..<(bins * b * h)).contains { phi.preActivation[$0] > 0 },
+                "the ReLU is exercised on both sides")
+        params.grads.zero()
+        phi.dDrive.copy(from: weights)
+        phi.backward(x: x.ptr, batch: b, params: params)
+        for name in ["potential.layer_x.0.weight", "potential.layer_x.0.bias", "potential.layer_x.2.weight", "potential.layer_x.2.bias"] {
+            expectGradient(name, loss: loss, p: params.value(name), analytic: params.grad(name), count: params.layout[name]!.count)
+        }
+        // Kernel-normalised: scaling a weight row leaves φ unchanged.
+        _ = loss()
+        let before = Array(UnsafeBufferPointer(start: phi.drive.ptr, count: bins * b * h))
+        let w = params.value("potential.layer_x.0.weight")
+        for i in 0..<tinyDims.heldIn { w[i] *= 3 }
+        _ = loss()
+        let after = Array(UnsafeBufferPointer(start: phi.drive.ptr, count: bins * b * h))
+        #expect(zip(before, after).allSatisfy { abs($0 - $1) < 1e-12 })
+    }
+
     @Test("Potential force matrix: kernel", arguments: Config.Potential.allCases)
     func potential(form: Config.Potential) {
         let config = tinyConfig { $0.potential = form }
@@ -269,6 +332,50 @@ struct LayerGradientTests {
             expectGradient("v0", loss: loss, p: v0.ptr, analytic: dynamics.dVelocities.ptr, count: b * h)
         }
         expectGradient("force matrix (\(order))", loss: loss, p: a.ptr, analytic: dynamics.dForceMatrix.ptr, count: h * h)
+    }
+
+    @Test("Langevin integrator with a drive and per-step innovations: z0, v0, A, the drive and the innovations",
+          arguments: Config.Dynamics.allCases)
+    func drivenDynamics(order: Config.Dynamics) {
+        let config = tinyConfig { $0.dynamics = order; $0.posterior = .perStep }
+        let b = 3, h = config.hidden, steps = tinyDims.steps, bins = tinyDims.bins
+        let dynamics = LangevinDynamics<Double>(config: config, steps: steps, maxBatch: b)
+        let a = Buffer<Double>(count: h * h)
+        fillRandom(a.ptr, count: a.count, seed: 85, scale: 2)
+        let z0 = Buffer<Double>(count: b * h), v0 = Buffer<Double>(count: b * h)
+        fillRandom(z0.ptr, count: z0.count, seed: 86)
+        fillRandom(v0.ptr, count: v0.count, seed: 87)
+        let drive = Buffer<Double>(count: bins * b * h), innovations = Buffer<Double>(count: (steps - 1) * b * h)
+        fillRandom(drive.ptr, count: drive.count, seed: 88)
+        fillRandom(innovations.ptr, count: innovations.count, seed: 89)
+        let wz = Buffer<Double>(count: steps * b * h), wv = Buffer<Double>(count: steps * b * h)
+        fillRandom(wz.ptr, count: wz.count, seed: 90)
+        fillRandom(wv.ptr, count: wv.count, seed: 91)
+        let second = order == .secondOrder
+        let row: (Int) -> Int = { min(max($0 - 1, 0), bins - 1) }
+        func loss() -> Double {
+            dynamics.positions.ptr.update(from: z0.ptr, count: b * h)
+            if second { dynamics.velocities.ptr.update(from: v0.ptr, count: b * h) }
+            let kl = dynamics.forward(forceMatrix: a.ptr, batch: b, noise: stochasticNoise(batch: b), drive: drive.ptr, driveRow: row,
+                                      innovations: innovations.ptr)
+            #expect(kl == 0, "with innovations the transition KL is the posterior head's")
+            var total = 0.0
+            for i in 0..<(steps * b * h) {
+                total += dynamics.positions[i] * wz[i] + (second ? dynamics.velocities[i] * wv[i] : 0)
+            }
+            return total
+        }
+        _ = loss()
+        dynamics.dPositions.copy(from: wz)
+        if second { dynamics.dVelocities.copy(from: wv) }
+        let dDrive = Buffer<Double>(count: drive.count)
+        dynamics.backward(forceMatrix: a.ptr, klScale: 0.3, batch: b, dDrive: dDrive.ptr, driveRow: row)
+        expectGradient("z0 (\(order), driven)", loss: loss, p: z0.ptr, analytic: dynamics.dPositions.ptr, count: b * h)
+        if second { expectGradient("v0 (driven)", loss: loss, p: v0.ptr, analytic: dynamics.dVelocities.ptr, count: b * h) }
+        expectGradient("force matrix (\(order), driven)", loss: loss, p: a.ptr, analytic: dynamics.dForceMatrix.ptr, count: h * h)
+        expectGradient("drive φ (\(order))", loss: loss, p: drive.ptr, analytic: dDrive.ptr, count: drive.count)
+        expectGradient("innovations (\(order))", loss: loss, p: innovations.ptr, analytic: dynamics.dInnovations.ptr + b * h,
+                       count: innovations.count)
     }
 
     @Test("Readout and Poisson loss: parameters and input (factors 0: the spec's; 4: a rank-4 bottleneck)", arguments: [0, 4])
@@ -378,6 +485,70 @@ struct ModelGradientTests {
     func readoutFactors(_ stochastic: Bool) {
         check(Variant(potential: .allPairs, encoderInput: .current, dynamics: .secondOrder, decoder: .transformer),
               stochastic: stochastic) { $0.factors = 3; $0.encoder = .bidirectional; $0.positionalEncoding = .sinusoidal }
+    }
+
+    @Test("Per-step posterior and input-dependent potential, alone and together, with every encoder input, both orders, both coupling forms, bidirectional, decoderInput zv",
+          arguments: [
+            (Config.Posterior.perStep, Config.PotentialInput.none, Config.EncoderInput.lagged, Config.Dynamics.secondOrder, Config.Potential.allPairs),
+            (.perStep, .none, .current, .firstOrder, .diagonal),
+            (.initial, .spikes, .lagged, .secondOrder, .diagonal),
+            (.initial, .spikes, .current, .firstOrder, .allPairs),
+            (.perStep, .spikes, .lagged, .secondOrder, .allPairs),
+          ], [false, true])
+    func dataDrivenDynamics(_ c: (Config.Posterior, Config.PotentialInput, Config.EncoderInput, Config.Dynamics, Config.Potential), _ stochastic: Bool) {
+        for (bidirectional, zv) in [(false, false), (true, true)] {
+            check(Variant(potential: c.4, encoderInput: c.2, dynamics: c.3, decoder: .transformer), stochastic: stochastic) {
+                $0.posterior = c.0
+                $0.potentialInput = c.1
+                $0.positionalEncoding = .sinusoidal
+                if bidirectional { $0.encoder = .bidirectional }
+                if zv { $0.decoderInput = .zv }
+            }
+        }
+    }
+
+    @Test("The new options name their tensors in PyTorch style after the spec's, and leave the spec's layout as it was")
+    func dataDrivenLayout() {
+        let spec = ParameterLayout(config: tinyConfig(), dims: tinyDims).entries
+        let both = ParameterLayout(config: tinyConfig { $0.posterior = .perStep; $0.potentialInput = .spikes }, dims: tinyDims).entries
+        #expect(both.map(\.name).filter { n in spec.contains { $0.name == n } } == spec.map(\.name))
+        let added = both.filter { n in !spec.contains { $0.name == n.name } }
+        let h = tinyConfig().hidden, nIn = tinyDims.heldIn
+        #expect(added.map(\.name) == ["linear_u_means.weight", "linear_u_means.bias", "linear_u_logvar.weight", "linear_u_logvar.bias",
+                                       "potential.layer_x.0.weight", "potential.layer_x.0.bias", "potential.layer_x.2.weight", "potential.layer_x.2.bias"])
+        #expect(added.map(\.shape) == [[h, h], [h], [h, h], [h], [h, nIn], [h], [h, h], [h]])
+    }
+
+    @Test("With the per-step posterior the mean path moves with the data after t = 0, and the transition KL is zero when the posterior is the prior")
+    func perStepConditionsThePath() {
+        let config = tinyConfig { $0.posterior = .perStep; $0.encoderInput = .lagged; $0.cdKeep = 1 }
+        let b = 2, h = config.hidden
+        let model = LangevinFlow<Double>(config: config, dims: tinyDims, maxBatch: b)
+        model.params.values.copy(from: perturbedParameters(config).values)
+        let batch = Batch<Double>(dims: tinyDims, capacity: b)
+        randomTargets(batch, seed: 54, missing: false)
+        func velocities() -> [Double] {
+            _ = model.forward(batch, noise: .deterministic(batch: b), klWeight: 0.5)
+            return Array(UnsafeBufferPointer(start: model.dynamics.velocities.ptr, count: tinyDims.steps * b * h))
+        }
+        let base = velocities()
+        // Trial 0's spikes at bin 2 move v_3 (h_3 read x_2), and not v_0 … v_2 (forward encoder, lagged).
+        let row = batch.targets.ptr + (2 * b) * tinyDims.outputs
+        for i in 0..<tinyDims.heldIn { row[i] += 3 }
+        let moved = velocities()
+        func changed(_ t: Int) -> Bool { (0..<h).contains { moved[t * b * h + $0] != base[t * b * h + $0] } }
+        #expect(!changed(0) && !changed(1) && !changed(2) && changed(3))
+        // Posterior = prior (a = 0, log b² = 0): no transition KL; only z_0, v_0 count.
+        for name in ["linear_u_means.weight", "linear_u_means.bias", "linear_u_logvar.weight", "linear_u_logvar.bias"] {
+            let p = model.params.value(name)
+            for i in 0..<model.params.layout[name]!.count { p[i] = 0 }
+        }
+        let withPrior = model.forward(batch, noise: .deterministic(batch: b), klWeight: 1)
+        var initialOnly = 0.0
+        for head in [model.zHead, model.vHead!] {
+            for i in 0..<(b * h) { initialOnly += (exp(head.logVar[i]) + head.mean[i] * head.mean[i] - 1 - head.logVar[i]) / 2 }
+        }
+        #expect(abs(withPrior.kl * Double(b) - initialOnly) < 1e-12)
     }
 
     @Test("decoderLayers adds decoder.layers.<k>.* after the spec's decoder.*, and changes the rates")
