@@ -75,10 +75,10 @@ extension Trainer {
     }
 
     /// True on every rank when any rank received SIGTERM/SIGUSR1 (one tiny allreduce per step).
-    func preemptionAgreed() throws -> Bool {
-        var flag = [Preemption.requested ? 1.0 : 0.0]
-        try flag.withUnsafeMutableBufferPointer { try comm.allreduceMax($0.baseAddress!, count: 1) }
-        return flag[0] > 0
+    func stepAgreement(lossFinite: Bool) throws -> (preempted: Bool, nonFinite: Bool) {
+        var flags = [Preemption.requested ? 1.0 : 0.0, lossFinite ? 0 : 1]
+        try flags.withUnsafeMutableBufferPointer { try comm.allreduceMax($0.baseAddress!, count: 2) }
+        return (flags[0] > 0, flags[1] > 0)
     }
 
     /// The tensors of a resumable checkpoint: parameters, both Adam moments, the best weights

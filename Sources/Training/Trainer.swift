@@ -84,6 +84,9 @@ public final class Trainer {
         self.config = config
         self.tensors = tensors
         dims = DataDims(tensors)
+        if let problem = LangevinStability.problem(config, steps: dims.steps) {
+            throw TrainingError("refused before training: " + problem)
+        }
         split = ValidationSplit(trials: tensors.trainCount, fraction: config.validationFraction, seed: config.seed)
         guard !split.training.isEmpty else {
             throw TrainingError("'\(tensors.path)' has \(tensors.trainCount) training trials, too few to train with validationFraction \(config.validationFraction)")
@@ -200,8 +203,7 @@ public final class Trainer {
             try metricsLog?.seekToEnd()
         }
         defer { try? metricsLog?.close() }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        let encoder = Self.jsonEncoder
         let started = Date()
         let evalInputs = trainingKeys.count - split.training.count
         log("training on \(split.training.count) trials" + (evalInputs > 0 ? " and the held-in spikes of \(evalInputs) eval trials" : "") + ", validating on \(split.validation.count); \(model.params.layout.totalCount) parameters, global batch \(config.batchSize) over \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(config.epochs) epochs" + (config.maxMinutes > 0 ? " or \(formatDuration(config.maxMinutes * 60)) of training, whichever comes first" : "") + (state.trainingSeconds.map { $0 > 0 ? " (\(formatDuration($0)) spent before this session)" : "" } ?? ""))
@@ -216,10 +218,13 @@ public final class Trainer {
             let epoch = state.epoch
             let epochStart = Date()
             let train = try runEpoch(epoch, from: &state)
+            guard train.loss.total.isFinite else {
+                throw nonFinite(epoch: epoch, what: "the training loss became \(train.loss.total)")
+            }
             let (valid, heldOutNLL) = try withAveragedWeights { try validate() }
             let metric = config.validationMetric == .heldOut ? heldOutNLL : valid.total
             guard metric.isFinite else {
-                throw TrainingError("the validation metric became \(metric) at epoch \(epoch + 1); nothing was written from these weights. Lower learningRate or set gradClip and train again.")
+                throw nonFinite(epoch: epoch, what: "the validation metric (\(config.validationMetric.rawValue)) became \(metric)")
             }
             let improved = metric < bestValidLoss
             if improved {
@@ -276,13 +281,7 @@ public final class Trainer {
             }
         }
         try verifyReplicasAgree()
-        if comm.isRoot {
-            try CheckpointIO.write(path: lastCheckpointPath, layout: model.params.layout, values: model.params.values, config: config) { file in
-                try file.writeAttribute("step", int: Int64(self.step))
-                try file.writeAttribute("epoch", int: Int64(self.history.count))
-                try file.writeAttribute("world_size", int: Int64(self.comm.size))
-            }
-        }
+        try writeLast()
         model.params.values.copy(from: bestParameters)
         try writeBest()
         log("best validation \(config.validationMetric.rawValue) \(String(format: "%.5f", bestValidLoss)) at epoch \(bestEpoch + 1); weights in \(bestCheckpointPath) (\(formatDuration(Date().timeIntervalSince(started))))")
@@ -355,6 +354,54 @@ public final class Trainer {
         return c.weightDecay(atEpoch: epoch)
     }
 
+    /// Rank 0 writes last.h5 (the weights after the last step) atomically.
+    func writeLast() throws {
+        guard comm.isRoot else { return }
+        try CheckpointIO.write(path: lastCheckpointPath, layout: model.params.layout, values: model.params.values, config: config) { file in
+            try file.writeAttribute("step", int: Int64(self.step))
+            try file.writeAttribute("epoch", int: Int64(self.history.count))
+            try file.writeAttribute("world_size", int: Int64(self.comm.size))
+        }
+    }
+
+    /// The error that ends a run whose loss, gradient or validation became non-finite (every rank
+    /// calls it at the same step). Rank 0 first leaves the live weights in last.h5 when they are
+    /// finite (at a non-finite gradient no update was applied, so they are the weights before
+    /// the failing step), and says where the latent path of its last batch stood, which tells a
+    /// diverging integrator from an optimiser that overshot.
+    func nonFinite(epoch: Int, what: String, beforeUpdate: Bool = false) -> TrainingError {
+        var kept = "no checkpoint of finite weights could be written"
+        if comm.isRoot {
+            let values = model.params.values
+            if (0..<values.count).allSatisfy({ values[$0].isFinite }) {
+                do { try writeLast(); kept = "the live weights (finite\(beforeUpdate ? "; no update was applied, so they are those before this step" : ", the ones that gave it")) are in \(lastCheckpointPath)" } catch {
+                    kept = "writing \(lastCheckpointPath) failed (\(error))"
+                }
+            }
+        }
+        let newest = checkpointPaths().first.map { "the newest resumable checkpoint is \($0)" } ?? "no resumable checkpoint was written yet"
+        let best = bestEpoch >= 0 ? "; the best weights so far (epoch \(bestEpoch + 1)) are in \(bestCheckpointPath)" : ""
+        // The path of this rank's last forward pass.
+        func largest(_ buffer: Buffer<Float>) -> Float {
+            var m: Float = 0
+            for i in 0..<buffer.count { let a = abs(buffer[i]); if !(a <= m) { m = a } }
+            return m
+        }
+        let z = largest(model.dynamics.positions), v = largest(model.dynamics.velocities)
+        var weight: Float = 0
+        for i in 0..<model.params.values.count { let a = abs(Float(model.params.values[i])); if !(a <= weight) { weight = a } }
+        let diverged = !(z.isFinite && v.isFinite) || max(z, v) > 1e15
+        let diagnosis: String
+        if !(weight <= 1e4) {
+            diagnosis = String(format: "The weights reached |w| %.3g: the optimiser overshot; lower learningRate, or lower gradClip (now %@).", weight, "\(config.gradClip)")
+        } else if diverged {
+            diagnosis = String(format: "The latent path of the last batch reached |z| %.3g, |v| %.3g with bounded weights (|w| ≤ %.3g): the Langevin integrator diverged; lower dt or coupling (or raise mass or damping).", z, v, weight)
+        } else {
+            diagnosis = String(format: "The latent path of the last batch stayed bounded (|z| %.3g, |v| %.3g), so the optimiser overshot; lower learningRate, or lower gradClip (now %@).", z, v, "\(config.gradClip)")
+        }
+        return TrainingError("\(what) at epoch \(epoch + 1), step \(step); \(kept)\(best); \(newest). \(diagnosis) Then train again in a new run directory (a resumed run repeats the same step).")
+    }
+
     /// Rank 0 writes best.h5 (the best weights so far) atomically.
     func writeBest() throws {
         guard comm.isRoot else { return }
@@ -378,6 +425,7 @@ public final class Trainer {
         let starts = Array(stride(from: 0, to: order.count, by: config.batchSize))
         for (index, start) in starts.enumerated() where index >= state.batchCursor {
             let stepStarted = Date()
+            var localLossFinite = true
             let global = Array(order[start..<min(start + config.batchSize, order.count)])
             let local = Self.shard(global, rank: comm.rank, size: comm.size)
             let norm = LossNormalisation(observedEntries: observedEntries(global), trials: global.count)
@@ -386,15 +434,17 @@ public final class Trainer {
                 batch.load(trainingKeys: local, from: tensors)
                 let noise = NoiseContext(stochastic: true, seed: config.seed, epoch: epoch, step: step, trialIndices: local)
                 let loss = model.forward(batch, noise: noise, klWeight: klWeight, normalisation: norm)
+                localLossFinite = loss.total.isFinite
                 model.backward()
                 sums.reconstruction += loss.reconstruction * Double(norm.observedEntries)
                 sums.kl += loss.kl * Double(norm.trials)
             }
             try comm.allreduceSum(model.params.grads.ptr, count: model.params.grads.count)
             let gradNorm = Adam<Float>.clipGradNorm(model.params.grads, maxNorm: config.gradClip)
-            // Every rank sees the same summed gradient, so a NaN stops every rank at this step.
+            // Every rank sees the same summed gradient, so a NaN stops every rank at this step,
+            // before the update.
             guard gradNorm.isFinite else {
-                throw TrainingError("the loss became non-finite at epoch \(epoch + 1), step \(step) (gradient norm \(gradNorm)). No checkpoint was written from these weights. Lower learningRate, or set gradClip, and train again.")
+                throw nonFinite(epoch: epoch, what: "the gradient became non-finite (norm \(gradNorm))", beforeUpdate: true)
             }
             adam.update(params: model.params.values, grads: model.params.grads,
                         learningRate: learningRate(atEpoch: epoch, state), weightDecay: weightDecay)
@@ -405,7 +455,10 @@ public final class Trainer {
             sums.observed += norm.observedEntries
             sums.trials += norm.trials
             noteStepSeconds(Date().timeIntervalSince(stepStarted))
-            if try preemptionAgreed() {
+            let agreed = try stepAgreement(lossFinite: localLossFinite)
+            // A loss that overflowed while its gradient stayed finite (the update was applied).
+            if agreed.nonFinite { throw nonFinite(epoch: epoch, what: "the training loss became non-finite") }
+            if agreed.preempted {
                 var partial = sums
                 let totals = try comm.sum([sums.reconstruction, sums.kl])
                 partial.reconstruction = totals[0]
