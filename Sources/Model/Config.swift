@@ -79,6 +79,7 @@ public struct Config: Equatable, Sendable {
     public var earlyStoppingPatience = 0
     public var predictionSamples = 50
     public var checkpointEvery = 1
+    public var latentEvery = 10
     public var keepCheckpoints = 3
     public var seed = 0
     // The job
@@ -209,6 +210,7 @@ extension Config {
         .choice("validationMetric", \.validationMetric, "What picks the best weights and drives ReduceLROnPlateau and early stopping: heldOut = validation Poisson NLL of the held-out neurons and forward bins (what the encoder never sees); loss = the validation negative ELBO (whose KL, summed per trial, is nearly constant and swamps the reconstruction)."),
         .int("earlyStoppingPatience", \.earlyStoppingPatience, ">= 0", "Stop after this many epochs without a better validation loss; 0 = never stop early."),
         .int("predictionSamples", \.predictionSamples, ">= 0", "Stochastic passes averaged in log-rate space for prediction; 0 = one deterministic mean-path pass."),
+        .int("latentEvery", \.latentEvery, ">= 0", "On data with true latents (synth's, or --truth): every this many epochs (and after the first), fit linear maps of the validation trials' mean-path [z, v] to the true latents and log its R² (latentR2) and the within-trial share of z's variance (latentMotion) in metrics.jsonl, for the report's curve; 0 = only at the end. Costs one forward pass over up to 512 trials."),
         .int("checkpointEvery", \.checkpointEvery, ">= 1", "Write a resumable checkpoint every this many epochs (and at preemption)."),
         .int("keepCheckpoints", \.keepCheckpoints, ">= 1", "Resumable checkpoints kept in the run directory (the newest ones); best.h5 is kept besides."),
         .int("seed", \.seed, ">= 0", "Seed of every random draw (initialisation, dropout, noise, shuffling)."),
@@ -220,7 +222,7 @@ extension Config {
     /// Fields that manage a run rather than shape its trajectory: a resumed run may change them
     /// (more epochs, another checkpoint cadence, a longer watchdog).
     public static let runManagementFields: Set<String> = [
-        "epochs", "checkpointEvery", "keepCheckpoints", "earlyStoppingPatience", "predictionSamples",
+        "epochs", "checkpointEvery", "latentEvery", "keepCheckpoints", "earlyStoppingPatience", "predictionSamples",
         "collectiveTimeoutSeconds", "maxMinutes",
     ]
 
@@ -304,6 +306,7 @@ extension Config {
         need(predictionSamples >= 0, "predictionSamples must be >= 0 (got \(predictionSamples))")
         need(seed >= 0, "seed must be >= 0 (got \(seed))")
         need(checkpointEvery >= 1, "checkpointEvery must be >= 1 (got \(checkpointEvery))")
+        need(latentEvery >= 0, "latentEvery must be >= 0 (got \(latentEvery)); 0 = only at the end")
         need(keepCheckpoints >= 1, "keepCheckpoints must be >= 1 (got \(keepCheckpoints))")
         need(maxMinutes >= 0, "maxMinutes must be >= 0 (got \(maxMinutes)); 0 = no budget")
         need(collectiveTimeoutSeconds >= 0, "collectiveTimeoutSeconds must be >= 0 (got \(collectiveTimeoutSeconds)); 0 disables the watchdog")

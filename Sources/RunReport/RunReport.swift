@@ -294,12 +294,12 @@ public enum RunReport {
     /// The overview page of a search: the heatmap and the results table, with a link to each
     /// trial's report.
     @discardableResult
-    public static func writeSearchOverview(runDirectory run: String, trials: [(name: String, status: String, coBps: Double?)]) throws -> String {
+    public static func writeSearchOverview(runDirectory run: String, trials: [(name: String, status: String, coBps: Double?, latentR2: Double?)]) throws -> String {
         let heatmap = (try? String(contentsOfFile: run + "/heatmap.svg", encoding: .utf8)) ?? ""
         let rows = trials.map { t -> String in
             let link = FileManager.default.fileExists(atPath: "\(run)/trials/\(t.name)/report.html")
                 ? "<a href=\"trials/\(SVG.escape(t.name))/report.html\">\(SVG.escape(t.name))</a>" : SVG.escape(t.name)
-            return "<tr><td>\(link)</td><td>\(SVG.escape(t.status))</td><td>\(t.coBps.map { String(format: "%.4f", $0) } ?? "–")</td></tr>"
+            return "<tr><td>\(link)</td><td>\(SVG.escape(t.status))</td><td>\(t.coBps.map { String(format: "%.4f", $0) } ?? "–")</td><td>\(t.latentR2.map { String(format: "%.3f", $0) } ?? "–")</td></tr>"
         }.joined()
         let html = """
         <!DOCTYPE html>
@@ -310,7 +310,7 @@ public enum RunReport {
         <h1 style="font-size:20px">Search: \(SVG.escape(run))</h1>
         <div class="heatmap">\(heatmap)</div>
         <h2 style="font-size:16px">Trials</h2>
-        <table><tr><th>trial (its report)</th><th>status</th><th>validation co-bps</th></tr>\(rows)</table>
+        <table><tr><th>trial (its report)</th><th>status</th><th>validation co-bps</th><th>latent R² [z, v]</th></tr>\(rows)</table>
         </body></html>
 
         """

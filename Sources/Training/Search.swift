@@ -6,6 +6,26 @@ import Model
 /// Where one trial of a search stands, kept in `<trial>/status.json`.
 public enum TrialStatus: String, Codable, Sendable { case pending, running, complete, failed }
 
+/// What ranks a search's trials (best.yaml, the ★, the heatmap's colours).
+public enum SearchMetric: String, CaseIterable, Sendable {
+    /// Validation co-bps (the NLB ranking metric); higher is better.
+    case coBps
+    /// R² of a linear map from the validation trials' mean-path [z, v] to the true latents
+    /// (synthetic data only); higher is better.
+    case latentR2
+    /// The best value of the validation metric the trainer selects on (`validationMetric`:
+    /// the held-out Poisson NLL by default); lower is better.
+    case validation
+
+    public var label: String {
+        switch self { case .coBps: return "validation co-bps"; case .latentR2: return "latent R² [z, v]"; case .validation: return "best validation metric" }
+    }
+    public var higherIsBetter: Bool { self != .validation }
+    public func value(_ r: TrialRecord) -> Double? {
+        switch self { case .coBps: return r.coBps; case .latentR2: return r.latentR2; case .validation: return r.bestValidLoss }
+    }
+}
+
 /// One trial's `status.json`: its parameters, status and, once complete, its results.
 public struct TrialRecord: Codable, Equatable, Sendable {
     public var index: Int
@@ -25,6 +45,8 @@ public struct TrialRecord: Codable, Equatable, Sendable {
     public var fpBps: Double?
     public var velR2: Double?
     public var psthR2: Double?
+    /// R² of the validation trials' [z, v] against the true latents (synthetic data only).
+    public var latentR2: Double?
     /// Seconds of the epochs that count towards the result (resumed epochs are not counted
     /// twice), plus the final evaluation.
     public var wallSeconds: Double?
@@ -56,6 +78,7 @@ public final class Search {
     public let world: Communicator
     public let ranksPerTrial: Int
     public let retryFailed: Bool
+    public let metric: SearchMetric
     let say: (String) -> Void
     /// Writes a finished trial's report (given its directory), on its group's rank 0; and the
     /// search's overview page (given the records), on world rank 0. Set by the command, which
@@ -70,7 +93,7 @@ public final class Search {
 
     public init(grid: SearchGrid, base: Config, tensors: NLBTensors, dataPath: String, runDirectory: String,
                 datasetName: String?, world: Communicator, ranksPerTrial: Int, retryFailed: Bool = false,
-                say: @escaping (String) -> Void) throws {
+                metric: SearchMetric = .coBps, say: @escaping (String) -> Void) throws {
         try Self.checkLayout(worldSize: world.size, ranksPerTrial: ranksPerTrial)
         self.grid = grid
         self.base = base
@@ -82,6 +105,7 @@ public final class Search {
         self.world = world
         self.ranksPerTrial = ranksPerTrial
         self.retryFailed = retryFailed
+        self.metric = metric
         self.say = say
     }
 
@@ -192,6 +216,7 @@ public final class Search {
             record.fpBps = report.fpBps
             record.velR2 = report.velR2
             record.psthR2 = report.psthR2
+            record.latentR2 = report.latentR2ZV
             record.wallSeconds = trainer.history.reduce(0) { $0 + $1.seconds } + outcome.evaluationSeconds
             trialReport?(directory)
             try writeRecord(record, point)
@@ -327,7 +352,8 @@ public final class Search {
             let eta = remaining == 0 ? "" : "  ETA " + formatDuration(perTrial * Double(remaining))
             let what: String
             if record.status == .complete {
-                what = String(format: "complete  co-bps %.4f  best epoch %d/%d  %@", record.coBps ?? .nan, record.bestEpoch ?? 0,
+                what = String(format: "complete  co-bps %.4f%@  best epoch %d/%d  %@", record.coBps ?? .nan,
+                              record.latentR2.map { String(format: "  latent R² %.3f", $0) } ?? "", record.bestEpoch ?? 0,
                               record.epochs ?? 0, formatDuration(record.wallSeconds ?? 0))
             } else {
                 what = "FAILED: " + (record.reason ?? "unknown reason")
@@ -341,8 +367,9 @@ public final class Search {
     func summarise(_ records: [TrialRecord], preempted: Bool) {
         let complete = records.filter { $0.status == .complete }, failed = records.filter { $0.status == .failed }
         say("\nsearch \(preempted ? "preempted" : "finished"): \(complete.count) complete, \(failed.count) failed, \(records.count - complete.count - failed.count) not finished, of \(records.count)  (\(formatDuration(Date().timeIntervalSince(started))))")
-        if let best = SearchResults.best(records) {
-            say(String(format: "best: %@  validation co-bps %.4f  → %@", points[best.index].label, best.coBps ?? .nan, runDirectory + "/best.yaml"))
+        if let best = SearchResults.best(records, by: metric) {
+            say(String(format: "best by %@: %@  %@ %.4f  → %@", metric.rawValue, points[best.index].label, metric.label,
+                       metric.value(best) ?? .nan, runDirectory + "/best.yaml"))
         }
         say("results: \(runDirectory)/results.md, results.csv, heatmap.svg")
         if preempted { say("preempted: run the same command again to continue (complete trials are kept, running ones resume from their checkpoints).") }

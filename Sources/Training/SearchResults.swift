@@ -7,23 +7,26 @@ struct SearchResults {
     let search: Search
     let records: [TrialRecord]
 
-    /// The complete trial with the highest validation co-bps (the NLB ranking metric); the
-    /// lower index wins a tie.
-    static func best(_ records: [TrialRecord]) -> TrialRecord? {
-        records.filter { $0.status == .complete && ($0.coBps?.isFinite ?? false) }
-            .max { ($0.coBps!, -$0.index) < ($1.coBps!, -$1.index) }
+    /// The complete trial best by `metric` (validation co-bps, the NLB ranking metric, by
+    /// default); the lower index wins a tie.
+    static func best(_ records: [TrialRecord], by metric: SearchMetric = .coBps) -> TrialRecord? {
+        let sign = metric.higherIsBetter ? 1.0 : -1.0
+        return records.filter { $0.status == .complete && (metric.value($0)?.isFinite ?? false) }
+            .max { (sign * metric.value($0)!, -$0.index) < (sign * metric.value($1)!, -$1.index) }
     }
+
+    var best: TrialRecord? { Self.best(records, by: search.metric) }
 
     func write() throws {
         let dir = search.runDirectory
         try write(csv(), to: dir + "/results.csv")
         try write(markdown(), to: dir + "/results.md")
-        try write(SearchHeatmap(grid: search.grid, records: records, best: Self.best(records)?.index).svg(), to: dir + "/heatmap.svg")
-        if let best = Self.best(records) {
+        try write(SearchHeatmap(grid: search.grid, records: records, best: best?.index, metric: search.metric).svg(), to: dir + "/heatmap.svg")
+        if let best {
             let point = search.points[best.index]
             let header = """
-            # The best point of the search in \(dir): trial \(point.name)
-            # (\(point.label)), validation co-bps \(best.coBps.map { String(format: "%.4f", $0) } ?? "-").
+            # The best point of the search in \(dir) by \(search.metric.label): trial \(point.name)
+            # (\(point.label)), \(search.metric.label) \(search.metric.value(best).map { String(format: "%.4f", $0) } ?? "-"), validation co-bps \(best.coBps.map { String(format: "%.4f", $0) } ?? "-").
             # Train it with: lflow-dist train --config \(dir)/best.yaml --data \(search.dataPath)
 
             """
@@ -49,11 +52,11 @@ struct SearchResults {
         }
         let fields = search.grid.axes.map(\.field)
         var lines = [(["trial"] + fields + ["status", "epochs", "best_epoch", "best_valid_loss", "valid_co_bps",
-                                             "valid_fp_bps", "valid_vel_r2", "valid_psth_r2", "reason", "wall_seconds"]).joined(separator: ",")]
+                                             "valid_fp_bps", "valid_vel_r2", "valid_psth_r2", "valid_latent_r2", "reason", "wall_seconds"]).joined(separator: ",")]
         for r in records {
             let row = [r.name] + r.parameters.map(\.value) + [
                 r.status.rawValue, Self.number(r.epochs), Self.number(r.bestEpoch), Self.number(r.bestValidLoss),
-                Self.number(r.coBps), Self.number(r.fpBps), Self.number(r.velR2), Self.number(r.psthR2),
+                Self.number(r.coBps), Self.number(r.fpBps), Self.number(r.velR2), Self.number(r.psthR2), Self.number(r.latentR2),
                 quote(r.reason ?? ""), r.wallSeconds.map { String(format: "%.1f", $0) } ?? "",
             ]
             lines.append(row.joined(separator: ","))
@@ -65,30 +68,31 @@ struct SearchResults {
         func f(_ v: Double?, _ digits: Int = 4) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "–" }
         let fields = search.grid.axes.map(\.field)
         let metric = search.base.validationMetric == .heldOut ? "held-out NLL" : "loss"
-        let best = Self.best(records)?.index
+        let best = self.best?.index
         var lines = [
             "# Search results",
             "",
-            "\(records.count) grid points; data `\(search.dataPath)`; \(search.ranksPerTrial) rank\(search.ranksPerTrial == 1 ? "" : "s") per trial. Validation metrics of each trial's best weights on its validation split; best valid \(metric) is the value the trainer selects on (lower is better). ★ marks the highest co-bps (best.yaml).",
+            "\(records.count) grid points; data `\(search.dataPath)`; \(search.ranksPerTrial) rank\(search.ranksPerTrial == 1 ? "" : "s") per trial. Validation metrics of each trial's best weights on its validation split; best valid \(metric) is the value the trainer selects on (lower is better); latent R² is that of the validation trials' [z, v] against the true latents (synthetic data only). ★ marks the best by \(search.metric.label) (`--metric \(search.metric.rawValue)`, best.yaml).",
             "",
-            "| trial | " + fields.joined(separator: " | ") + " | status | epochs | best valid \(metric) | co-bps | fp-bps | vel R² | PSTH R² | wall |",
-            "|---|" + String(repeating: "---:|", count: fields.count) + "---|---:|---:|---:|---:|---:|---:|---:|",
+            "| trial | " + fields.joined(separator: " | ") + " | status | epochs | best valid \(metric) | co-bps | fp-bps | vel R² | PSTH R² | latent R² | wall |",
+            "|---|" + String(repeating: "---:|", count: fields.count) + "---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in records {
             let status = r.status == .failed ? "failed: " + (r.reason ?? "").replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ") : r.status.rawValue
             lines.append("| \(r.name)\(r.index == best ? " ★" : "") | " + r.parameters.map(\.value).joined(separator: " | ")
-                + " | \(status) | \(Self.number(r.epochs)) | \(f(r.bestValidLoss, 5)) | \(f(r.coBps)) | \(f(r.fpBps)) | \(f(r.velR2)) | \(f(r.psthR2)) | \(r.wallSeconds.map(formatDuration) ?? "–") |")
+                + " | \(status) | \(Self.number(r.epochs)) | \(f(r.bestValidLoss, 5)) | \(f(r.coBps)) | \(f(r.fpBps)) | \(f(r.velR2)) | \(f(r.psthR2)) | \(f(r.latentR2, 3)) | \(r.wallSeconds.map(formatDuration) ?? "–") |")
         }
-        return lines.joined(separator: "\n") + "\n\n![validation co-bps](heatmap.svg)\n"
+        return lines.joined(separator: "\n") + "\n\n![\(search.metric.label)](heatmap.svg)\n"
     }
 }
 
-/// Validation co-bps as a heatmap: the grid's first axis across, its second down, one panel
+/// The search metric (validation co-bps by default) as a heatmap: the grid's first axis across, its second down, one panel
 /// per combination of the remaining axes (mass × damping, a panel per coupling, by default).
 struct SearchHeatmap {
     let grid: SearchGrid
     let records: [TrialRecord]
     let best: Int?
+    var metric: SearchMetric = .coBps
 
     static let viridis: [(Double, Double, Double)] = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]
 
@@ -113,14 +117,18 @@ struct SearchHeatmap {
         let cellW = 74.0, cellH = 40.0, left = 90.0, top = 70.0, gap = 50.0, barW = 16.0
         let panelW = cellW * Double(xAxis.values.count), panelH = cellH * Double(yAxis.values.count)
         let width = left + Double(panels) * (panelW + gap) + 70, height = top + panelH + 60
-        let values = records.filter { $0.status == .complete }.compactMap(\.coBps).filter(\.isFinite)
+        let values = records.filter { $0.status == .complete }.compactMap(metric.value).filter(\.isFinite)
         let low = values.min() ?? 0, high = values.max() ?? 1
-        func t(_ v: Double) -> Double { high > low ? (v - low) / (high - low) : 0.5 }
+        // Bright is better whichever way the metric runs.
+        func t(_ v: Double) -> Double {
+            let u = high > low ? (v - low) / (high - low) : 0.5
+            return metric.higherIsBetter ? u : 1 - u
+        }
 
         var out = [
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">",
             "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
-            "<text x=\"\(left)\" y=\"24\" font-size=\"16\" font-weight=\"bold\">Validation co-bps over \(Self.escape(xAxis.field))\(yAxis.field.isEmpty ? "" : " × " + Self.escape(yAxis.field))</text>",
+            "<text x=\"\(left)\" y=\"24\" font-size=\"16\" font-weight=\"bold\">\(Self.escape(metric.label.prefix(1).uppercased() + metric.label.dropFirst())) over \(Self.escape(xAxis.field))\(yAxis.field.isEmpty ? "" : " × " + Self.escape(yAxis.field))</text>",
         ]
         for panel in 0..<panels {
             // Panel coordinates in the remaining axes, last axis fastest (grid order).
@@ -138,7 +146,7 @@ struct SearchHeatmap {
                     let record = records[index]
                     let x = x0 + Double(xi) * cellW, y = top + Double(yi) * cellH
                     let fill: String, label: String, ink: String
-                    switch (record.status, record.coBps) {
+                    switch (record.status, metric.value(record)) {
                     case (.complete, let v?) where v.isFinite:
                         fill = Self.color(t(v)); label = String(format: "%.4f", v); ink = t(v) < 0.55 ? "white" : "black"
                     case (.failed, _): fill = "#bdbdbd"; label = "failed"; ink = "#333333"
@@ -168,8 +176,8 @@ struct SearchHeatmap {
                    (0...10).map { "<stop offset=\"\(Double($0) / 10)\" stop-color=\"\(Self.color(Double($0) / 10))\"/>" }.joined() +
                    "</linearGradient></defs>")
         out.append("<rect x=\"\(barX)\" y=\"\(top)\" width=\"\(barW)\" height=\"\(panelH)\" fill=\"url(#scale)\"/>")
-        out.append("<text x=\"\(barX + barW / 2)\" y=\"\(top - 8)\" text-anchor=\"middle\">\(values.isEmpty ? "–" : String(format: "%.4f", high))</text>")
-        out.append("<text x=\"\(barX + barW / 2)\" y=\"\(top + panelH + 16)\" text-anchor=\"middle\">\(values.isEmpty ? "–" : String(format: "%.4f", low))</text>")
+        out.append("<text x=\"\(barX + barW / 2)\" y=\"\(top - 8)\" text-anchor=\"middle\">\(values.isEmpty ? "–" : String(format: "%.4f", metric.higherIsBetter ? high : low))</text>")
+        out.append("<text x=\"\(barX + barW / 2)\" y=\"\(top + panelH + 16)\" text-anchor=\"middle\">\(values.isEmpty ? "–" : String(format: "%.4f", metric.higherIsBetter ? low : high))</text>")
         out.append("</svg>")
         return out.joined(separator: "\n") + "\n"
     }

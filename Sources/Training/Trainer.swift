@@ -26,6 +26,12 @@ public struct EpochRecord: Codable, Sendable {
     public var trialsPerSecond: Double
     public var seconds: Double
     public var best: Bool
+    /// R² of a linear map from the validation trials' mean-path [z, v] to the true latents
+    /// (data with truth only, every `latentEvery` epochs).
+    public var latentR2: Double? = nil
+    /// The within-trial share of the variance of z over the validation trials (0: z is constant
+    /// within each trial).
+    public var latentMotion: Double? = nil
 }
 
 public struct TrainingError: Error, CustomStringConvertible {
@@ -78,6 +84,9 @@ public final class Trainer {
     /// Called on every rank after each epoch's record is logged (search uses it on world rank 0
     /// to report other groups' trials while its own trains).
     public var afterEpoch: ((EpochRecord) -> Void)?
+    /// Set by `TrainingRun` on data with true latents: the latent R² and motion of the weights
+    /// validation uses (every rank calls it; the values on rank 0).
+    public var latentProbe: (() throws -> (r2: Double, motion: Double)?)?
 
     public init(config: Config, tensors: NLBTensors, runDirectory: String, comm: Communicator,
                 log: @escaping (String) -> Void) throws {
@@ -235,13 +244,18 @@ public final class Trainer {
             }
             let reduced = config.lrSchedule == .plateau ? scheduler.step(metric) : false
             let seconds = Date().timeIntervalSince(epochStart)
-            let record = EpochRecord(
+            var record = EpochRecord(
                 epoch: epoch, step: step, trainLoss: train.loss.total, trainReconstruction: train.loss.reconstruction,
                 trainKL: train.loss.kl, validLoss: valid.total, validReconstruction: valid.reconstruction, validKL: valid.kl,
                 validHeldOutNLL: heldOutNLL, validMetric: metric,
                 learningRate: learningRate(atEpoch: epoch, state), klWeight: klWeight(atEpoch: epoch, state),
                 weightDecay: weightDecay(atEpoch: epoch, state), gradNorm: train.gradNorm,
                 trialsPerSecond: Double(trainingKeys.count) / seconds, seconds: seconds, best: improved)
+            if let probe = latentProbe, config.latentEvery > 0, epoch == 0 || (epoch + 1) % config.latentEvery == 0 {
+                let latent = try withAveragedWeights { try probe() }
+                record.latentR2 = latent?.r2
+                record.latentMotion = latent?.motion
+            }
             history.append(record)
             metricsLog?.write(try encoder.encode(record) + Data("\n".utf8))
             let now = Date()
@@ -261,11 +275,12 @@ public final class Trainer {
             }
             var eta = perEpoch * Double(max(total - epoch - 1, 0))
             if config.maxMinutes > 0 { eta = min(eta, left) }
-            log(String(format: "epoch %4d/%d  train %.4f (rec %.4f kl %.1f)  valid %@ %.5f%@  lr %.2e%@  beta %.3f  %5.0f trials/s  ETA %@",
+            log(String(format: "epoch %4d/%d  train %.4f (rec %.4f kl %.3g)  valid %@ %.5f%@  lr %.2e%@  beta %.3f  %5.0f trials/s  ETA %@%@",
                        epoch + 1, total, train.loss.total, train.loss.reconstruction, train.loss.kl,
                        config.validationMetric.rawValue, metric,
                        improved ? "*" : " ", record.learningRate, reduced ? "↓" : " ", record.klWeight,
-                       record.trialsPerSecond, formatDuration(eta)))
+                       record.trialsPerSecond, formatDuration(eta),
+                       record.latentR2.map { String(format: "  latent R² [z,v] %.3f, z motion %.2f", $0, record.latentMotion ?? 0) } ?? ""))
             afterEpoch?(record)
             let stopping = config.earlyStoppingPatience > 0 && epoch - bestEpoch >= config.earlyStoppingPatience
             if (epoch + 1) % config.checkpointEvery == 0 || epoch + 1 == config.epochs || stopping || budgetReached {

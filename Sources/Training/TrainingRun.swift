@@ -33,6 +33,8 @@ public enum TrainingRun {
         }
         let trainer = try Trainer(config: config, tensors: tensors, runDirectory: runDirectory, comm: comm, log: log)
         trainer.afterEpoch = afterEpoch
+        trainer.latentProbe = LatentReport.probe(model: trainer.model, tensors: tensors, split: trainer.split,
+                                                 truthPath: truthPath ?? dataPath, seed: config.seed, comm: comm)
         try trainer.train()
         let submission = runDirectory + "/submission.h5"
 

@@ -52,6 +52,9 @@ struct SearchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Submission group name of each trial. Default: the data file's dataset_name attribute, else its file name.", valueName: "name"))
     var datasetName: String?
 
+    @Option(help: ArgumentHelp("What ranks the trials (best.yaml, the ★ and the heatmap): coBps = validation co-bps (default; higher is better); latentR2 = R² of the validation trials' [z, v] against the true latents, on synthetic data (higher is better); validation = the best validation metric the trainer selects on, the held-out NLL by default (lower is better). Every table shows all three; a finished search can be re-ranked by running it again with another --metric (nothing is retrained).", valueName: "coBps|latentR2|validation"))
+    var metric: SearchMetric = .coBps
+
     @Flag(help: "Train failed trials again (by default a restarted search keeps them failed).")
     var retryFailed = false
 
@@ -77,13 +80,16 @@ struct SearchCommand: ParsableCommand {
         let tensors = try NLBTensors.load(path: dataPath)
         let runDirectory = runDir ?? "Checkpoints/search-" + URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent
         let search = try Search(grid: grid, base: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,
-                                datasetName: datasetName, world: world, ranksPerTrial: ranksPerTrial, retryFailed: retryFailed, say: say)
+                                datasetName: datasetName, world: world, ranksPerTrial: ranksPerTrial, retryFailed: retryFailed,
+                                metric: metric, say: say)
         // Each trial's report, and an overview page linking them under the heatmap.
         search.trialReport = { directory in _ = try? RunReport.write(runDirectory: directory, dataPath: dataPath) }
         search.overview = { records in
             _ = try? RunReport.writeSearchOverview(runDirectory: runDirectory,
-                                                   trials: records.map { (search.points[$0.index].name, $0.status.rawValue, $0.coBps) })
+                                                   trials: records.map { (search.points[$0.index].name, $0.status.rawValue, $0.coBps, $0.latentR2) })
         }
         try search.run()
     }
 }
+
+extension SearchMetric: ExpressibleByArgument {}

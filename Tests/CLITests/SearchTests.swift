@@ -160,7 +160,7 @@ struct SearchTests {
         #expect(r.status == 0, "\(r.output)")
         let rows = try Self.table("\(dir)/s")
         #expect(rows[1].contains(",complete,"), "\(rows)")
-        #expect(rows[2].contains(",failed,") && rows[2].contains("the validation metric became"), "\(rows)")
+        #expect(rows[2].contains(",failed,") && rows[2].contains("the validation metric (heldOut) became"), "\(rows)")
         #expect(r.stdout.contains("FAILED"))
         let best = try String(contentsOfFile: "\(dir)/s/best.yaml", encoding: .utf8)
         #expect(best.contains("learningRate: 0.005"))
