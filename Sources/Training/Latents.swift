@@ -159,11 +159,7 @@ public enum LatentReport {
     public static func fit(paths: LatentPaths.Paths, fitRows: [Int], scoreRows: [Int], fitTrials: [Int], scoreTrials: [Int],
                            truthPath: String, tensors: NLBTensors, into report: inout ValidationReport) -> Tensor3? {
         let steps = paths.steps
-        guard let truth = GroundTruth.load(path: truthPath, trainCount: tensors.trainCount, steps: steps,
-                                           neurons: tensors.heldIn + tensors.heldOut, heldIn: tensors.heldIn),
-              let latents = truth.trainLatents else { return nil }
-        let k = truth.latentDimensions
-        func target(_ trials: [Int]) -> [Double] { trials.flatMap { latents[($0 * steps * k)..<(($0 + 1) * steps * k)] } }
+        guard let (target, k) = trueLatents(truthPath: truthPath, tensors: tensors, steps: steps) else { return nil }
         let yFit = target(fitTrials), yScore = target(scoreTrials)
         func score(_ parts: [KeyPath<LatentPaths.Paths, [Float]>]) -> LinearFit.Result? {
             Self.score(paths: paths, parts: parts, fitRows: fitRows, scoreRows: scoreRows, yFit: yFit, yScore: yScore, outputs: k)
@@ -174,6 +170,16 @@ public enum LatentReport {
         report.latentR2ZV = score([\.z, \.v])?.r2
         report.latentR2H = score([\.h])?.r2
         return z.map { Tensor3(count: scoreTrials.count, bins: steps, channels: k, values: $0.predictions.map(Float.init)) }
+    }
+
+    /// The true latents of `truthPath`'s training trials, as a function from trials to their
+    /// rows (trials·steps, K), and K; nil when the file has none.
+    static func trueLatents(truthPath: String, tensors: NLBTensors, steps: Int) -> (([Int]) -> [Double], Int)? {
+        guard let truth = GroundTruth.load(path: truthPath, trainCount: tensors.trainCount, steps: steps,
+                                           neurons: tensors.heldIn + tensors.heldOut, heldIn: tensors.heldIn),
+              let latents = truth.trainLatents else { return nil }
+        let k = truth.latentDimensions
+        return ({ trials in trials.flatMap { latents[($0 * steps * k)..<(($0 + 1) * steps * k)] } }, k)
     }
 
     /// A linear map from the parts (z, v, h, side by side) of the fit rows' paths to `yFit`,
@@ -223,14 +229,9 @@ public enum LatentReport {
     /// motion of z on the second. Every rank calls it (the paths are shared out); rank 0 returns.
     public static func probe(model: LangevinFlow<Float>, tensors: NLBTensors, split: ValidationSplit, truthPath: String,
                              seed: Int, comm: Communicator) -> (() throws -> (r2: Double, motion: Double)?)? {
-        let steps = model.dims.steps
-        guard let truth = GroundTruth.load(path: truthPath, trainCount: tensors.trainCount, steps: steps,
-                                           neurons: tensors.heldIn + tensors.heldOut, heldIn: tensors.heldIn),
-              let latents = truth.trainLatents else { return nil }
-        let k = truth.latentDimensions
         let fit = Array(split.training.prefix(256)), scored = Array(split.validation.prefix(256))
-        guard !fit.isEmpty, !scored.isEmpty else { return nil }
-        func target(_ trials: [Int]) -> [Double] { trials.flatMap { latents[($0 * steps * k)..<(($0 + 1) * steps * k)] } }
+        guard !fit.isEmpty, !scored.isEmpty,
+              let (target, k) = trueLatents(truthPath: truthPath, tensors: tensors, steps: model.dims.steps) else { return nil }
         let yFit = target(fit), yScore = target(scored)
         let fitRows = Array(0..<fit.count), scoreRows = Array(fit.count..<(fit.count + scored.count))
         return {

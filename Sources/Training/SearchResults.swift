@@ -21,6 +21,7 @@ struct SearchResults {
         let dir = search.runDirectory
         try write(csv(), to: dir + "/results.csv")
         try write(markdown(), to: dir + "/results.md")
+        let best = self.best
         try write(SearchHeatmap(grid: search.grid, records: records, best: best?.index, metric: search.metric).svg(), to: dir + "/heatmap.svg")
         if let best {
             let point = search.points[best.index]

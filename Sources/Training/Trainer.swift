@@ -385,26 +385,23 @@ public final class Trainer {
     /// the failing step), and says where the latent path of its last batch stood, which tells a
     /// diverging integrator from an optimiser that overshot.
     func nonFinite(epoch: Int, what: String, beforeUpdate: Bool = false) -> TrainingError {
-        var kept = "no checkpoint of finite weights could be written"
-        if comm.isRoot {
-            let values = model.params.values
-            if (0..<values.count).allSatisfy({ values[$0].isFinite }) {
-                do { try writeLast(); kept = "the live weights (finite\(beforeUpdate ? "; no update was applied, so they are those before this step" : ", the ones that gave it")) are in \(lastCheckpointPath)" } catch {
-                    kept = "writing \(lastCheckpointPath) failed (\(error))"
-                }
-            }
-        }
-        let newest = checkpointPaths().first.map { "the newest resumable checkpoint is \($0)" } ?? "no resumable checkpoint was written yet"
-        let best = bestEpoch >= 0 ? "; the best weights so far (epoch \(bestEpoch + 1)) are in \(bestCheckpointPath)" : ""
-        // The path of this rank's last forward pass.
+        // Largest magnitude of a buffer; NaN or ∞ when any entry is.
         func largest(_ buffer: Buffer<Float>) -> Float {
             var m: Float = 0
             for i in 0..<buffer.count { let a = abs(buffer[i]); if !(a <= m) { m = a } }
             return m
         }
+        let weight = largest(model.params.values)
+        var kept = "no checkpoint of finite weights could be written"
+        if comm.isRoot && weight.isFinite {
+            do { try writeLast(); kept = "the live weights (finite\(beforeUpdate ? "; no update was applied, so they are those before this step" : ", the ones that gave it")) are in \(lastCheckpointPath)" } catch {
+                kept = "writing \(lastCheckpointPath) failed (\(error))"
+            }
+        }
+        let newest = checkpointPaths().first.map { "the newest resumable checkpoint is \($0)" } ?? "no resumable checkpoint was written yet"
+        let best = bestEpoch >= 0 ? "; the best weights so far (epoch \(bestEpoch + 1)) are in \(bestCheckpointPath)" : ""
+        // The path of this rank's last forward pass.
         let z = largest(model.dynamics.positions), v = largest(model.dynamics.velocities)
-        var weight: Float = 0
-        for i in 0..<model.params.values.count { let a = abs(Float(model.params.values[i])); if !(a <= weight) { weight = a } }
         let diverged = !(z.isFinite && v.isFinite) || max(z, v) > 1e15
         let diagnosis: String
         if !(weight <= 1e4) {

@@ -56,6 +56,23 @@ struct SearchTests {
             #expect(fromSearch.keys.count > 20)
             #expect(fromSearch == fromTrain, "trial \(trial) differs from train alone")
         }
+
+        // The same finished search, ranked by the validation metric: nothing retrains, and the
+        // ★ and best.yaml move to the lowest best_valid_loss. synth data has true latents, so
+        // every row has a latent R².
+        let csv = try String(contentsOfFile: "\(dir)/search/results.csv", encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let header = csv[0], body = csv.dropFirst()
+        let loss = header.firstIndex(of: "best_valid_loss")!, latent = header.firstIndex(of: "valid_latent_r2")!
+        #expect(body.allSatisfy { Double($0[latent]) != nil }, "\(body)")
+        let lowest = body.min { Double($0[loss])! < Double($1[loss])! }![0]
+        let ranked = try CLI.run(["search"] + Self.tiny + ["--data", data, "--ranks-per-trial", "2", "--grid", "mass=0.5,1",
+                                                          "--grid", "damping=0.3,0.8", "--run-dir", "\(dir)/search",
+                                                          "--metric", "validation"], ranks: 4)
+        #expect(ranked.status == 0 && ranked.stdout.contains("4 already finished"), "\(ranked.output)")
+        let best = try String(contentsOfFile: "\(dir)/search/best.yaml", encoding: .utf8)
+        #expect(best.contains("by best validation metric: trial \(lowest)"), "\(best.prefix(300))")
+        let markdown = try String(contentsOfFile: "\(dir)/search/results.md", encoding: .utf8)
+        #expect(markdown.contains("| \(lowest) ★ |"), "\(markdown)")
     }
 
     @Test("A search killed midway, or preempted by SIGUSR1, and started again skips complete trials, resumes running ones, and ends with the uninterrupted table")

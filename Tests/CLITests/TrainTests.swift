@@ -10,6 +10,8 @@ struct TrainTests {
         var validReconstruction: Double
         var trainReconstruction: Double
         var learningRate: Double
+        var latentR2: Double?
+        var latentMotion: Double?
     }
 
     @Test("The tiny config trains: validation loss falls; metrics log, best checkpoint, submission and report")
@@ -30,6 +32,10 @@ struct TrainTests {
         #expect(records.count == 8 && records.map(\.epoch) == Array(0..<8))
         #expect(records.last!.validHeldOutNLL < records.first!.validHeldOutNLL, "held-out NLL \(records.map(\.validHeldOutNLL))")
         #expect(records.last!.validReconstruction < records.first!.validReconstruction)
+        // synth data has true latents: the latent probe runs after the first epoch (and every
+        // latentEvery = 10 epochs, so not again in 8).
+        #expect(records.map { $0.latentR2 != nil } == [true] + Array(repeating: false, count: 7), "\(records.map(\.latentR2))")
+        #expect(records[0].latentR2!.isFinite && (0...1).contains(records[0].latentMotion!), "\(records[0])")
 
         // The best checkpoint loads (inspect refuses anything it cannot load).
         let inspect = try CLI.run(["inspect", "--checkpoint", "\(run)/best.h5", "--data", data, "--trials", "2", "--out", "\(dir)/state.h5"])
