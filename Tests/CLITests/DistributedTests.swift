@@ -36,12 +36,20 @@ struct DistributedTests {
         let plain = try CLI.run(args + ["--run-dir", "\(dir)/plain"])
         #expect(plain.status == 0, "\(plain.output)")
         let reference = try parameters("\(dir)/plain/last.h5")
+        // The latent probe after epoch 1 (synth data has true latents), its paths shared out.
+        func latentR2(_ run: String) throws -> Double? {
+            let first = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n")[0]
+            return (try JSONSerialization.jsonObject(with: Data(first.utf8)) as? [String: Any])?["latentR2"] as? Double
+        }
+        let referenceR2 = try #require(try latentR2("\(dir)/plain"))
         for ranks in [1, 2, 3] {
             let r = try CLI.run(args + ["--run-dir", "\(dir)/n\(ranks)"], ranks: ranks)
             #expect(r.status == 0, "\(r.output)")
             #expect(r.stdout.contains("bit-identical on all \(ranks) rank"), "\(r.stdout)")
             #expect(r.stdout.components(separatedBy: "epoch    1/2").count == 2, "only rank 0 prints")
             let p = try parameters("\(dir)/n\(ranks)/last.h5")
+            let r2 = try #require(try latentR2("\(dir)/n\(ranks)"))
+            #expect(ranks == 1 ? r2 == referenceR2 : abs(r2 - referenceR2) <= 1e-3, "-n \(ranks): latent R² \(r2) vs \(referenceR2)")
             if ranks == 1 {
                 #expect(p == reference, "mpirun -n 1 differs from a plain run")
             } else {
