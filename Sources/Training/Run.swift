@@ -1,3 +1,4 @@
+import Checkpoint
 import Data
 import Foundation
 import Model
@@ -78,6 +79,7 @@ public enum BuiltIn {
     }
 
     /// Generates the built-in Lorenz data at `path` unless a readable file is already there.
+    /// Safe when several runs start at once in one directory.
     /// Returns true when it generated.
     @discardableResult
     public static func ensureLorenzData(at path: String) throws -> Bool {
@@ -85,8 +87,11 @@ public enum BuiltIn {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
         let data = Lorenz.generate(LorenzSpec())
-        try data.write(path: path)
-        try data.writeTargets(path: targetsPath(forData: path))
+        // Atomically, targets first: two runs started together in one directory each write
+        // their own temporary files and rename the same bytes into place, and a run that finds
+        // the data file finds it whole, with its targets beside it.
+        try AtomicFile.write(targetsPath(forData: path)) { try data.writeTargets(path: $0) }
+        try AtomicFile.write(path) { try data.write(path: $0) }
         return true
     }
 
