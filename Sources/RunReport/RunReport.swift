@@ -127,12 +127,29 @@ public enum RunReport {
                                     width: 380, height: 240)
             let beta = Plots.lines(title: "KL weight β", xLabel: "epoch", yLabel: "β",
                                    series: [Series(name: "β", x: epochs, y: records.map(\.klWeight))], width: 380, height: 240)
-            return [
+            var figures = [
                 Figure(svg: losses, caption: "Training and validation loss per epoch (log scale); the dashed line marks the epoch whose weights are kept (best.h5)."),
                 Figure(svg: nll, caption: "The validation metric that picks the best weights: the Poisson NLL of what the encoder never sees."),
                 Figure(svg: rates, caption: "The learning rate (ReduceLROnPlateau on the validation metric)."),
                 Figure(svg: beta, caption: "The KL weight β over its warm-up."),
             ]
+            if let latent = latentFigure(marker: marker) { figures.append(latent) }
+            return figures
+        }
+
+        /// The latent probe's record (data with truth, every latentEvery epochs): how much of
+        /// the true latents [z, v] explains, and how much z moves within a trial.
+        func latentFigure(marker: (x: Double, label: String)?) -> Figure? {
+            let probed = records.filter { $0.latentR2 != nil }
+            guard !probed.isEmpty else { return nil }
+            let x = probed.map { Double($0.epoch + 1) }
+            var series = [Series(name: "latent R² [z, v]", x: x, y: probed.map { $0.latentR2! })]
+            if probed.allSatisfy({ $0.latentMotion != nil }) {
+                series.append(Series(name: "z motion", x: x, y: probed.map { $0.latentMotion! }, dashed: true))
+            }
+            let svg = Plots.lines(title: "Latent R² over training", subtitle: "validation trials' mean path against the true latents",
+                                  xLabel: "epoch", yLabel: "share", series: series, marker: marker)
+            return Figure(svg: svg, caption: "R² of a linear map from the mean path [z, v] to the true latents (fitted on training trials, scored on validation trials), and z motion: the share of z's variance that lies within trials (0: z is constant over each trial, its path carries no dynamics).")
         }
 
         // MARK: Metrics
@@ -198,6 +215,13 @@ public enum RunReport {
                                              subtitle: "first two principal components, \(shown.count) validation trials" + (by.isEmpty ? "" : ", coloured by \(by)"),
                                              xLabel: "PC 1", yLabel: "PC 2", paths: paths, groups: shown.map { group[$0] }, groupNames: names)
                 figures.append(Figure(svg: svg, caption: "The mean path of \(label) over the trial (a dot at its start), projected on its first two principal components\(by.isEmpty ? "" : "; trials of one \(by.split(separator: " ").first ?? "") share a colour")."))
+                if part == "z" {
+                    // Time on the x axis: a z that the data moves bends; a z fixed at z_0 is flat.
+                    let overTime = paths.map { path in path.enumerated().map { (x: Double($0.offset), y: $0.element.x) } }
+                    let svg = Plots.trajectories(title: "Position z over the trial", subtitle: "first principal component against time, \(shown.count) validation trials",
+                                                 xLabel: "bin", yLabel: "PC 1 of z", paths: overTime, groups: shown.map { group[$0] }, groupNames: names)
+                    figures.append(Figure(svg: svg, caption: "The first principal component of z's mean path, bin by bin (a dot at the first bin). Flat lines: z holds its initial value and the dynamics do nothing the decoder uses."))
+                }
             }
             return figures
         }

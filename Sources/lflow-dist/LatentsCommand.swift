@@ -16,7 +16,9 @@ struct LatentsCommand: ParsableCommand {
         train/ and eval/ (with train/trials and eval/trials, the indices). --samples 0 (the \
         default) is the deterministic mean path: the posterior means propagated without noise \
         and without dropout, exactly what `inspect` computes (in float32 here); --samples N \
-        averages N sampled paths. Attributes name the checkpoint and the data file.
+        averages N sampled paths. Attributes name the checkpoint and the data file. It ends by \
+        saying how much z moves: the share of z's variance that lies within trials (near 0 when z \
+        holds its initial value, as under the spec's initial-only posterior).
 
         Under mpirun the trials are shared out over the ranks (as in predict) and rank 0 writes.
 
@@ -70,5 +72,12 @@ struct LatentsCommand: ParsableCommand {
         ])
         say(String(format: "wrote %@: latents of %d train and %d eval trials, H=%d, %d steps (%.1f s)", out, tensors.trainCount,
                    tensors.evalCount, config.hidden, model.dims.steps, Date().timeIntervalSince(started)))
+        // How much z moves: a path the data does not inform after t = 0 stays at z_0.
+        for set in sets {
+            if let share = LatentReport.motion(paths: set.paths, rows: Array(set.trials.indices)) {
+                say(String(format: "  %@: %.0f%% of z's variance lies within trials%@", set.name, 100 * share,
+                           share < 0.05 ? " (z barely moves over a trial: its path carries little dynamics)" : ""))
+            }
+        }
     }
 }

@@ -129,6 +129,8 @@ struct LatentsTests {
         #expect(one.status == 0, "\(one.output)")
         let two = try CLI.run(["latents", "--checkpoint", "\(dir)/run/best.h5", "--data", data, "--out", "\(dir)/l2.h5"], ranks: 2)
         #expect(two.status == 0, "\(two.output)")
+        // It says how much z moves, per set, as the share of z's variance within trials.
+        #expect(one.stdout.contains("train: ") && one.stdout.contains("of z's variance lies within trials"), "\(one.output)")
         let l1 = try H5File.open("\(dir)/l1.h5"), l2 = try H5File.open("\(dir)/l2.h5")
         // tiny: H = 8; the small data: 8 train + 4 eval trials, 8 + 3 bins.
         for part in ["z", "v", "h", "force"] {

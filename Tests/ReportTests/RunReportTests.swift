@@ -47,8 +47,11 @@ struct RunReportTests {
                         "Inferred and true latents"] {
             #expect(page.contains("<h2>\(section)</h2>"), "missing section \(section)")
         }
-        // 4 training curves, 2 trajectories (z, v), 2 rasters, kernel and force matrix, 3 true latents.
-        #expect(page.components(separatedBy: "class=\"figure\"").count - 1 == 13)
+        // 4 training curves and the latent R² curve, 2 trajectories (z, v) and z over time, 2
+        // rasters, kernel and force matrix, 3 true latents.
+        #expect(page.components(separatedBy: "class=\"figure\"").count - 1 == 15)
+        #expect(page.contains("Latent R² over training") && page.contains("z motion"), "the latent probe's curve (synth data has truth)")
+        #expect(page.contains("Position z over the trial"))
         #expect(page.contains("coloured by condition"), "conditions from the ground truth colour the trajectories")
         #expect(!page.contains("<script") && !page.contains("src=\"http") && !page.contains("href=\"http") && !page.contains("url(http"))
         #expect(!page.lowercased().contains(">nan<") && !page.contains("NaN"))
@@ -63,12 +66,12 @@ struct RunReportTests {
         #expect(missing.status != 0 && missing.output.contains("metrics.jsonl"), "\(missing.output)")
     }
 
-    @Test("Rendered in headless Chromium: 13 figures, no overlapping or clipped labels, no console errors",
+    @Test("Rendered in headless Chromium: 15 figures, no overlapping or clipped labels, no console errors",
           .enabled(if: HeadlessChromium.unavailable == nil, Comment(rawValue: HeadlessChromium.unavailable ?? "")))
     func rendered() throws {
         let shot = NSTemporaryDirectory() + "lflow-report-\(UUID().uuidString).png"
         let check = try HeadlessChromium.check(html: Self.tinyRun + "/report.html", screenshot: shot)
-        #expect(check.figures == 13)
+        #expect(check.figures == 15)
         #expect(check.overlaps.isEmpty, "overlapping labels: \(check.overlaps)")
         #expect(check.clipped.isEmpty, "clipped labels: \(check.clipped)")
         #expect(check.consoleErrors.isEmpty, "console: \(check.consoleErrors)")
