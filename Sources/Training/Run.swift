@@ -41,11 +41,11 @@ public enum BuiltIn {
     /// --config. Configs/nlb.yaml is the same text (a test keeps them equal).
     public static let nlbRecipeText = """
         # The built-in recipe for NLB-shaped data (20 ms bins): what `lflow-dist train --data FILE`
-        # uses without --config. Measured on nlbsynth data; see the README's "Model quality".
+        # uses without --config. Measured on nlbsynth data; see docs/quality.md.
         hidden: 280
         encoderInput: lagged
-        # A second GRU runs backwards and is summed into h_t (measured on nlbsynth data, README "Model
-        # quality": +0.0005 to +0.0013 co-bps on four screens): h_0, which the initial posterior reads,
+        # A second GRU runs backwards and is summed into h_t (measured on nlbsynth data, docs/quality.md,
+        # "The bidirectional encoder": +0.0005 to +0.0013 co-bps on four screens): h_0, which the initial posterior reads,
         # has seen the whole trial, and with lagged input no step has seen its own bin.
         encoder: bidirectional
         heads: 2
