@@ -176,7 +176,10 @@ class LangevinFlow(nn.Module):
         self.held_in = held_in
         self.held_out = held_out
         #: "float32" (what lflow-dist computes on a CPU without AVX512-BF16, and always for
-        #: float32 configs) or "bf16" (bfloat16 operands of the products lflow-dist runs in bf16).
+        #: float32 configs) or "bf16": bfloat16 operands of the products lflow-dist runs in bf16
+        #: with `precision: bf16` (GRU input projection, per-step posterior heads, the input
+        #: potential, every Transformer product including the attention's scores and context,
+        #: factors and readout); the recurrence, initial posterior and Langevin steps stay float32.
         self.precision = precision or "float32"
         h, d = c.hidden, c.decoder_width
         self.encoder = nn.GRUCell(held_in, h)
@@ -215,8 +218,11 @@ class LangevinFlow(nn.Module):
         best.h5 these are the best weights, the weight average's when `weightAverage` > 0; in
         a resumable ckpt-*.h5 they are the live weights). A resumable checkpoint also has
         `best_model` and, with a weight average, `weight_average`.
-        `precision`: "float32" (default) or "bf16" to emulate bfloat16 operands as lflow-dist
-        runs a bf16 config on a CPU with AVX512-BF16 (elsewhere lflow-dist computes in float32).
+        `precision`: "auto" (default): what lflow-dist computes for this checkpoint on this
+        CPU, i.e. float32 unless the config says bf16 and the CPU has AVX512-BF16; "float32";
+        or "bf16", bfloat16 operands (round to nearest even, float32 accumulation) of the
+        products lflow-dist runs in bf16 (see `LangevinFlow.precision`).
+        `dtype`: torch.float32 (lflow-dist's prediction) or torch.float64 (`lflow-dist inspect`).
         """
         import h5py
 
@@ -233,6 +239,10 @@ class LangevinFlow(nn.Module):
             attributes = {k: (_text(v) if isinstance(v, (bytes, str)) else v) for k, v in f.attrs.items()}
         held_in = tensors["encoder.weight_ih"].shape[1]
         held_out = tensors["readout.weight"].shape[0] - held_in
+        if precision in (None, "auto"):
+            precision = "bf16" if config.precision == "bf16" and cpu_has_avx512_bf16() else "float32"
+        if precision not in ("float32", "bf16"):
+            raise ValueError(f"precision must be auto, float32 or bf16, got '{precision}'")
         model = cls(config, held_in, held_out, precision=precision)
         load_state_dict(model, tensors, path=f"{path}:{group}", checksums=json.loads(sums) if sums else None)
         model.checkpoint_path = path
@@ -484,6 +494,20 @@ class LangevinFlow(nn.Module):
                 out["eval_rates_heldin_forward"] = rates[:, bins:, :self.held_in]
                 out["eval_rates_heldout_forward"] = rates[:, bins:, self.held_in:]
         return {k: np.ascontiguousarray(v) for k, v in out.items()}
+
+
+def cpu_has_avx512_bf16() -> bool:
+    """Whether lflow-dist runs bf16 configs in bf16 on this CPU (lf_cpu_has_avx512_bf16:
+    AVX512F, AVX512BW and AVX512-BF16; Linux /proc/cpuinfo flags)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return {"avx512f", "avx512bw", "avx512_bf16"} <= flags
+    except OSError:
+        pass
+    return False
 
 
 def positional_encoding(steps: int, width: int) -> torch.Tensor:

@@ -1,0 +1,240 @@
+"""Parity of lflow_dist (PyTorch) with the lflow-dist binary, for every config option.
+
+Each case trains a tiny model with the binary (`lflow-dist train`, 1-3 epochs), then compares:
+- the mean path: `lflow-dist predict --samples 0` against `model.predict_nlb(samples=0)`;
+- sampled prediction: `lflow-dist predict --samples 3`, and the submission `train` wrote with
+  the config's predictionSamples, against `model.predict_nlb(samples=...)` with the same keyed
+  Philox noise;
+- float64: `lflow-dist inspect` (log-rates and latents of a deterministic float64 pass)
+  against the model in torch.float64.
+Rates are compared by the largest relative difference, which must be <= 1e-5.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import lflow_dist
+from lflow_dist import LangevinFlow, read_submission
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "Configs" / "tiny.yaml"
+RTOL = 1e-5
+
+# Every value of every architecture option at least once (the first case is the spec's
+# defaults: encoderInput current, encoder forward, potential allPairs, potentialInput none,
+# posterior initial, dynamics secondOrder, decoder transformer, decoderInput zvh,
+# positionalEncoding none, decoderLayers 1, factors 0, precision float32, weightAverage 0).
+CASES = {
+    "spec": [],
+    "bidirectional-lagged-diagonal-spikes": ["encoder=bidirectional", "encoderInput=lagged", "potential=diagonal",
+                                             "potentialInput=spikes"],
+    "bidirectional-current-perStep-sinusoidal-3layers-factors": [
+        "encoder=bidirectional", "encoderInput=current", "posterior=perStep", "positionalEncoding=sinusoidal",
+        "decoderLayers=3", "factors=5"],
+    "firstOrder-zv-perStep-4layers": ["dynamics=firstOrder", "decoderInput=zv", "posterior=perStep", "decoderLayers=4"],
+    "linear-firstOrder-spikes-factors": ["decoder=linear", "dynamics=firstOrder", "potentialInput=spikes", "factors=4"],
+    "linear-zv-lagged": ["decoder=linear", "decoderInput=zv", "encoderInput=lagged"],
+    "physics-noiseless": ["temperature=0", "damping=0.3", "mass=2", "coupling=0.5", "dt=0.05", "groups=2",
+                          "kernelSize=5", "heads=4"],
+    "weightAverage": ["weightAverage=0.9", "epochs=3", "encoder=bidirectional", "positionalEncoding=sinusoidal"],
+    "bf16": ["precision=bf16", "posterior=perStep", "potentialInput=spikes", "factors=6"],
+}
+
+PARITY = {}
+
+
+def rel_diff(ours: dict, theirs: dict) -> float:
+    assert sorted(ours) == sorted(theirs), (sorted(ours), sorted(theirs))
+    worst = 0.0
+    for key, reference in theirs.items():
+        assert ours[key].shape == reference.shape, key
+        assert np.all(np.isfinite(reference)) and np.all(reference > 0), key
+        worst = max(worst, float(np.max(np.abs(ours[key].astype(np.float64) / reference - 1))))
+    return worst
+
+
+def record(case, what, value):
+    PARITY.setdefault(case, {})[what] = value
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, run_lflow, small_data):
+    """case -> run directory, trained once per case."""
+    cache = {}
+
+    def get(case):
+        if case not in cache:
+            run_dir = tmp_path_factory.mktemp("run") / case
+            overrides = ["epochs=1"] + CASES[case]
+            args = ["train", "--config", TINY, "--data", small_data, "--run-dir", run_dir]
+            for item in overrides:
+                args += ["--set", item]
+            log = run_lflow(*args)
+            cache[case] = (run_dir, log)
+        return cache[case]
+    return get
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_predict_parity(case, trained, run_lflow, small_data, tmp_path):
+    run_dir, log = trained(case)
+    best = run_dir / "best.h5"
+    model = LangevinFlow.from_checkpoint(best)
+    assert model.config.to_dict() == json.loads(h5py.File(best, "r").attrs["config"])
+    # The model has exactly the checkpoint's tensors.
+    with h5py.File(best, "r") as f:
+        names = set()
+        f["model"].visititems(lambda n, o: names.add(n) if hasattr(o, "shape") else None)
+    assert names == set(model.state_dict())
+
+    # Mean path.
+    swift = tmp_path / "mean.h5"
+    run_lflow("predict", "--checkpoint", best, "--data", small_data, "--out", swift, "--samples", 0)
+    ours = model.predict_nlb(small_data, samples=0)
+    (group, theirs), = read_submission(swift).items()
+    diff = rel_diff(ours, theirs)
+    record(case, "mean path", diff)
+    assert diff <= RTOL
+
+    # Sampled passes, keyed noise.
+    swift = tmp_path / "sampled.h5"
+    run_lflow("predict", "--checkpoint", best, "--data", small_data, "--out", swift, "--samples", 3)
+    ours3 = model.predict_nlb(small_data, samples=3)
+    diff = rel_diff(ours3, read_submission(swift)[group])
+    record(case, "3 samples", diff)
+    assert diff <= RTOL
+    # Sampling does change the rates (the noise is really drawn), except without any noise.
+    spread = rel_diff(ours3, ours)
+    if case != "physics-noiseless":
+        assert spread > 1e-4
+
+    # The submission train wrote (best weights, the config's predictionSamples, its seed).
+    diff = rel_diff(model.predict_nlb(small_data), read_submission(run_dir / "submission.h5")[group])
+    record(case, "train's submission", diff)
+    assert diff <= RTOL
+
+    # The submission file itself: same keys, shapes and group as lflow-dist's.
+    ours_path = tmp_path / "ours.h5"
+    lflow_dist.write_submission(ours_path, ours, lflow_dist.submission_group(small_data))
+    with h5py.File(ours_path, "r") as a, h5py.File(tmp_path / "mean.h5", "r") as b:
+        assert list(a.keys()) == list(b.keys())
+        for key in b[group]:
+            assert a[group][key].shape == b[group][key].shape and a[group][key].dtype == b[group][key].dtype
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_inspect_float64(case, trained, run_lflow, small_data, tmp_path):
+    """`lflow-dist inspect` runs the mean path in float64; so does the model in torch.float64."""
+    run_dir, _ = trained(case)
+    state = tmp_path / "state.h5"
+    tensors = lflow_dist.read_nlb(small_data)
+    trials = 6
+    run_lflow("inspect", "--checkpoint", run_dir / "best.h5", "--data", small_data, "--trials", trials, "--out", state)
+    model = LangevinFlow.from_checkpoint(run_dir / "best.h5", dtype=torch.float64, precision="float32")
+    forward_bins = tensors["train_spikes_heldin_forward"].shape[1]
+    with torch.no_grad():
+        out = model.run(torch.from_numpy(tensors["train_spikes_heldin"][:trials]).double(), forward_bins)
+    with h5py.File(state, "r") as f:
+        log_rates, latents = f["log_rates"][:], f["latents"][:]
+    diff = float(np.max(np.abs(out["log_rates"].numpy() - log_rates)))
+    record(case, "float64 log-rates (abs)", diff)
+    assert diff <= 1e-9
+    assert float(np.max(np.abs(out["latents"].numpy() - latents))) <= 1e-9
+
+
+def test_bf16_checkpoint(trained, run_lflow, small_data):
+    """A bf16 run's checkpoint holds float32 weights; on a CPU without AVX512-BF16 lflow-dist
+    predicts in float32 and says so, and precision 'auto' does the same. Emulated bf16 operands
+    stay within bf16 rounding of the float32 rates."""
+    run_dir, log = trained("bf16")
+    with h5py.File(run_dir / "best.h5", "r") as f:
+        assert all(f["model"][k].dtype == np.float32 for k in f["model"] if hasattr(f["model"][k], "dtype"))
+    auto = LangevinFlow.from_checkpoint(run_dir / "best.h5")
+    assert auto.config.precision == "bf16"
+    if not lflow_dist.model.cpu_has_avx512_bf16():
+        assert "AVX512-BF16" in log
+        assert auto.precision == "float32"
+    emulated = LangevinFlow.from_checkpoint(run_dir / "best.h5", precision="bf16")
+    a = auto.predict_nlb(small_data, samples=0)
+    b = emulated.predict_nlb(small_data, samples=0)
+    diff = rel_diff(b, a)
+    record("bf16", "emulated bf16 vs float32 (not a parity number)", diff)
+    assert 0 < diff < 0.1
+
+
+def test_weight_average_checkpoints(trained, run_lflow, small_data, tmp_path):
+    """With weightAverage, best.h5 holds the average's best weights (what predict uses); a
+    resumable ckpt-*.h5 holds the live weights under model/ (what predict uses on it), and the
+    average and the best weights as groups of their own."""
+    run_dir, _ = trained("weightAverage")
+    ckpt = sorted(run_dir.glob("ckpt-*.h5"))[-1]
+    with h5py.File(ckpt, "r") as f:
+        assert {"model", "best_model", "weight_average"} <= set(f.keys())
+    live = LangevinFlow.from_checkpoint(ckpt)
+    average = LangevinFlow.from_checkpoint(ckpt, group="weight_average")
+    best = LangevinFlow.from_checkpoint(run_dir / "best.h5")
+    assert any(not torch.equal(a, b) for a, b in zip(live.state_dict().values(), average.state_dict().values()))
+    swift = tmp_path / "ckpt.h5"
+    run_lflow("predict", "--checkpoint", ckpt, "--data", small_data, "--out", swift, "--samples", 0)
+    (group, theirs), = read_submission(swift).items()
+    diff = rel_diff(live.predict_nlb(small_data, samples=0), theirs)
+    record("weightAverage", "ckpt model/ (live) mean path", diff)
+    assert diff <= RTOL
+    # best.h5's weights are the best weights of the last checkpoint.
+    ckpt_best = LangevinFlow.from_checkpoint(ckpt, group="best_model")
+    for name, value in best.state_dict().items():
+        assert torch.equal(value, ckpt_best.state_dict()[name]), name
+
+
+def test_builtin_lorenz(tmp_path, run_lflow):
+    """`lflow-dist train` with no --data: the built-in Lorenz data and config (lagged input,
+    per-step posterior), shrunk to a tiny width."""
+    run_lflow("train", "--set", "hidden=8", "--set", "feedForward=16", "--set", "epochs=1", "--set",
+              "predictionSamples=2", "--run-dir", tmp_path / "run", cwd=tmp_path)
+    data = tmp_path / "Checkpoints" / "lorenz.h5"
+    model = LangevinFlow.from_checkpoint(tmp_path / "run" / "best.h5")
+    assert model.config.posterior == "perStep" and model.config.encoderInput == "lagged"
+    theirs = read_submission(tmp_path / "run" / "submission.h5")["lorenz"]
+    diff = rel_diff(model.predict_nlb(data), theirs)
+    record("built-in lorenz", "train's submission (2 samples)", diff)
+    assert diff <= RTOL
+
+
+def test_philox_known_answers():
+    """Random123's known-answer vectors for Philox4x32-10."""
+    assert [int(w) for w in lflow_dist.philox4x32(0, 0, 0, 0, 0, 0)] == [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]
+    ones = 0xFFFFFFFF
+    assert [int(w) for w in lflow_dist.philox4x32(ones, ones, ones, ones, ones, ones)] == \
+        [0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD]
+    assert [int(w) for w in lflow_dist.philox4x32(0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344, 0xA4093822,
+                                                  0x299F31D0)] == [0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1]
+
+
+def test_noise_offsets_are_one_stream():
+    """Draws first..first+count are the same numbers whatever the block alignment."""
+    s = lflow_dist.NoiseStream(seed=7, purpose=5, epoch=3, step=2)
+    whole = s.normal([0, 9], 0, 23)
+    for first in (1, 2, 3, 5, 8):
+        np.testing.assert_array_equal(s.normal([0, 9], first, 23 - first), whole[:, first:])
+    np.testing.assert_array_equal(s.uniform([4], 3, 6), s.uniform([4], 0, 9)[:, 3:])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _report_parity(request):
+    yield
+    if PARITY:
+        lines = ["", "parity with lflow-dist (largest relative rate difference unless noted):"]
+        for case, values in PARITY.items():
+            lines.append(f"  {case}: " + ", ".join(f"{k} {v:.2e}" for k, v in values.items()))
+        text = "\n".join(lines)
+        print(text)
+        out = os.environ.get("LFLOW_PARITY_REPORT")
+        if out:
+            with open(out, "w") as f:
+                json.dump(PARITY, f, indent=1)
