@@ -360,7 +360,7 @@ class LangevinFlow(nn.Module):
         variance = self._scalar(variance, x)
         scale = math.sqrt(variance) if x.dtype == torch.float64 else float(np.sqrt(np.float32(variance)))
         transition_noise = variance > 0 and c.posterior != "perStep"
-        zs, vs = [z], [v]
+        zs, vs, mus = [z], [v], []
         for t in range(1, steps):
             f = torch.matmul(z, a)
             if drive is not None:
@@ -381,6 +381,7 @@ class LangevinFlow(nn.Module):
                 z = mu + scale * eps if eps is not None else mu
             zs.append(z)
             vs.append(v)
+            mus.append(mu)
         zs = torch.stack(zs)
         parts = [zs]
         if c.second_order:
@@ -400,10 +401,91 @@ class LangevinFlow(nn.Module):
             y = linear(y, self.factors.weight)
         log_rates = linear(y, self.readout.weight, self.readout.bias).clamp(-LOG_RATE_BOUND, LOG_RATE_BOUND)
         out.update(log_rates=log_rates.transpose(0, 1), latents=latents.transpose(0, 1), z=zs.transpose(0, 1),
-                   h=states.transpose(0, 1), force_matrix=a)
+                   h=states.transpose(0, 1), force_matrix=a,
+                   transition_means=torch.stack(mus).transpose(0, 1) if mus else zs[:0].transpose(0, 1))
+        out["kl"] = self._kl(out, variance, x)
         if c.second_order:
             out["v"] = vs.transpose(0, 1)
         return out
+
+    def _kl(self, out: dict, variance: float, like: torch.Tensor) -> torch.Tensor:
+        """The unweighted KL summed over the batch (PosteriorHead + LangevinDynamics): the
+        initial z (and v) terms against N(0, 1), then either the per-step posterior's terms
+        against N(0, 1) or the spec's transition terms KL(N(mu_t, s^2) || N(0, velocityPriorVar))."""
+        def gaussian(mu, lv):
+            return ((torch.exp(lv) + mu * mu - 1 - lv) / 2).sum()
+        kl = gaussian(out["mu_z"], out["logvar_z"])
+        if "mu_v" in out:
+            kl = kl + gaussian(out["mu_v"], out["logvar_v"])
+        if "mu_u" in out:
+            kl = kl + gaussian(out["mu_u"], out["logvar_u"])
+        elif variance > 0 and self.config.posterior != "perStep":
+            prior = self._scalar(self.config.velocityPriorVar, like)
+            ratio = self._scalar(variance / prior, like) if like.dtype != torch.float64 else variance / prior
+            constant = ratio - 1 - math.log(ratio)
+            mu = out["transition_means"]
+            kl = kl + ((constant + mu * mu / prior) / 2).sum()
+        return kl
+
+    def elbo(self, spikes_heldin, spikes_heldout=None, heldin_forward=None, heldout_forward=None,
+             kl_weight: Optional[float] = None) -> dict:
+        """The negative ELBO of one batch (LangevinFlow.forward's loss), batch-first arrays:
+        held-in (B, T, Nin), held-out (B, T, Nho), forward (B, F, Nin) and (B, F, Nho); NaN or
+        a missing array = not observed (masked). `kl_weight` = beta (default the config's
+        klWeight). Returns reconstruction (mean Poisson NLL exp(l) - y l over the observed
+        entries), kl (divided by the trials, and with klScale perEntry also by (T+F) Nout) and
+        total = reconstruction + beta kl, all differentiable.
+
+        In eval() mode this is `lflow-dist inspect`'s deterministic loss (mean path, no
+        dropout). In train() mode it is a training loss: coordinated dropout on the held-in
+        input (keep probability cdKeep, gradient mask by cdGradient), dropout, posterior and
+        Langevin samples, drawn from torch's generator (not lflow-dist's keyed streams)."""
+        c = self.config
+        dtype = self.readout.weight.dtype
+        x = torch.as_tensor(spikes_heldin).to(dtype)
+        batch, bins, nin = x.shape
+        forward_bins = 0 if heldin_forward is None else int(np.shape(heldin_forward)[1])
+        steps = bins + forward_bins
+        nout = self.held_in + self.held_out
+
+        def block(array, length, width):
+            if array is None:
+                return torch.full((batch, length, width), float("nan"), dtype=dtype)
+            return torch.as_tensor(array).to(dtype)
+        targets = torch.cat([
+            torch.cat([x, block(spikes_heldout, bins, self.held_out)], dim=2),
+            torch.cat([block(heldin_forward, forward_bins, nin), block(heldout_forward, forward_bins, self.held_out)], dim=2),
+        ], dim=1)                                                               # (B, steps, Nout)
+        observed = ~torch.isnan(targets)
+        y = torch.nan_to_num(targets, nan=0.0)
+        clean = torch.nan_to_num(x, nan=0.0)
+        grad_mask = observed.clone()
+        noise = None
+        if self.training:
+            p = c.cdKeep
+            if p < 1:
+                kept = torch.rand_like(clean) < p
+                passes = (torch.rand_like(clean) < 1 - p) if c.cdGradient == "spec" else torch.zeros_like(kept)
+                clean = torch.where(kept, clean / p, torch.zeros_like(clean))
+                grad_mask[:, :bins, :nin] &= ~(kept & ~passes)
+            h = c.hidden
+            noise = {"eps_z": torch.randn(batch, h, dtype=dtype)}
+            if c.second_order:
+                noise["eps_v"] = torch.randn(batch, h, dtype=dtype)
+            if c.posterior == "perStep" and steps > 1:
+                noise["eps_u"] = torch.randn(steps - 1, batch, h, dtype=dtype)
+            else:
+                noise["eps_langevin"] = torch.randn(steps, batch, h, dtype=dtype)
+        out = self.run(clean, forward_bins, noise)
+        log_rates = out["log_rates"]
+        g = grad_mask.to(dtype)
+        used = log_rates * g + log_rates.detach() * (1 - g)     # the value everywhere, the gradient where g = 1
+        nll = torch.where(observed, torch.exp(used) - y * used, torch.zeros_like(used)).sum()
+        reconstruction = nll / max(int(observed.sum()), 1)
+        divisor = batch * (steps * nout if c.klScale == "perEntry" else 1)
+        kl = out["kl"] / divisor
+        beta = c.klWeight if kl_weight is None else kl_weight
+        return {"reconstruction": reconstruction, "kl": kl, "total": reconstruction + beta * kl, "log_rates": log_rates}
 
     def decoder_layers(self):
         """The Transformer layers in order: `decoder`, then `decoder.layers.1` ..."""

@@ -146,6 +146,72 @@ def test_inspect_float64(case, trained, run_lflow, small_data, tmp_path):
     record(case, "float64 log-rates (abs)", diff)
     assert diff <= 1e-9
     assert float(np.max(np.abs(out["latents"].numpy() - latents))) <= 1e-9
+    check_loss_and_gradients(case, model, tensors, trials, state)
+
+
+def check_loss_and_gradients(case, model, tensors, trials, state):
+    """model.elbo in eval mode is inspect's deterministic loss; autograd gives its gradients."""
+    model.zero_grad()
+    loss = model.elbo(*(tensors[k][:trials] for k in ("train_spikes_heldin", "train_spikes_heldout",
+                                                       "train_spikes_heldin_forward", "train_spikes_heldout_forward")))
+    loss["total"].backward()
+    with h5py.File(state, "r") as f:
+        for part in ("reconstruction", "kl", "total"):
+            assert abs(loss[part].item() - f[f"loss/{part}"][()]) <= 1e-9 * max(1.0, abs(f[f"loss/{part}"][()])), part
+        worst = 0.0
+        for name, parameter in model.named_parameters():
+            reference = f[f"grad/{name}"][:]
+            scale = max(1.0, float(np.max(np.abs(reference))))
+            worst = max(worst, float(np.max(np.abs(parameter.grad.numpy() - reference))) / scale)
+    record(case, "float64 loss gradients (rel. to max(1, |g|max))", worst)
+    assert worst <= 1e-9
+
+
+def test_missing_bins(trained, run_lflow, small_data, tmp_path):
+    """NaN (missing) counts: zero in the input, masked in the loss, as lflow-dist reads them."""
+    run_dir, _ = trained("bidirectional-lagged-diagonal-spikes")
+    data = tmp_path / "holes.h5"
+    rng = np.random.default_rng(0)
+    with h5py.File(small_data, "r") as src, h5py.File(data, "w") as dst:
+        for key in src:
+            if isinstance(src[key], h5py.Dataset):
+                values = src[key][()]
+                if key.startswith(("train_spikes", "eval_spikes")):
+                    values = values.astype(np.float32)
+                    values[rng.random(values.shape) < 0.1] = np.nan
+                dst[key] = values
+        for k, v in src.attrs.items():
+            dst.attrs[k] = v
+    swift = tmp_path / "sub.h5"
+    run_lflow("predict", "--checkpoint", run_dir / "best.h5", "--data", data, "--out", swift, "--samples", 2)
+    model = LangevinFlow.from_checkpoint(run_dir / "best.h5")
+    (group, theirs), = read_submission(swift).items()
+    diff = rel_diff(model.predict_nlb(data, samples=2), theirs)
+    record("missing bins (NaN)", "2 samples", diff)
+    assert diff <= RTOL
+    state = tmp_path / "state.h5"
+    run_lflow("inspect", "--checkpoint", run_dir / "best.h5", "--data", data, "--trials", 5, "--out", state)
+    model64 = LangevinFlow.from_checkpoint(run_dir / "best.h5", dtype=torch.float64)
+    check_loss_and_gradients("missing bins (NaN)", model64, lflow_dist.read_nlb(data), 5, state)
+
+
+def test_training_mode_loss_runs(trained, small_data):
+    """train() mode: coordinated dropout, dropout and sampling from torch's generator; one
+    optimiser step lowers nothing in particular but must give finite gradients everywhere."""
+    run_dir, _ = trained("bidirectional-current-perStep-sinusoidal-3layers-factors")
+    model = LangevinFlow.from_checkpoint(run_dir / "best.h5").train()
+    t = lflow_dist.read_nlb(small_data)
+    torch.manual_seed(0)
+    loss = model.elbo(t["train_spikes_heldin"], t["train_spikes_heldout"], t["train_spikes_heldin_forward"],
+                      t["train_spikes_heldout_forward"])
+    loss["total"].backward()
+    assert torch.isfinite(loss["total"])
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and torch.all(torch.isfinite(parameter.grad)), name
+    model.eval()
+    a = model.elbo(t["train_spikes_heldin"], t["train_spikes_heldout"])["total"].item()
+    b = model.elbo(t["train_spikes_heldin"], t["train_spikes_heldout"])["total"].item()
+    assert a == b     # eval mode is deterministic
 
 
 def test_bf16_checkpoint(trained, run_lflow, small_data):
