@@ -21,10 +21,19 @@ __all__ = [
 
 def predict_file(checkpoint, data, out=None, samples=None, dataset_name=None, precision=None):
     """`lflow-dist predict --checkpoint CKPT --data DATA --out OUT [--samples N]` in Python:
-    returns the submission dict and writes it to `out` when given."""
-    model = LangevinFlow.from_checkpoint(checkpoint, precision=precision)
+    returns the submission dict and writes it to `out` when given. `checkpoint` may be a list
+    (an ensemble, as repeated --checkpoint): the mean of the models' rates, each model with its
+    own config's seed and, unless `samples` is given, its own predictionSamples."""
+    import numpy as np
+
+    paths = [checkpoint] if isinstance(checkpoint, (str, bytes)) or hasattr(checkpoint, "__fspath__") else list(checkpoint)
     tensors = read_nlb(data)
-    rates = model.predict_nlb(tensors, samples=samples)
+    total = None
+    for path in paths:
+        rates = LangevinFlow.from_checkpoint(path, precision=precision).predict_nlb(tensors, samples=samples)
+        total = rates if total is None else {k: total[k] + rates[k] for k in total}     # float32 sums, as lflow-dist
+    count = np.float32(len(paths))
+    rates = {k: (v / count).astype(np.float32) for k, v in total.items()}
     if out is not None:
         write_submission(out, rates, submission_group(tensors, dataset_name))
     return rates

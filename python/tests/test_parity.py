@@ -304,3 +304,40 @@ def _report_parity(request):
         if out:
             with open(out, "w") as f:
                 json.dump(PARITY, f, indent=1)
+
+
+def test_ensemble(trained, run_lflow, small_data, tmp_path):
+    """`lflow-dist predict` with two --checkpoint: the mean of the models' rates."""
+    a, _ = trained("spec")
+    b, _ = trained("firstOrder-zv-perStep-4layers")
+    swift = tmp_path / "ensemble.h5"
+    run_lflow("predict", "--checkpoint", a / "best.h5", "--checkpoint", b / "best.h5", "--data", small_data,
+              "--out", swift, "--samples", 2)
+    ours_path = tmp_path / "ours.h5"
+    ours = lflow_dist.predict_file([a / "best.h5", b / "best.h5"], small_data, out=ours_path, samples=2)
+    (group, theirs), = read_submission(swift).items()
+    diff = rel_diff(ours, theirs)
+    record("ensemble of 2", "2 samples", diff)
+    assert diff <= RTOL
+    assert list(read_submission(ours_path)) == [group]
+
+
+def test_read_run_and_latents(trained, small_data):
+    """read_run gives the metrics and latents.h5; the latents (mean-path z, v, h and the force
+    z A of the validation trials) are the model's run() on those trials."""
+    run_dir, _ = trained("spec")
+    run = lflow_dist.read_run(run_dir)
+    rows = run["metrics"]
+    assert len(rows) == 1 and "epoch" in (rows.columns if hasattr(rows, "columns") else rows[0])
+    assert run["config"]["hidden"] == 8 and run["best"].endswith("best.h5")
+    latents = run["latents"]
+    trials = latents["valid/trials"].astype(int)
+    model = LangevinFlow.from_checkpoint(run["best"])
+    t = lflow_dist.read_nlb(small_data)
+    with torch.no_grad():
+        out = model.run(torch.from_numpy(t["train_spikes_heldin"][trials]), t["train_spikes_heldin_forward"].shape[1])
+    force = torch.matmul(out["z"], out["force_matrix"])
+    for name, ours in (("z", out["z"]), ("v", out["v"]), ("h", out["h"]), ("force", force)):
+        theirs = latents[f"valid/{name}"]
+        scale = max(1.0, float(np.max(np.abs(theirs))))
+        assert float(np.max(np.abs(ours.numpy() - theirs))) <= 1e-5 * scale, name
