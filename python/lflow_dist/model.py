@@ -240,7 +240,9 @@ class LangevinFlow(nn.Module):
         held_in = tensors["encoder.weight_ih"].shape[1]
         held_out = tensors["readout.weight"].shape[0] - held_in
         if precision in (None, "auto"):
-            precision = "bf16" if config.precision == "bf16" and cpu_has_avx512_bf16() else "float32"
+            # lflow-dist's float64 model (inspect) has no bf16 path; its float32 one has, on such CPUs.
+            precision = ("bf16" if config.precision == "bf16" and dtype == torch.float32 and cpu_has_avx512_bf16()
+                         else "float32")
         if precision not in ("float32", "bf16"):
             raise ValueError(f"precision must be auto, float32 or bf16, got '{precision}'")
         model = cls(config, held_in, held_out, precision=precision)
@@ -542,7 +544,10 @@ class LangevinFlow(nn.Module):
                 trial_keys=None, chunk: int = 64) -> dict:
         """Rates of held-in spikes (n, T, Nin) in the NLB layout: `heldin` (n, T, Nin), `heldout`
         (n, T, Nho) and, with forward_bins F > 0, `heldin_forward` / `heldout_forward` (n, F, .).
-        See `predict_rates` for samples, seed and trial keys."""
+        See `predict_rates` for samples, seed and trial keys. Given an NLB tensor file (its
+        path, or the dict of `read_nlb`) instead, it is `predict_nlb`: the submission dict."""
+        if isinstance(spikes_heldin, (str, bytes, dict)) or hasattr(spikes_heldin, "__fspath__"):
+            return self.predict_nlb(spikes_heldin, samples=samples, seed=seed, chunk=chunk)
         rates = self.predict_rates(spikes_heldin, forward_bins, samples, seed, trial_keys, chunk)
         bins, nin = np.asarray(spikes_heldin).shape[1], self.held_in
         out = {"heldin": rates[:, :bins, :nin], "heldout": rates[:, :bins, nin:]}
