@@ -29,6 +29,9 @@ let package = Package(
         // AVX512-BF16 conversion (with a portable fallback) and oneDNN's OpenMP thread count.
         .target(name: "CKernels", linkerSettings: [.linkedLibrary("gomp")]),
 
+        // The dependency arrows run down this list: a module imports only modules above it.
+        // Shared rules written once: the error type, the duration format, JSON settings, atomic writes.
+        .target(name: "Support", swiftSettings: optimised),
         // Flat buffers, the Float/Double scalar protocol, the GEMM entry point (oneDNN and
         // OpenBLAS), element-wise kernels, RNG.
         .target(name: "Kernels",
@@ -38,34 +41,53 @@ let package = Package(
         .target(name: "HDF5", dependencies: ["CHDF5", "CShims"], swiftSettings: optimised),
         // LangevinFlow: config, parameter layout, layers (forward above backward), loss, Adam.
         .target(name: "Model",
-                dependencies: ["Kernels", .product(name: "RealModule", package: "swift-numerics")], swiftSettings: optimised),
+                dependencies: ["Kernels", "Support", .product(name: "RealModule", package: "swift-numerics")], swiftSettings: optimised),
         // NLB tensor files: reading and validation; the built-in Lorenz generator.
-        .target(name: "Data", dependencies: ["HDF5", "Kernels"], swiftSettings: optimised),
-        // NLB metrics: co-bps, fp-bps, vel R² (ridge + CV), PSTH R², R².
+        .target(name: "Data", dependencies: ["HDF5", "Kernels", "Support"], swiftSettings: optimised),
+        // NLB metrics: co-bps, fp-bps, vel R² (ridge + CV), PSTH R², R², the ridge itself.
         .target(name: "Metrics", dependencies: ["Kernels"], swiftSettings: optimised),
-        // Communicators: MPI (world size 1 without mpirun is the same path) and single-process.
-        .target(name: "Distributed", dependencies: ["CMPI", "CShims"], swiftSettings: optimised),
-        // HDF5 checkpoints in PyTorch state_dict names and shapes.
-        .target(name: "Checkpoint", dependencies: ["HDF5", "Model"], swiftSettings: optimised),
-        // Orchestration: config files, batches from data, inspect (later: trainer, search).
-        .target(name: "Training",
-                dependencies: ["Model", "Data", "Checkpoint", "Metrics", "Distributed", "Kernels", "Yams"],
+        // Communicators (MPI, world size 1 without mpirun the same path), the watchdog, and
+        // `Partition`, the one rule for splitting work over ranks.
+        .target(name: "Distributed", dependencies: ["CMPI", "CShims", "Support"], swiftSettings: optimised),
+        // HDF5 checkpoints in PyTorch state_dict names and shapes; a run's resumable checkpoint files.
+        .target(name: "Checkpoint", dependencies: ["HDF5", "Model", "Kernels", "Support"], swiftSettings: optimised),
+        // What a run starts from: config files (YAML) and the built-in configs and data.
+        .target(name: "Recipes", dependencies: ["Model", "Data", "Support", "Yams"], swiftSettings: optimised),
+        // A trained model applied to trials: batches and splits, rates, latent paths, init, inspect.
+        .target(name: "Inference", dependencies: ["Model", "Data", "Checkpoint", "Distributed", "Kernels", "HDF5", "Support"],
                 swiftSettings: optimised),
-        // Self-contained HTML run report: inline SVG figures, no JavaScript.
+        // Scores against data: validation metrics, latent fits, the smoothed-spikes baseline,
+        // the NLB submission and its scoring.
+        .target(name: "Evaluation", dependencies: ["Inference", "Metrics", "Model", "Data", "Distributed", "Kernels", "HDF5", "Support"],
+                swiftSettings: optimised),
+        // The epoch loop: the step, schedules, budget, checkpoint cadence and resume, and one
+        // complete run (train, predict, evaluate).
+        .target(name: "Training",
+                dependencies: ["Evaluation", "Inference", "Recipes", "Model", "Data", "Checkpoint", "Distributed", "Kernels", "HDF5", "Support"],
+                swiftSettings: optimised),
+        // Self-contained HTML and SVG: colours, ticks, axes, legends and the chart kinds; no JavaScript.
         .target(name: "Report", swiftSettings: optimised),
+        // Searches over configs on MPI groups: the grid, claims, results, heatmap.
+        .target(name: "Search", dependencies: ["Training", "Recipes", "Report", "Model", "Data", "Distributed", "Support"],
+                swiftSettings: optimised),
+        // `bench`: the trainer's step timed under mpirun, against PyTorch.
+        .target(name: "Bench", dependencies: ["Training", "Checkpoint", "Model", "Distributed", "Kernels", "Support"],
+                swiftSettings: optimised),
         // The report of a run directory (and a search's overview page), from its files.
-        .target(name: "RunReport", dependencies: ["Report", "Training", "Model", "Data", "HDF5", "Checkpoint", "Kernels"],
+        .target(name: "RunReport", dependencies: ["Report", "Training", "Evaluation", "Metrics", "Model", "Data", "HDF5", "Checkpoint", "Kernels", "Support"],
                 swiftSettings: optimised),
         .executableTarget(
             name: "lflow-dist",
-            dependencies: ["Training", "RunReport", "Model", "Data", "Checkpoint", "Distributed",
+            dependencies: ["Training", "Search", "Bench", "RunReport", "Recipes", "Inference", "Evaluation", "Model", "Data",
+                           "Checkpoint", "Distributed", "Kernels", "Support",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimised),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
-        .testTarget(name: "IOTests", dependencies: ["HDF5", "Data", "Checkpoint", "Model", "Training"]),
-        .testTarget(name: "MetricsTests", dependencies: ["Metrics", "Training", "HDF5"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "IOTests", dependencies: ["HDF5", "Data", "Checkpoint", "Model", "Inference", "Evaluation", "Recipes", "Support"]),
+        .testTarget(name: "MetricsTests", dependencies: ["Metrics", "Evaluation", "HDF5"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Bench", "Inference", "Distributed", "Model", "Kernels", "Support"]),
         .testTarget(name: "CLITests", dependencies: ["lflow-dist", "HDF5"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "lflow-dist"]),
     ]

@@ -1,8 +1,10 @@
 import Checkpoint
 import Distributed
 import Foundation
+import Inference
 import Kernels
 import Model
+import Training
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -109,15 +111,17 @@ public enum Bench {
         return Double(usage.ru_maxrss) / 1024
     }
 
-    /// Times full training steps as the trainer takes them: zero the gradients, forward and
-    /// backward on this rank's slice of the global batch, one allreduce, clip, Adam.
+    /// Times full training steps, the trainer's own `TrainingStep`: zero the gradients, forward
+    /// and backward on this rank's slice of the global batch, one allreduce, clip, Adam (with a
+    /// barrier before the allreduce, so the wait for the slowest rank is timed apart).
     public static func trainingSteps(size: BenchSize, precision: Precision, steps: Int, warmup: Int, comm: Communicator) throws -> BenchResult {
         let config = size.config(precision: precision), dims = size.dims
         let global = Array(0..<size.batch)
-        let local = Trainer.shard(global, rank: comm.rank, size: comm.size)
+        let local = comm.share(global)
         let model = LangevinFlow<Float>(config: config, dims: dims, maxBatch: max(local.count, 1))
         model.params.initialise(seed: 0)
-        let adam = Adam<Float>(count: model.params.layout.totalCount, config: config)
+        let step = TrainingStep(model: model, config: config, comm: comm)
+        step.beforeAllreduce = { try comm.barrier() }
         let batch = Batch<Float>(dims: dims, capacity: max(local.count, 1))
         batch.count = local.count
         // Poisson-like counts: per-neuron rates in [0.05, 1], modulated over time.
@@ -141,22 +145,9 @@ public enum Bench {
             try comm.barrier()
             let started = now()
             clock.start()
-            model.params.grads.zero()
-            clock.mark(.optimiser)
-            if !local.isEmpty {
-                let noise = NoiseContext(stochastic: true, seed: 0, epoch: 0, step: s, trialIndices: local)
-                model.forward(batch, noise: noise, klWeight: config.klWeight, normalisation: norm)
-                model.backward()
-            }
-            // The benchmark separates waiting for the slowest rank (load imbalance, noise) from
-            // the allreduce itself; in training that wait happens inside the allreduce.
-            try comm.barrier()
-            clock.mark(.rankWait)
-            try comm.allreduceSum(model.params.grads.ptr, count: model.params.grads.count)
-            clock.mark(.allreduce)
-            Adam<Float>.clipGradNorm(model.params.grads, maxNorm: config.gradClip)
-            adam.update(params: model.params.values, grads: model.params.grads, learningRate: config.learningRate, weightDecay: config.weightDecay)
-            clock.mark(.optimiser)
+            let noise = NoiseContext(stochastic: true, seed: 0, epoch: 0, step: s, trialIndices: local)
+            _ = try step.take(local.isEmpty ? nil : batch, noise: noise, klWeight: config.klWeight, normalisation: norm,
+                              learningRate: config.learningRate, weightDecay: config.weightDecay, step: s)
             if s >= warmup { times.append(now() - started) }
         }
         // A step lasts as long as its slowest rank.
@@ -201,7 +192,7 @@ public enum Bench {
         for _ in 0..<repeats {
             let started = now()
             try CheckpointIO.write(path: path, config: config) { file in
-                try Trainer.writeTensors(to: file, layout: layout, parameters: params.values, adam: adam, best: params.values)
+                try RunCheckpoints.writeTensors(to: file, layout: layout, parameters: params.values, adam: adam, best: params.values)
             }
             times.append(now() - started)
         }

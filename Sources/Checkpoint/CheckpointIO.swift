@@ -2,15 +2,14 @@ import Foundation
 import HDF5
 import Kernels
 import Model
+import Support
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// A checkpoint problem: names the file and, for a mismatch, the parameter.
-public struct CheckpointError: Error, CustomStringConvertible, Equatable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
+public enum CheckpointFailure {}
+public typealias CheckpointError = Failure<CheckpointFailure>
 
 /// HDF5 checkpoints that h5py and PyTorch users can read: every parameter under
 /// `model/<name>` in PyTorch state_dict names and shapes (float32, row-major), the resolved
@@ -125,38 +124,5 @@ public enum CheckpointIO {
         if !extra.isEmpty {
             throw CheckpointError("'\(path)': \(group)/ has \(extra.sorted().joined(separator: ", ")), which are not in this model. \(advice)")
         }
-    }
-}
-
-/// Writes a file atomically: `body` fills a temporary file in the same directory
-/// (`.<name>.tmp-<pid>`, which a restarted run removes), then fsync, rename over `path`, fsync
-/// of the directory. A crash at any point leaves either the old file or the new one.
-public enum AtomicFile {
-    public static func write(_ path: String, body: (_ temporary: String) throws -> Void) throws {
-        let url = URL(fileURLWithPath: path)
-        let directory = url.deletingLastPathComponent().path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw CheckpointError("cannot write '\(path)': the directory '\(directory)' does not exist. Create it or choose another path.")
-        }
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
-        do {
-            try body(temporary)    // the file must be closed when body returns
-            try fsync(path: temporary)
-            guard rename(temporary, path) == 0 else {
-                throw CheckpointError("cannot move the finished file into place at '\(path)': \(String(cString: strerror(errno)))")
-            }
-            try fsync(path: directory)
-        } catch {
-            unlink(temporary)
-            throw error
-        }
-    }
-
-    static func fsync(path: String) throws {
-        let fd = Glibc.open(path, O_RDONLY)
-        guard fd >= 0 else { throw CheckpointError("cannot open '\(path)' to sync it: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        guard Glibc.fsync(fd) == 0 else { throw CheckpointError("fsync of '\(path)' failed: \(String(cString: strerror(errno))) (disk full?)") }
     }
 }

@@ -1,12 +1,11 @@
 import Foundation
 import HDF5
 import Kernels
+import Support
 
 /// A problem with an input data file: names the file and the key, and says what to fix.
-public struct DataError: Error, CustomStringConvertible, Equatable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
+public enum DataFailure {}
+public typealias DataError = Failure<DataFailure>
 
 /// The NLB tensor file of `nlb_tools.make_train_input_tensors` + `make_eval_input_tensors` +
 /// `save_to_h5` (spec `data.md`): flat top-level datasets, any integer or float dtype.

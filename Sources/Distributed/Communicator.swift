@@ -1,14 +1,13 @@
 import CMPI
 import CShims
+import Support
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// An MPI failure, with MPI's own error text.
-public struct CommunicatorError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
+public enum CommunicatorFailure {}
+public typealias CommunicatorError = Failure<CommunicatorFailure>
 
 /// The collective operations training needs. Every rank must call them in the same order.
 public protocol Communicator: AnyObject {
@@ -75,19 +74,15 @@ public struct CollectiveTimeout: Error, CustomStringConvertible {
 
     public var description: String {
         let cause = signalled
-            ? "it was still waiting \(formatSeconds(waited)) after SIGTERM/SIGUSR1 (limit \(formatSeconds(limit)) once signalled)"
-            : "collectiveTimeoutSeconds is \(formatSeconds(limit))"
-        return "collective watchdog: rank \(rank) of \(size) waited \(formatSeconds(waited)) in \(operation) for the other ranks, and \(cause)"
+            ? "it was still waiting \(formatDuration(waited)) after SIGTERM/SIGUSR1 (limit \(formatDuration(limit)) once signalled)"
+            : "collectiveTimeoutSeconds is \(formatDuration(limit))"
+        return "collective watchdog: rank \(rank) of \(size) waited \(formatDuration(waited)) in \(operation) for the other ranks, and \(cause)"
             + (context.isEmpty ? "" : "; \(context)")
             + ". Another rank or its host is unreachable (a lost node or network link) or stopped. Exiting with status \(Self.exitCode); "
             + "run the same command again, on the remaining hosts if one is lost, to resume from the newest checkpoint."
     }
 }
 
-/// "4.2 s", "61 s".
-func formatSeconds(_ s: Double) -> String {
-    s < 10 ? "\(Double(Int((s * 10).rounded())) / 10) s" : "\(Int(s.rounded())) s"
-}
 
 /// Seconds on a monotonic clock.
 @inline(__always)

@@ -1,8 +1,10 @@
 import Data
 import Distributed
 import Foundation
+import Inference
 import Kernels
 import Metrics
+import Support
 
 /// The smoothed-spikes baseline of NLB: held-in spikes smoothed with a Gaussian kernel, then a
 /// Poisson GLM (log link, small L2) per held-out neuron fit on the training split, scored as
@@ -17,8 +19,7 @@ public enum SmoothedSpikes {
         let cachePath = cacheDirectory + "/baseline.json"
         let key = "\(fingerprint) validationFraction=\(split.fraction) seed=\(split.seed)"
         var cached = [Double.nan]
-        if comm.isRoot, let data = FileManager.default.contents(atPath: cachePath),
-           let table = try? JSONDecoder().decode([String: Double].self, from: data), let value = table[key] {
+        if comm.isRoot, let table = JSON.read([String: Double].self, from: cachePath), let value = table[key] {
             cached[0] = value
         }
         try comm.broadcast(&cached, count: 1, root: 0)
@@ -29,11 +30,9 @@ public enum SmoothedSpikes {
         let totals = try comm.sum([fit.modelNLL, fit.nullNLL, fit.spikes])
         let value = (totals[1] - totals[0]) / totals[2] / log(2)
         if comm.isRoot {
-            var table = (FileManager.default.contents(atPath: cachePath)).flatMap { try? JSONDecoder().decode([String: Double].self, from: $0) } ?? [:]
+            var table = JSON.read([String: Double].self, from: cachePath) ?? [:]
             table[key] = value
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try? encoder.encode(table).write(to: URL(fileURLWithPath: cachePath), options: .atomic)
+            try? JSON.write(table, to: cachePath)
         }
         return value
     }
@@ -44,7 +43,7 @@ public enum SmoothedSpikes {
     static func fitShare(tensors: NLBTensors, split: ValidationSplit, rank: Int, size: Int, kernelBins: Double = 2,
                          alpha: Double = 1e-2) -> (modelNLL: Double, nullNLL: Double, spikes: Double) {
         let heldOut = tensors.trainHeldOut, nHo = heldOut.channels, T = heldOut.bins
-        let neurons = (rank * nHo / size)..<((rank + 1) * nHo / size)
+        let neurons = Partition(count: nHo, parts: size).range(rank)
         guard !neurons.isEmpty else { return (0, 0, 0) }
         let xTrain = features(tensors: tensors, trials: split.training, kernelBins: kernelBins)
         let xValid = features(tensors: tensors, trials: split.validation, kernelBins: kernelBins)

@@ -1,6 +1,7 @@
 import Foundation
 import HDF5
 import Metrics
+import Support
 
 /// `lflow-dist evaluate`: the native NLB metrics of a submission against an evaluation target
 /// file, as `nlb_tools.evaluation.evaluate` computes them, for every group present in both.
@@ -115,7 +116,5 @@ public enum Evaluator {
     }
 }
 
-public struct EvaluationError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
+public enum EvaluationFailure {}
+public typealias EvaluationError = Failure<EvaluationFailure>

@@ -4,17 +4,7 @@ import Foundation
 import HDF5
 import Kernels
 import Model
-
-/// `lflow-dist init`: a freshly initialised model, sized from the data, as a checkpoint.
-public enum Initialiser {
-    public static func run(config: Config, dataPath: String, out: String) throws -> ParameterLayout {
-        let tensors = try NLBTensors.load(path: dataPath)
-        let params = ParameterSet<Float>(layout: ParameterLayout(config: config, dims: DataDims(tensors)))
-        params.initialise(seed: config.seed)
-        try CheckpointIO.write(path: out, layout: params.layout, values: params.values, config: config)
-        return params.layout
-    }
-}
+import Support
 
 /// `lflow-dist inspect`: the llm.c-style debug state of one deterministic forward and backward.
 public enum Inspector {
@@ -71,7 +61,5 @@ public enum Inspector {
     }
 }
 
-public struct InspectError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ message: String) { description = message }
-}
+public enum InspectFailure {}
+public typealias InspectError = Failure<InspectFailure>

@@ -4,6 +4,7 @@ import Distributed
 import Foundation
 import Kernels
 import Model
+import Support
 
 /// Rates from a model: log-rates averaged over stochastic passes, then exponentiated, for
 /// many trials at once and over every rank of a communicator.
@@ -52,10 +53,9 @@ public enum Predictor {
     public static func distributed(trials: [Int], chunk: Int, width: Int, comm: Communicator,
                                    progress: ((Int, Int) -> Void)? = nil, compute: ([Int]) -> [Float]) throws -> [Float]? {
         let chunks = stride(from: 0, to: trials.count, by: chunk).map { Array(trials[$0..<min($0 + chunk, trials.count)]) }
-        // Rank r takes chunks [r·C/P, (r+1)·C/P): contiguous, so rank order is trial order.
-        func share(_ rank: Int) -> ArraySlice<[Int]> {
-            chunks[(rank * chunks.count / comm.size)..<((rank + 1) * chunks.count / comm.size)]
-        }
+        // Each rank takes its contiguous share of the chunks, so rank order is trial order.
+        let partition = Partition(count: chunks.count, parts: comm.size)
+        func share(_ rank: Int) -> ArraySlice<[Int]> { chunks[partition.range(rank)] }
         let mine = share(comm.rank), myTrials = mine.reduce(0) { $0 + $1.count }
         var local: [Float] = []
         local.reserveCapacity(myTrials * width)

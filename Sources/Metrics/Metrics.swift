@@ -245,6 +245,19 @@ public struct Ridge {
                                    yShift: Moments.columnMeans(y, rows: rows, width: outputs)), alpha: alpha)
     }
 
+    /// Least squares with an intercept, kept well posed for rank-deficient features (latent
+    /// paths with constant units) by a ridge of `relativeAlpha` times the mean centred sum of
+    /// squares of the features.
+    public init(x: [Double], y: [Double], features: Int, outputs: Int, relativeAlpha: Double) {
+        let rows = x.count / features
+        let m = Moments(x: x, y: y, rows: 0..<rows, features: features, outputs: outputs,
+                        xShift: Moments.columnMeans(x, rows: rows, width: features),
+                        yShift: Moments.columnMeans(y, rows: rows, width: outputs))
+        let meanSquares = (0..<features).map { m.xx[$0 * features + $0] - m.xSum[$0] * m.xSum[$0] / max(m.count, 1) }
+            .reduce(0, +) / Double(features)
+        self.init(moments: m, alpha: relativeAlpha * max(meanSquares, 1e-12))
+    }
+
     /// The ridge of the rows the moments sum over: centre them, solve (XcᵀXc + αI) w = Xcᵀyc.
     public init(moments m: Moments, alpha: Double) {
         let f = m.features, o = m.outputs, n = m.count

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Support
 
 /// Every setting of a run, flat. One table (`Config.fields`) names, documents, parses and
 /// prints each field, so config files, `--set key=value`, the checkpoint's `config` attribute
@@ -99,11 +100,8 @@ public struct Config: Equatable, Sendable {
 }
 
 /// A config problem, phrased for the person who has to fix it.
-public struct ConfigError: Error, CustomStringConvertible, Equatable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
+public enum ConfigFailure {}
+public typealias ConfigError = Failure<ConfigFailure>
 
 /// One row of the field table.
 public struct ConfigField: Sendable {

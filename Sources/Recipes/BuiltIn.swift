@@ -2,6 +2,7 @@ import Checkpoint
 import Data
 import Foundation
 import Model
+import Support
 
 /// The built-in default run: Lorenz data and the `lorenz` config.
 public enum BuiltIn {
@@ -107,4 +108,19 @@ public enum BuiltIn {
     public static func targetsPath(forData path: String) -> String {
         (path.hasSuffix(".h5") ? String(path.dropLast(3)) : path) + "-targets.h5"
     }
+}
+
+/// Where commands read and write when not told: the one place these paths are spelled.
+public enum DefaultPaths {
+    public static let root = "Checkpoints"
+    /// The built-in Lorenz data (generated once; its targets beside it).
+    public static let builtInData = root + "/lorenz.h5"
+
+    /// `train`'s run directory for a data file: Checkpoints/<file name without .h5>.
+    public static func trainRun(data: String) -> String { root + "/" + stem(data) }
+
+    /// `search`'s: Checkpoints/search-<file name without .h5>.
+    public static func searchRun(data: String) -> String { root + "/search-" + stem(data) }
+
+    static func stem(_ path: String) -> String { URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent }
 }

@@ -1,20 +1,22 @@
 import Checkpoint
 import Data
+import Evaluation
 import Foundation
 import HDF5
 import Kernels
+import Metrics
 import Model
 import Report
+import Support
 import Training
+
+public enum ReportFailure {}
+public typealias ReportError = Failure<ReportFailure>
 
 /// One self-contained HTML page about a training run: inline SVG figures, no JavaScript, no
 /// network. It reads the run directory (metrics.jsonl, validation.json, latents.h5, best.h5,
 /// submission.h5), the data file and, for synthetic data, the ground truth.
 public enum RunReport {
-    public struct ReportError: Error, CustomStringConvertible {
-        public let description: String
-    }
-
     /// Writes the report of `runDirectory` to `out` (default `<run>/report.html`) and returns
     /// its path. `dataPath` and `truthPath` default to what latents.h5 records.
     @discardableResult
@@ -34,7 +36,7 @@ public enum RunReport {
     struct Page {
         let run: String
         let records: [EpochRecord]
-        let validation: ValidationReport?
+        let validation: ValidationScores?
         let config: Config
         let tensors: NLBTensors?
         let truth: GroundTruth?
@@ -44,10 +46,10 @@ public enum RunReport {
         init(run: String, dataPath: String?, truthPath: String?) throws {
             self.run = run
             guard let text = try? String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8) else {
-                throw ReportError(description: "'\(run)/metrics.jsonl' cannot be read: is '\(run)' the run directory of a train (or a search trial)?")
+                throw ReportError("'\(run)/metrics.jsonl' cannot be read: is '\(run)' the run directory of a train (or a search trial)?")
             }
-            records = text.split(separator: "\n").compactMap { try? JSONDecoder().decode(EpochRecord.self, from: Data($0.utf8)) }
-            validation = (FileManager.default.contents(atPath: run + "/validation.json")).flatMap { try? JSONDecoder().decode(ValidationReport.self, from: $0) }
+            records = text.split(separator: "\n").compactMap { try? JSON.decode(EpochRecord.self, from: String($0)) }
+            validation = JSON.read(ValidationScores.self, from: run + "/validation.json")
             config = (try? CheckpointIO.readConfig(path: run + "/best.h5")) ?? Config()
             latents = try? H5File.open(run + "/latents.h5")
             let data = dataPath ?? (try? latents?.readAttributeString("data"))
@@ -303,10 +305,7 @@ public enum RunReport {
                         y.append(mapped[(j * steps + t) * k + d])
                     }
                 }
-                let mean = x.reduce(0, +) / Double(max(x.count, 1))
-                let total = x.reduce(0.0) { $0 + ($1 - mean) * ($1 - mean) }
-                let residual = zip(x, y).reduce(0.0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
-                let r2 = 1 - residual / max(total, 1e-12)
+                let r2 = NLBMetrics.r2Score(yTrue: x, yPred: y, outputs: 1)
                 figures.append(Figure(svg: Plots.scatter(title: "True latent \(d + 1)", subtitle: String(format: "R² = %.3f on validation trials", r2),
                                                          xLabel: "true", yLabel: "linear map of z", x: x, y: y),
                                       caption: "Each point is one bin of one validation trial: the true latent against a linear map of the inferred z fitted on training trials."))

@@ -2,6 +2,8 @@ import Data
 import Distributed
 import Foundation
 import Model
+import Support
+import Training
 
 /// Where one trial of a search stands, kept in `<trial>/status.json`.
 public enum TrialStatus: String, Codable, Sendable { case pending, running, complete, failed }
@@ -22,7 +24,7 @@ public enum SearchMetric: String, CaseIterable, Sendable {
     }
     public var higherIsBetter: Bool { self != .validation }
     public func value(_ r: TrialRecord) -> Double? {
-        switch self { case .coBps: return r.coBps; case .latentR2: return r.latentR2; case .validation: return r.bestValidLoss }
+        switch self { case .coBps: return r.coBps; case .latentR2: return r.latentR2; case .validation: return r.bestValidMetric }
     }
 }
 
@@ -40,7 +42,7 @@ public struct TrialRecord: Codable, Equatable, Sendable {
     public var epochs: Int?
     public var bestEpoch: Int?
     /// The best value of the validation metric (`validationMetric`, heldOut NLL by default).
-    public var bestValidLoss: Double?
+    public var bestValidMetric: Double?
     public var coBps: Double?
     public var fpBps: Double?
     public var velR2: Double?
@@ -211,7 +213,7 @@ public final class Search {
             record.status = .complete
             record.epochs = trainer.history.count
             record.bestEpoch = trainer.bestEpoch + 1
-            record.bestValidLoss = trainer.bestValidLoss
+            record.bestValidMetric = trainer.bestValidMetric
             record.coBps = report.coBps
             record.fpBps = report.fpBps
             record.velR2 = report.velR2
@@ -281,10 +283,8 @@ public final class Search {
         try fm.createDirectory(atPath: trialsDirectory, withIntermediateDirectories: true)
         let manifest = Manifest(grid: grid, config: base.json(), dataFingerprint: try dataFingerprint(path: tensors.path))
         let manifestPath = runDirectory + "/search.json"
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        if let data = fm.contents(atPath: manifestPath) {
-            guard let old = try? JSONDecoder().decode(Manifest.self, from: data) else {
+        if fm.fileExists(atPath: manifestPath) {
+            guard let old = JSON.read(Manifest.self, from: manifestPath) else {
                 throw SearchError("'\(manifestPath)' cannot be read as a search manifest. Move it away, or use another --run-dir.")
             }
             guard old == manifest else {
@@ -295,7 +295,7 @@ public final class Search {
                 throw SearchError("'\(runDirectory)' holds another search (\(what.joined(separator: " and ")) differ\(what.count == 1 ? "s" : "")). Run the same command to continue it, or use another --run-dir for a new search.")
             }
         } else {
-            try encoder.encode(manifest).write(to: URL(fileURLWithPath: manifestPath), options: .atomic)
+            try JSON.write(manifest, to: manifestPath)
         }
         for point in points where readRecord(point) == nil {
             try fm.createDirectory(atPath: directory(point), withIntermediateDirectories: true)
@@ -307,15 +307,12 @@ public final class Search {
 
     func readRecord(_ point: SearchPoint) -> TrialRecord? {
         guard let data = FileManager.default.contents(atPath: statusPath(point)) else { return nil }
-        return try? Trainer.jsonDecoder.decode(TrialRecord.self, from: data)
+        return try? JSON.decoder().decode(TrialRecord.self, from: data)
     }
 
     func writeRecord(_ record: TrialRecord, _ point: SearchPoint) throws {
         try FileManager.default.createDirectory(atPath: directory(point), withIntermediateDirectories: true)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        try encoder.encode(record).write(to: URL(fileURLWithPath: statusPath(point)), options: .atomic)
+        try JSON.write(record, to: statusPath(point))
     }
 
     /// Every trial's record, in grid order (pending for a point without a readable status).

@@ -1,12 +1,11 @@
 import Foundation
 import Model
+import Support
 
 /// A problem with a search's grid, rank layout or run directory, phrased for the person who
 /// has to fix it.
-public struct SearchError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
+public enum SearchFailure {}
+public typealias SearchError = Failure<SearchFailure>
 
 /// One `--grid field=v1,v2,…` axis. Values are kept in the field's canonical text form (what
 /// `--set` would store and `config.yaml` would show), so "1" and "1.0" name the same point.

@@ -2,42 +2,13 @@ import Checkpoint
 import Data
 import Distributed
 import Foundation
+import Inference
 import Kernels
 import Model
+import Support
 
-/// One line of the run's metrics log (metrics.jsonl).
-public struct EpochRecord: Codable, Sendable {
-    public var epoch: Int
-    public var step: Int
-    public var trainLoss: Double
-    public var trainReconstruction: Double
-    public var trainKL: Double
-    public var validLoss: Double
-    public var validReconstruction: Double
-    public var validKL: Double
-    /// Validation Poisson NLL per entry of the held-out neurons and forward bins.
-    public var validHeldOutNLL: Double
-    /// The value `validationMetric` selects on.
-    public var validMetric: Double
-    public var learningRate: Double
-    public var klWeight: Double
-    public var weightDecay: Double
-    public var gradNorm: Double
-    public var trialsPerSecond: Double
-    public var seconds: Double
-    public var best: Bool
-    /// R² of a linear map from the validation trials' mean-path [z, v] to the true latents
-    /// (data with truth only, every `latentEvery` epochs).
-    public var latentR2: Double? = nil
-    /// The within-trial share of the variance of z over the validation trials (0: z is constant
-    /// within each trial).
-    public var latentMotion: Double? = nil
-}
-
-public struct TrainingError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
+public enum TrainingFailure {}
+public typealias TrainingError = Failure<TrainingFailure>
 
 /// The epoch loop: seeded shuffles, KL and weight-decay warm-up, clipping, Adam,
 /// ReduceLROnPlateau and early stopping on the validation loss, best weights kept.
@@ -57,7 +28,9 @@ public final class Trainer {
     /// heldIn`, the eval trials as keys trainCount + i (see `Batch.load(trainingKeys:)`).
     public let trainingKeys: [Int]
     public let model: LangevinFlow<Float>
-    let adam: Adam<Float>
+    /// The step every batch takes (its Adam state and weight average are the run's).
+    public let optimiserStep: TrainingStep
+    var adam: Adam<Float> { optimiserStep.adam }
     let batch: Batch<Float>
     public let runDirectory: String
     public let comm: Communicator
@@ -65,13 +38,13 @@ public final class Trainer {
 
     public internal(set) var scheduler: PlateauScheduler
     /// The best value of the validation metric (`config.validationMetric`) so far.
-    public internal(set) var bestValidLoss = Double.infinity
+    public internal(set) var bestValidMetric = Double.infinity
     public internal(set) var bestEpoch = -1
     /// Parameters at the best validation loss so far (the weight average's, when it is on).
     public let bestParameters: Buffer<Float>
     /// The moving average of the weights (`weightAverage` > 0): what validation, the best
     /// weights and prediction use.
-    public let average: WeightAverage<Float>?
+    public var average: WeightAverage<Float>? { optimiserStep.average }
     /// The live weights while the average sits in the model for validation.
     let liveParameters: Buffer<Float>?
     public internal(set) var step = 0
@@ -105,11 +78,10 @@ public final class Trainer {
         model.params.initialise(seed: config.seed)
         self.runDirectory = runDirectory
         self.comm = comm
-        adam = Adam(count: model.params.layout.totalCount, config: config)
+        optimiserStep = TrainingStep(model: model, config: config, comm: comm)
         batch = Batch(dims: dims, capacity: config.batchSize)
         bestParameters = Buffer(count: model.params.layout.totalCount)
-        average = config.weightAverage > 0 ? WeightAverage(of: model.params.values, decay: config.weightAverage) : nil
-        liveParameters = average == nil ? nil : Buffer(count: model.params.layout.totalCount)
+        liveParameters = config.weightAverage > 0 ? Buffer(count: model.params.layout.totalCount) : nil
         scheduler = PlateauScheduler(learningRate: config.learningRate, factor: config.lrFactor,
                                      patience: config.lrPatience, minLearningRate: config.minLearningRate)
         say = log
@@ -123,14 +95,6 @@ public final class Trainer {
 
     /// Rank 0 speaks; the others are silent.
     func log(_ line: @autoclosure () -> String) { if comm.isRoot { say(line()) } }
-
-    /// Rank `rank`'s contiguous slice of a global batch (the first `count % size` ranks take one
-    /// more), so the global batch means the same thing at any world size.
-    static func shard(_ trials: [Int], rank: Int, size: Int) -> [Int] {
-        let base = trials.count / size, extra = trials.count % size
-        let start = rank * base + min(rank, extra)
-        return Array(trials[start..<(start + base + (rank < extra ? 1 : 0))])
-    }
 
     /// Observed (non-NaN) target entries of `trials`: the global reconstruction denominator,
     /// computed on every rank from the data, without communication.
@@ -206,13 +170,13 @@ public final class Trainer {
         var state = resumed ?? TrainerState(epoch: 0, batchCursor: 0, partial: EpochSums())
         if comm.isRoot {
             try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
-            removeStaleTemporaries()
+            checkpoints.removeStaleTemporaries()
             try keepMetricsLines(state.epoch)
             metricsLog = try FileHandle(forWritingTo: URL(fileURLWithPath: metricsPath))
             try metricsLog?.seekToEnd()
         }
         defer { try? metricsLog?.close() }
-        let encoder = Self.jsonEncoder
+        let encoder = JSON.encoder()
         let started = Date()
         let evalInputs = trainingKeys.count - split.training.count
         log("training on \(split.training.count) trials" + (evalInputs > 0 ? " and the held-in spikes of \(evalInputs) eval trials" : "") + ", validating on \(split.validation.count); \(model.params.layout.totalCount) parameters, global batch \(config.batchSize) over \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(config.epochs) epochs" + (config.maxMinutes > 0 ? " or \(formatDuration(config.maxMinutes * 60)) of training, whichever comes first" : "") + (state.trainingSeconds.map { $0 > 0 ? " (\(formatDuration($0)) spent before this session)" : "" } ?? ""))
@@ -235,9 +199,9 @@ public final class Trainer {
             guard metric.isFinite else {
                 throw nonFinite(epoch: epoch, what: "the validation metric (\(config.validationMetric.rawValue)) became \(metric)")
             }
-            let improved = metric < bestValidLoss
+            let improved = metric < bestValidMetric
             if improved {
-                bestValidLoss = metric
+                bestValidMetric = metric
                 bestEpoch = epoch
                 bestParameters.copy(from: average?.values ?? model.params.values)
                 try writeBest()
@@ -299,74 +263,7 @@ public final class Trainer {
         try writeLast()
         model.params.values.copy(from: bestParameters)
         try writeBest()
-        log("best validation \(config.validationMetric.rawValue) \(String(format: "%.5f", bestValidLoss)) at epoch \(bestEpoch + 1); weights in \(bestCheckpointPath) (\(formatDuration(Date().timeIntervalSince(started))))")
-    }
-
-    // MARK: - The time budget (maxMinutes)
-
-    /// Epochs of a session before the epochs that fit in the budget are planned (the first one,
-    /// which pays for one-time costs, is not part of the estimate).
-    static let planningEpochs = 5
-
-    /// With `maxMinutes`: rank 0 decides whether the budget is spent and, after the first
-    /// `planningEpochs` epochs of a session that has no plan yet, about how many epochs fit (at
-    /// the session's epoch time so far, at most `epochs`); every rank receives both, so every
-    /// rank stops at the same epoch. The plan scales the warm-ups and is kept in `state` (and so
-    /// in checkpoints); the run stops when the budget is spent.
-    func planBudget(_ state: inout TrainerState, sessionEpochs: Int, secondsSinceFirstEpoch: Double) throws -> Bool {
-        guard config.maxMinutes > 0 else { return false }
-        let budget = config.maxMinutes * 60, spent = state.trainingSeconds ?? 0
-        var decision = [0.0, Double(state.plannedEpochs ?? 0)]
-        if comm.isRoot {
-            decision[0] = spent >= budget ? 1 : 0
-            if state.plannedEpochs == nil && sessionEpochs >= Self.planningEpochs {
-                let perEpoch = secondsSinceFirstEpoch / Double(sessionEpochs - 1)
-                let more = Int(max(budget - spent, 0) / perEpoch)
-                decision[1] = Double(min(config.epochs, state.epoch + more))
-            }
-        }
-        try comm.broadcast(&decision, count: 2, root: 0)
-        if decision[1] > 0 && state.plannedEpochs == nil {
-            state.plannedEpochs = Int(decision[1])
-            let scale = warmupScale(state)
-            log(String(format: "budget %@: about %d epochs fit (%.2f s each); warm-ups scaled by %.2f (KL over %d epochs, weight decay over %d)",
-                       formatDuration(budget), state.plannedEpochs!, secondsSinceFirstEpoch / Double(sessionEpochs - 1), scale,
-                       Self.scaled(config.klWarmupEpochs, scale), Self.scaled(config.weightDecayWarmupEpochs, scale)))
-        }
-        return decision[0] > 0
-    }
-
-    /// planned / configured epochs (1 without a plan): the factor the warm-ups shrink by.
-    func warmupScale(_ state: TrainerState) -> Double {
-        guard let planned = state.plannedEpochs else { return 1 }
-        return min(1, Double(planned) / Double(config.epochs))
-    }
-
-    static func scaled(_ epochs: Int, _ scale: Double) -> Int {
-        epochs == 0 ? 0 : max(1, Int((Double(epochs) * scale).rounded()))
-    }
-
-    /// The learning rate of `epoch`: the plateau scheduler's, or the cosine from learningRate to
-    /// minLearningRate over the run (the planned epochs under a budget).
-    func learningRate(atEpoch epoch: Int, _ state: TrainerState) -> Double {
-        guard config.lrSchedule == .cosine else { return scheduler.learningRate }
-        let total = Double(max(state.plannedEpochs ?? config.epochs, 1))
-        let progress = min(Double(epoch) / total, 1)
-        return config.minLearningRate + (config.learningRate - config.minLearningRate) * 0.5 * (1 + cos(.pi * progress))
-    }
-
-    /// β at `epoch`, with the KL warm-up scaled to the planned epochs.
-    func klWeight(atEpoch epoch: Int, _ state: TrainerState) -> Double {
-        var c = config
-        c.klWarmupEpochs = Self.scaled(config.klWarmupEpochs, warmupScale(state))
-        return c.klWeight(atEpoch: epoch)
-    }
-
-    /// The weight decay at `epoch`, its warm-up scaled to the planned epochs.
-    func weightDecay(atEpoch epoch: Int, _ state: TrainerState) -> Double {
-        var c = config
-        c.weightDecayWarmupEpochs = Self.scaled(config.weightDecayWarmupEpochs, warmupScale(state))
-        return c.weightDecay(atEpoch: epoch)
+        log("best validation \(config.validationMetric.rawValue) \(String(format: "%.5f", bestValidMetric)) at epoch \(bestEpoch + 1); weights in \(bestCheckpointPath) (\(formatDuration(Date().timeIntervalSince(started))))")
     }
 
     /// Rank 0 writes last.h5 (the weights after the last step) atomically.
@@ -419,7 +316,7 @@ public final class Trainer {
         guard comm.isRoot else { return }
         try CheckpointIO.write(path: bestCheckpointPath, layout: model.params.layout, values: bestParameters, config: config) { file in
             try file.writeAttribute("best_epoch", int: Int64(self.bestEpoch))
-            try file.writeAttribute("best_valid_metric", double: self.bestValidLoss)
+            try file.writeAttribute("best_valid_metric", double: self.bestValidMetric)
             try file.writeAttribute("valid_metric", string: self.config.validationMetric.rawValue)
             try file.writeAttribute("step", int: Int64(self.step))
         }
@@ -439,28 +336,22 @@ public final class Trainer {
             let stepStarted = Date()
             var localLossFinite = true
             let global = Array(order[start..<min(start + config.batchSize, order.count)])
-            let local = Self.shard(global, rank: comm.rank, size: comm.size)
+            let local = comm.share(global)
             let norm = LossNormalisation(observedEntries: observedEntries(global), trials: global.count)
-            model.params.grads.zero()
-            if !local.isEmpty {
-                batch.load(trainingKeys: local, from: tensors)
-                let noise = NoiseContext(stochastic: true, seed: config.seed, epoch: epoch, step: step, trialIndices: local)
-                let loss = model.forward(batch, noise: noise, klWeight: klWeight, normalisation: norm)
+            if !local.isEmpty { batch.load(trainingKeys: local, from: tensors) }
+            let noise = NoiseContext(stochastic: true, seed: config.seed, epoch: epoch, step: step, trialIndices: local)
+            let (loss, gradNorm) = try optimiserStep.take(local.isEmpty ? nil : batch, noise: noise, klWeight: klWeight, normalisation: norm,
+                                                          learningRate: learningRate(atEpoch: epoch, state), weightDecay: weightDecay, step: step)
+            if let loss {
                 localLossFinite = loss.total.isFinite
-                model.backward()
                 sums.reconstruction += loss.reconstruction * Double(norm.observedEntries)
                 sums.kl += loss.kl * Double(norm.trials)
             }
-            try comm.allreduceSum(model.params.grads.ptr, count: model.params.grads.count)
-            let gradNorm = Adam<Float>.clipGradNorm(model.params.grads, maxNorm: config.gradClip)
             // Every rank sees the same summed gradient, so a NaN stops every rank at this step,
             // before the update.
             guard gradNorm.isFinite else {
                 throw nonFinite(epoch: epoch, what: "the gradient became non-finite (norm \(gradNorm))", beforeUpdate: true)
             }
-            adam.update(params: model.params.values, grads: model.params.grads,
-                        learningRate: learningRate(atEpoch: epoch, state), weightDecay: weightDecay)
-            average?.update(from: model.params.values, step: step)
             step += 1
             sums.normSum += gradNorm
             sums.batches += 1
@@ -507,7 +398,7 @@ public final class Trainer {
         }
         var recon = 0.0, kl = 0.0, observed = 0, trials = 0
         var heldOutSum = 0.0, heldOutCount = 0
-        let mine = Self.shard(split.validation, rank: comm.rank, size: comm.size)
+        let mine = comm.share(split.validation)
         for start in stride(from: 0, to: mine.count, by: config.batchSize) {
             let chunk = Array(mine[start..<min(start + config.batchSize, mine.count)])
             batch.load(trials: chunk, split: .train, from: tensors)

@@ -1,7 +1,11 @@
 import Data
 import Distributed
+import Evaluation
 import Foundation
+import Inference
 import Model
+import Support
+import Recipes
 
 /// One complete training run in a run directory: train (resuming from the newest checkpoint
 /// there), then predict every trial with the best weights over all ranks, and on rank 0
@@ -12,7 +16,7 @@ public enum TrainingRun {
     public struct Outcome {
         public let trainer: Trainer
         /// Rank 0 only.
-        public let report: ValidationReport?
+        public let report: ValidationScores?
         public let submissionPath: String
         /// Rank 0: seconds spent evaluating and writing the submission after training.
         public var evaluationSeconds = 0.0
@@ -33,7 +37,7 @@ public enum TrainingRun {
         }
         let trainer = try Trainer(config: config, tensors: tensors, runDirectory: runDirectory, comm: comm, log: log)
         trainer.afterEpoch = afterEpoch
-        trainer.latentProbe = LatentReport.probe(model: trainer.model, tensors: tensors, split: trainer.split,
+        trainer.latentProbe = LatentFit.probe(model: trainer.model, tensors: tensors, split: trainer.split,
                                                  truthPath: truthPath ?? dataPath, seed: config.seed, comm: comm)
         try trainer.train()
         let submission = runDirectory + "/submission.h5"
@@ -55,10 +59,10 @@ public enum TrainingRun {
                                             set: .train, samples: 0, seed: config.seed, comm: comm)
         guard comm.isRoot, let rates, let paths else { return Outcome(trainer: trainer, report: nil, submissionPath: submission) }
         let truthFile = truthPath ?? dataPath
-        var report = try Reporter.validationReport(trainRates: rates.train, dims: trainer.dims, tensors: tensors, split: trainer.split,
+        var report = try ValidationScores.compute(trainRates: rates.train, dims: trainer.dims, tensors: tensors, split: trainer.split,
                                                    baseline: baseline, truthPath: truthFile)
         let validRows = Array(fitTrials.count..<(fitTrials.count + trainer.split.validation.count))
-        let mapped = LatentReport.fit(paths: paths, fitRows: Array(0..<fitTrials.count), scoreRows: validRows,
+        let mapped = LatentFit.fit(paths: paths, fitRows: Array(0..<fitTrials.count), scoreRows: validRows,
                                       fitTrials: fitTrials, scoreTrials: trainer.split.validation, truthPath: truthFile,
                                       tensors: tensors, into: &report)
         try LatentPaths.write(path: runDirectory + "/latents.h5",
@@ -72,9 +76,7 @@ public enum TrainingRun {
                              dims: trainer.dims, tensors: tensors)
         report.minutes = Date().timeIntervalSince(started) / 60
         report.endOfRunSeconds = Date().timeIntervalSince(evaluationStarted)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(report).write(to: URL(fileURLWithPath: runDirectory + "/validation.json"), options: .atomic)
+        try JSON.write(report, to: runDirectory + "/validation.json")
         log(String(format: "end of run (predictions, metrics, baseline, submission): %.1f s, of which the smoothed-spikes baseline %.2f s", report.endOfRunSeconds ?? 0, baselineSeconds))
         return Outcome(trainer: trainer, report: report, submissionPath: submission,
                        evaluationSeconds: Date().timeIntervalSince(evaluationStarted))

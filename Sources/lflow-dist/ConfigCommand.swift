@@ -1,5 +1,6 @@
 import ArgumentParser
 import Model
+import Recipes
 import Training
 
 struct ConfigCommand: ParsableCommand {

@@ -3,6 +3,7 @@ import Data
 import Distributed
 import Foundation
 import Model
+import Recipes
 import Training
 
 /// The flags shared by every subcommand that builds a config.
@@ -24,7 +25,7 @@ extension ConfigOptions {
     /// Lorenz dataset once at Checkpoints/lorenz.h5 (the others wait).
     static func dataPath(_ data: String?, comm: Communicator, say: (String) -> Void) throws -> String {
         if let data { return data }
-        let dataPath = "Checkpoints/lorenz.h5"
+        let dataPath = DefaultPaths.builtInData
         if comm.isRoot, try BuiltIn.ensureLorenzData(at: dataPath) {
             say("generated the built-in Lorenz dataset at \(dataPath) (targets: \(BuiltIn.targetsPath(forData: dataPath)))")
         }

@@ -1,5 +1,7 @@
 import ArgumentParser
+import Evaluation
 import Foundation
+import Support
 import Training
 
 struct Evaluate: ParsableCommand {
@@ -35,9 +37,7 @@ struct Evaluate: ParsableCommand {
             }
         }
         if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(results).write(to: URL(fileURLWithPath: json))
+            try JSON.write(results, to: json)
         }
     }
 }

@@ -2,7 +2,9 @@ import ArgumentParser
 import Checkpoint
 import Data
 import Distributed
+import Evaluation
 import Foundation
+import Inference
 import Model
 import Training
 
@@ -74,7 +76,7 @@ struct LatentsCommand: ParsableCommand {
                    tensors.evalCount, config.hidden, model.dims.steps, Date().timeIntervalSince(started)))
         // How much z moves: a path the data does not inform after t = 0 stays at z_0.
         for set in sets {
-            if let share = LatentReport.motion(paths: set.paths, rows: Array(set.trials.indices)) {
+            if let share = LatentFit.motion(paths: set.paths, rows: Array(set.trials.indices)) {
                 say(String(format: "  %@: %.0f%% of z's variance lies within trials%@", set.name, 100 * share,
                            share < 0.05 ? " (z barely moves over a trial: its path carries little dynamics)" : ""))
             }

@@ -2,7 +2,9 @@ import ArgumentParser
 import Checkpoint
 import Data
 import Distributed
+import Evaluation
 import Foundation
+import Inference
 import Model
 import Training
 

@@ -1,9 +1,12 @@
 import ArgumentParser
 import Data
 import Distributed
+import Evaluation
 import Foundation
 import Model
+import Recipes
 import RunReport
+import Search
 import Training
 
 struct SearchCommand: ParsableCommand {
@@ -78,7 +81,7 @@ struct SearchCommand: ParsableCommand {
         world.deadline = CollectiveDeadline(seconds: config.collectiveTimeoutSeconds)
         let dataPath = try ConfigOptions.dataPath(data, comm: world, say: say)
         let tensors = try NLBTensors.load(path: dataPath)
-        let runDirectory = runDir ?? "Checkpoints/search-" + URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent
+        let runDirectory = runDir ?? DefaultPaths.searchRun(data: dataPath)
         let search = try Search(grid: grid, base: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,
                                 datasetName: datasetName, world: world, ranksPerTrial: ranksPerTrial, retryFailed: retryFailed,
                                 metric: metric, say: say)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Data
+import Recipes
 import Training
 
 struct Synth: ParsableCommand {

@@ -1,8 +1,11 @@
 import ArgumentParser
 import Data
+import Checkpoint
 import Distributed
+import Evaluation
 import Foundation
 import Model
+import Recipes
 import RunReport
 import Training
 
@@ -66,11 +69,10 @@ struct Train: ParsableCommand {
         if let line = options.configLine(data: data) { say(line) }
         let dataPath = try ConfigOptions.dataPath(data, comm: comm, say: say)
         let tensors = try NLBTensors.load(path: dataPath)
-        let runDirectory = runDir ?? "Checkpoints/" + URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent
+        let runDirectory = runDir ?? DefaultPaths.trainRun(data: dataPath)
         if resume {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: runDirectory)) ?? []
-            guard names.contains(where: { $0.hasPrefix("ckpt-") && $0.hasSuffix(".h5") }) else {
-                throw ValidationError("--resume: no checkpoint (ckpt-*.h5) in '\(runDirectory)'. Check --run-dir, or drop --resume to start a fresh run.")
+            guard !RunCheckpoints(directory: runDirectory).paths().isEmpty else {
+                throw ValidationError("--resume: no checkpoint (\(RunCheckpoints.prefix)*.h5) in '\(runDirectory)'. Check --run-dir, or drop --resume to start a fresh run.")
             }
         }
         let outcome = try TrainingRun.run(config: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,

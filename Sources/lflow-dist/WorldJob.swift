@@ -1,6 +1,7 @@
 import ArgumentParser
 import Distributed
 import Foundation
+import Search
 import Training
 #if canImport(Glibc)
 import Glibc

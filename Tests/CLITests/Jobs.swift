@@ -149,3 +149,47 @@ private func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions
     guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return }
     _ = unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3)
 }
+
+/// Names created in a directory, as inotify reports them: a test reacts to a file the moment
+/// it appears (a checkpoint's temporary file, say), not at its next poll.
+final class DirectoryWatch {
+    private let fd: Int32
+
+    init(_ directory: String) throws {
+        fd = inotify_init1(Int32(IN_NONBLOCK))
+        guard fd >= 0, inotify_add_watch(fd, directory, UInt32(IN_CREATE)) >= 0 else {
+            throw CLIError("cannot watch '\(directory)': \(String(cString: strerror(errno)))")
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// Waits until `count` files whose names satisfy `matching` have been created (at most
+    /// `timeout` seconds); true when they were.
+    func waitForCreated(timeout: TimeInterval, count: Int = 1, _ matching: (String) -> Bool) -> Bool {
+        var seen = 0
+        let deadline = Date().addingTimeInterval(timeout)
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while Date() < deadline {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 100) > 0 else { continue }
+            let length = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            guard length > 0 else { continue }
+            var offset = 0
+            while offset < length {
+                let (nameLength, name): (Int, String) = buffer.withUnsafeBytes { raw in
+                    let event = raw.load(fromByteOffset: offset, as: inotify_event.self)
+                    let start = raw.baseAddress! + offset + MemoryLayout<inotify_event>.size
+                    let text = event.len > 0 ? String(cString: start.assumingMemoryBound(to: CChar.self)) : ""
+                    return (Int(event.len), text)
+                }
+                offset += MemoryLayout<inotify_event>.size + nameLength
+                if matching(name) {
+                    seen += 1
+                    if seen >= count { return true }
+                }
+            }
+        }
+        return false
+    }
+}

@@ -5,7 +5,9 @@ import Data
 import HDF5
 import Kernels
 import Model
-import Training
+import Evaluation
+import Inference
+import Recipes
 
 /// A fresh directory per test.
 func temporaryDirectory() -> String {
@@ -317,38 +319,5 @@ struct BuiltInTests {
         for name in ["tiny", "mc_maze", "mc_rtt", "area2_bump", "dmfc_rsg"] {
             _ = try ConfigFile.resolve(path: root + "/Configs/\(name).yaml", overrides: [])
         }
-    }
-}
-
-@Suite("Training schedules")
-struct ScheduleTests {
-    @Test("ReduceLROnPlateau: relative threshold 1e-4, patience, factor, floor")
-    func plateau() {
-        var s = PlateauScheduler(learningRate: 1, factor: 0.5, patience: 2, minLearningRate: 0.3)
-        var reduced = s.step(10)             // best 10
-        #expect(!reduced)
-        reduced = s.step(9.9995)             // within 1e-4 of 10: not an improvement (bad 1)
-        #expect(!reduced)
-        reduced = s.step(11)                 // bad 2
-        #expect(!reduced)
-        reduced = s.step(12)                 // bad 3 > patience: reduce, counter resets
-        #expect(reduced && s.learningRate == 0.5)
-        reduced = s.step(9)                  // improvement
-        #expect(!reduced && s.badEpochs == 0)
-        for _ in 0..<2 { s.step(9) }
-        reduced = s.step(9)                  // 0.25 is below the floor: clamped
-        #expect(reduced && s.learningRate == 0.3)
-        for _ in 0..<3 { s.step(9) }
-        #expect(s.learningRate == 0.3)       // at the floor: no further change
-    }
-
-    @Test("Validation split is seeded, disjoint and covers every trial")
-    func split() {
-        let a = ValidationSplit(trials: 50, fraction: 0.2, seed: 3), b = ValidationSplit(trials: 50, fraction: 0.2, seed: 3)
-        #expect(a == b && a.validation.count == 10 && a.training.count == 40)
-        #expect(Set(a.validation).isDisjoint(with: a.training) && Set(a.validation + a.training) == Set(0..<50))
-        #expect(ValidationSplit(trials: 50, fraction: 0.2, seed: 4) != a)
-        #expect(seededPermutation(10, seed: 1, purpose: .shuffle, key: 0) != seededPermutation(10, seed: 1, purpose: .shuffle, key: 1))
-        #expect(seededPermutation(10, seed: 1, purpose: .shuffle, key: 0).sorted() == Array(0..<10))
     }
 }

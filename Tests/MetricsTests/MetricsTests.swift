@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import HDF5
 import Metrics
-@testable import Training
+@testable import Evaluation
 
 /// Native metrics against nlb_tools 0.0.4 on the same arrays (fixtures made by
 /// Fixtures/make_fixtures.py with nlb_tools' own `evaluate`).

@@ -51,13 +51,16 @@ struct ConfigTests {
         }
     }
 
-    @Test("The defaults are valid and are the spec's")
+    @Test("The defaults validate, their integrator is stable on MC_Maze's 45 steps, and the decoder reads [z, v, h]")
     func defaults() throws {
-        let c = Config()
+        var c = Config()
         try c.validate()
-        #expect(c.hidden == 280 && c.decoderWidth == 840 && c.groups == 4 && c.kernelSize == 3)
-        #expect(c.dt == 0.01 && c.mass == 1 && c.damping == 0.55 && c.temperature == 1 && c.velocityPriorVar == 0.1)
-        #expect(c.klWeight == 0.1 && c.klWarmupEpochs == 500 && c.learningRate == 3e-3 && c.gradClip == 200)
+        #expect(LangevinStability.problem(c, steps: 45) == nil)
+        #expect(c.decoderWidth == 3 * c.hidden)
+        c.decoderInput = .zv
+        #expect(c.decoderWidth == 2 * c.hidden)
+        c.dynamics = .firstOrder
+        #expect(c.decoderWidth == c.hidden)
     }
 }
 

@@ -57,7 +57,7 @@ struct RunReportTests {
         #expect(!page.lowercased().contains(">nan<") && !page.contains("NaN"))
     }
 
-    @Test("report --run-dir writes the same page again, and names what is missing", .enabled(if: true))
+    @Test("report --run-dir writes the same page again, and names what is missing")
     func command() throws {
         let again = try Self.run(["report", "--run-dir", Self.tinyRun, "--out", Self.tinyRun + "/again.html"])
         #expect(again.status == 0, "\(again.output)")

@@ -1,0 +1,55 @@
+import Distributed
+import Inference
+import Kernels
+import Model
+
+/// One optimiser step, as training takes it and `bench` times it: zero the gradients, forward
+/// and backward on this rank's slice of the global batch, one in-place allreduce of the flat
+/// gradient buffer, clip, Adam (and the weight average). A non-finite gradient norm (the same
+/// on every rank, since every rank sees the summed gradient) returns before the update, so the
+/// caller can stop with the weights of before the step.
+public final class TrainingStep {
+    public let model: LangevinFlow<Float>
+    public let adam: Adam<Float>
+    public let average: WeightAverage<Float>?
+    let comm: Communicator
+    let gradClip: Double
+    /// Runs between the local backward and the allreduce (bench: a barrier, so the wait for the
+    /// slowest rank is timed apart from the allreduce; in training that wait is inside it).
+    public var beforeAllreduce: (() throws -> Void)?
+
+    public init(model: LangevinFlow<Float>, config: Config, comm: Communicator) {
+        self.model = model
+        self.comm = comm
+        gradClip = config.gradClip
+        adam = Adam(count: model.params.layout.totalCount, config: config)
+        average = config.weightAverage > 0 ? WeightAverage(of: model.params.values, decay: config.weightAverage) : nil
+    }
+
+    /// Takes step number `step` on `batch` (nil when this rank's slice is empty). Returns the
+    /// local loss (nil without a slice) and the global gradient norm before clipping; when that
+    /// is not finite nothing was updated.
+    public func take(_ batch: Batch<Float>?, noise: NoiseContext, klWeight: Double, normalisation: LossNormalisation,
+                     learningRate: Double, weightDecay: Double, step: Int) throws -> (loss: LossValues?, gradNorm: Double) {
+        let clock = model.clock
+        model.params.grads.zero()
+        clock?.mark(.optimiser)
+        var loss: LossValues?
+        if let batch {
+            loss = model.forward(batch, noise: noise, klWeight: klWeight, normalisation: normalisation)
+            model.backward()
+        }
+        if let beforeAllreduce {
+            try beforeAllreduce()
+            clock?.mark(.rankWait)
+        }
+        try comm.allreduceSum(model.params.grads.ptr, count: model.params.grads.count)
+        clock?.mark(.allreduce)
+        let gradNorm = Adam<Float>.clipGradNorm(model.params.grads, maxNorm: gradClip)
+        guard gradNorm.isFinite else { return (loss, gradNorm) }
+        adam.update(params: model.params.values, grads: model.params.grads, learningRate: learningRate, weightDecay: weightDecay)
+        average?.update(from: model.params.values, step: step)
+        clock?.mark(.optimiser)
+        return (loss, gradNorm)
+    }
+}
