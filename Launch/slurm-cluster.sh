@@ -103,7 +103,7 @@ do_start() {
     # munged refuses group/other-writable directories on the path to its key/socket/log.
     mkdir -p "$dir" || { log "FAILED: cannot create $dir"; exit 1; }
     chmod 0755 "$dir"
-    for d in munge run log state spool; do mkdir -p "$dir/$d"; done
+    for d in munge run log state spool tmp; do mkdir -p "$dir/$d"; done
     chmod 0700 "$dir/state" "$dir/spool"
     chmod 0755 "$dir/munge"   # socket dir: munged wants it o+x
     chmod 0755 "$dir/run" "$dir/log"
@@ -149,6 +149,10 @@ CredType=cred/munge
 AuthInfo=socket=$dir/munge/munge.socket,cred_expire=${SLURM_CLUSTER_CRED_EXPIRE:-10}
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
+# Several throwaway clusters may run at once (the tests do): their job ids and the step
+# daemons' scratch (PMIx's rendezvous directories among it) must not meet.
+TmpFS=$dir/tmp
+FirstJobId=$((ctld_port * 100))
 SlurmctldPidFile=$dir/run/slurmctld.pid
 SlurmdPidFile=$dir/run/slurmd.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
