@@ -9,6 +9,10 @@ import Training
 import Glibc
 #endif
 
+// Bench: `lflow-dist bench`: the trainer's own TrainingStep timed by phase under mpirun (the
+// worker), the GEMM peaks, a checkpoint write, and the table against PyTorch (the driver). It
+// measures; it asserts nothing.
+
 /// A model and batch size to benchmark.
 public struct BenchSize: Codable, Sendable {
     public var name: String

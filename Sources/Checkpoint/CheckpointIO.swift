@@ -7,6 +7,10 @@ import Support
 import Glibc
 #endif
 
+// Checkpoint: HDF5 checkpoints in PyTorch state_dict names and shapes, with checksums, and a run's
+// resumable checkpoint files (RunCheckpoints). What a checkpoint means to training (its state, its
+// cadence) is Training's.
+
 /// A checkpoint problem: names the file and, for a mismatch, the parameter.
 public enum CheckpointFailure {}
 public typealias CheckpointError = Failure<CheckpointFailure>

@@ -3,6 +3,9 @@ import HDF5
 import Kernels
 import Support
 
+// Data: NLB tensor files (reading and validating every layout nlb_tools writes) and the built-in
+// Lorenz generator. No model or training logic.
+
 /// A problem with an input data file: names the file and the key, and says what to fix.
 public enum DataFailure {}
 public typealias DataError = Failure<DataFailure>

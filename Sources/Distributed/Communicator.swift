@@ -5,6 +5,10 @@ import Support
 import Glibc
 #endif
 
+// Distributed: communicators (MPI; size 1 without mpirun on the same path), the collective
+// watchdog, preemption signals, and Partition, the one rule for splitting work over ranks. It
+// knows nothing of what is being computed.
+
 /// An MPI failure, with MPI's own error text.
 public enum CommunicatorFailure {}
 public typealias CommunicatorError = Failure<CommunicatorFailure>

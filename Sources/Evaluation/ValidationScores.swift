@@ -7,6 +7,10 @@ import Kernels
 import Metrics
 import Model
 
+// Evaluation: scores against data: the validation metrics of a run, latent fits against true
+// latents, the smoothed-spikes baseline, the NLB submission and its scoring. It uses Inference's
+// rates; it may not train.
+
 /// The metrics of a trained model on the validation split, as the NLB evaluation would compute
 /// them if the validation trials were the eval trials.
 public struct ValidationScores: Codable, Sendable {

@@ -2,6 +2,9 @@ import CHDF5
 import CShims
 import Foundation
 
+// HDF5: a thin wrapper over libhdf5 (owned handles, typed datasets and attributes, one process-
+// wide lock). It knows nothing of checkpoints or NLB layouts.
+
 /// An HDF5 failure, phrased for the person who has to act on it: it names the file and the
 /// object.
 public struct HDF5Error: Error, CustomStringConvertible, Equatable {

@@ -6,6 +6,10 @@ import Kernels
 import Model
 import Support
 
+// Inference: a model applied to trials: batches and validation splits, rates (prediction), latent
+// paths, init and inspect, over any number of ranks with world-size-independent results. It may
+// not train or score.
+
 /// Rates from a model: log-rates averaged over stochastic passes, then exponentiated, for
 /// many trials at once and over every rank of a communicator.
 ///

@@ -1,3 +1,7 @@
+// Kernels: flat buffers, the Float/Double scalar protocol, the GEMM entry point (oneDNN,
+// OpenBLAS), element-wise kernels, Philox noise and the phase clock. It owns arithmetic only: no
+// model, file or MPI logic.
+
 /// A fixed-size, zero-initialised, heap-allocated array of scalars with a stable address.
 ///
 /// Every large array in the project (parameters, gradients, Adam moments, activation caches)

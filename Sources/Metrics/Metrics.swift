@@ -1,6 +1,9 @@
 import Foundation
 import Kernels
 
+// Metrics: the NLB metrics as nlb_tools computes them (co-bps, fp-bps, vel R², PSTH R², R², tp
+// corr) and the ridge regression under them. Pure functions of arrays: no files, no model.
+
 /// The NLB metrics, matching `nlb_tools.evaluation` (0.0.4) on the same arrays.
 ///
 /// Arrays are plain row-major `[Double]` with the last axis = neurons (or outputs); the leading

@@ -1,6 +1,9 @@
 import Foundation
 import Kernels
 
+// Model: LangevinFlow itself: config, parameter layout, the layers (forward above backward), the
+// loss and Adam. It owns the mathematics and may not read files, talk MPI or keep time.
+
 /// The three parts of the negative ELBO of one forward pass.
 public struct LossValues: Equatable, Sendable {
     /// Mean Poisson NLL exp(ℓ) - yℓ over the observed entries.

@@ -4,6 +4,9 @@ import Foundation
 import Model
 import Support
 
+// Recipes: what a run starts from: config files (YAML), the built-in Lorenz config and NLB recipe,
+// the built-in data, and the default paths. No training, prediction or evaluation.
+
 /// The built-in default run: Lorenz data and the `lorenz` config.
 public enum BuiltIn {
     /// The `lorenz` config, embedded so `lflow-dist train` runs from any directory.

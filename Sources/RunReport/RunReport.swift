@@ -10,6 +10,10 @@ import Report
 import Support
 import Training
 
+// RunReport: the HTML report of a run directory (and a search's overview page), read from the
+// files a run leaves (metrics.jsonl, validation.json, latents.h5, best.h5), drawn with Report. It
+// never trains or predicts.
+
 public enum ReportFailure {}
 public typealias ReportError = Failure<ReportFailure>
 

@@ -5,6 +5,10 @@ import Model
 import Support
 import Training
 
+// Search: searches over configs across MPI groups: the grid, claims, trial records, the results
+// tables and the heatmap. Each trial is an ordinary TrainingRun; Search never reaches into the
+// trainer.
+
 /// Where one trial of a search stands, kept in `<trial>/status.json`.
 public enum TrialStatus: String, Codable, Sendable { case pending, running, complete, failed }
 

@@ -7,6 +7,10 @@ import Kernels
 import Model
 import Support
 
+// Training: the epoch loop (Trainer), the optimiser step (TrainingStep), schedules and the time
+// budget, checkpoint cadence and resume, and one complete run (TrainingRun: train, then predict
+// and evaluate). It may not know about searches, reports or the command line.
+
 public enum TrainingFailure {}
 public typealias TrainingError = Failure<TrainingFailure>
 
