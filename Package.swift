@@ -68,7 +68,7 @@ let package = Package(
         // Self-contained HTML and SVG: colours, ticks, axes, legends and the chart kinds; no JavaScript.
         .target(name: "Report", swiftSettings: optimised),
         // Searches over configs on MPI groups: the grid, claims, results, heatmap.
-        .target(name: "Search", dependencies: ["Training", "Recipes", "Report", "Model", "Data", "Distributed", "Support"],
+        .target(name: "Search", dependencies: ["Training", "Evaluation", "Inference", "Recipes", "Report", "Checkpoint", "Model", "Data", "Distributed", "Kernels", "Support", "Yams"],
                 swiftSettings: optimised),
         // `bench`: the trainer's step timed under mpirun, against PyTorch.
         .target(name: "Bench", dependencies: ["Training", "Checkpoint", "Model", "Distributed", "Kernels", "Support"],

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The slow tier, by suite: the one place it is named.
-slow='SlurmTests|SlurmTimeLimitTests|ClusterTests|ChromiumTests|RunReportTests/rendered|faultSoak'
+slow='SlurmTests|SlurmTimeLimitTests|ClusterTests|ChromiumTests|RunReportTests/rendered|faultSoak|pbtKillSoak'
 quick=0
 args=()
 for a in "$@"; do

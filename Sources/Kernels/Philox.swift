@@ -46,6 +46,8 @@ public enum NoisePurpose: UInt32, Sendable {
     case encoderReverseDropout
     /// The per-step posterior's innovation samples (`posterior: perStep`).
     case innovation
+    /// A search's own draws (PBT's pairings, perturbations and initial samples).
+    case search
 }
 
 /// A keyed random stream: draws are addressed by (seed, purpose, epoch, step, trial, index).

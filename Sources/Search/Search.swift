@@ -326,7 +326,9 @@ public final class Search {
 
     /// Runs `body` on world rank 0 only; every rank throws `AgreedFailure` if it failed there
     /// (rank 0's carries the reason, so the message is printed once).
-    func agreeOnRoot(_ body: () throws -> Void) throws {
+    func agreeOnRoot(_ body: () throws -> Void) throws { try Self.agreeOnRoot(world, body) }
+
+    static func agreeOnRoot(_ world: Communicator, _ body: () throws -> Void) throws {
         var failure: Error?
         if world.isRoot { do { try body() } catch { failure = error } }
         let failed = try world.sum([failure == nil ? 0 : 1])[0] > 0

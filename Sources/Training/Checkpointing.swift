@@ -61,31 +61,7 @@ extension Trainer {
         guard !candidates.isEmpty else { return nil }
         for path in candidates {
             do {
-                let file = try H5File.open(path)
-                let stored = try CheckpointIO.readConfig(path: path)
-                // Fields that manage the run rather than shape its trajectory so far may change
-                // between the interrupted run and the resumed one (e.g. more epochs).
-                let differing = Config.fields.filter { !Config.runManagementFields.contains($0.name) && $0.get(config) != $0.get(stored) }
-                guard differing.isEmpty else {
-                    let what = differing.map { "\($0.name): \($0.get(stored)) in the checkpoint, \($0.get(config)) now" }
-                    throw TrainingError("the run directory '\(runDirectory)' holds checkpoints of another config (\(what.joined(separator: "; "))). Use the same config to resume, or another --run-dir to start afresh.")
-                }
-                let theirFingerprint = try file.readAttributeString("data_fingerprint")
-                guard theirFingerprint == fingerprint else {
-                    throw TrainingError("'\(path)' was trained on other data (fingerprint \(theirFingerprint), '\(tensors.path)' is \(fingerprint)). Use the same data file to resume, or another --run-dir.")
-                }
-                let layout = model.params.layout
-                try RunCheckpoints.readTensors(path: path, layout: layout, parameters: model.params.values, adam: adam,
-                                               best: bestParameters, average: average?.values)
-                let state = try JSON.decode(TrainerState.self, from: try file.readAttributeString("trainer_state"))
-                scheduler = try JSON.decode(PlateauScheduler.self, from: try file.readAttributeString("scheduler"))
-                step = Int(try file.readAttributeInt("step"))
-                adam.step = Int(try file.readAttributeInt("optimizer_step"))
-                bestValidMetric = try file.readAttributeDouble("best_valid_metric")
-                bestEpoch = Int(try file.readAttributeInt("best_epoch"))
-                let worldSize = Int(try file.readAttributeInt("world_size"))
-                log("resuming from \(path): epoch \(state.epoch + 1), step \(step)" + (worldSize == comm.size ? "" : " (written by \(worldSize) ranks, continuing on \(comm.size): same data cursor and optimiser state, not bit-identical)"))
-                return state
+                return try load(checkpoint: path, adjustable: [])
             } catch let error as TrainingError {
                 throw error
             } catch {
@@ -93,6 +69,45 @@ extension Trainer {
             }
         }
         throw TrainingError("no checkpoint in '\(runDirectory)' could be loaded (tried \(candidates.count)); see the warnings above. Move them away to start afresh.")
+    }
+
+    /// Restores everything training needs from the resumable checkpoint at `path` (written by
+    /// this run or, for `startFrom`, by another): weights, Adam, the best weights, the weight
+    /// average, the scheduler and the step counters. The checkpoint's config must equal this
+    /// one except in run-management fields and in `adjustable` (PBT's explored fields); when
+    /// the learning rate is among the changed ones, the scheduler continues from the new value.
+    func load(checkpoint path: String, adjustable: Set<String>) throws -> TrainerState {
+        let file = try H5File.open(path)
+        let stored = try CheckpointIO.readConfig(path: path)
+        // Fields that manage the run rather than shape its trajectory so far may change
+        // between the interrupted run and the resumed one (e.g. more epochs).
+        let differing = Config.fields.filter {
+            !Config.runManagementFields.contains($0.name) && !adjustable.contains($0.name) && $0.get(config) != $0.get(stored)
+        }
+        guard differing.isEmpty else {
+            let what = differing.map { "\($0.name): \($0.get(stored)) in the checkpoint, \($0.get(config)) now" }
+            throw TrainingError(adjustable.isEmpty
+                ? "the run directory '\(runDirectory)' holds checkpoints of another config (\(what.joined(separator: "; "))). Use the same config to resume, or another --run-dir to start afresh."
+                : "'\(path)' was written with another config (\(what.joined(separator: "; "))), and only \(adjustable.sorted().joined(separator: ", ")) may change when training continues from it.")
+        }
+        let theirFingerprint = try file.readAttributeString("data_fingerprint")
+        guard theirFingerprint == fingerprint else {
+            throw TrainingError("'\(path)' was trained on other data (fingerprint \(theirFingerprint), '\(tensors.path)' is \(fingerprint)). Use the same data file to resume, or another --run-dir.")
+        }
+        let layout = model.params.layout
+        try RunCheckpoints.readTensors(path: path, layout: layout, parameters: model.params.values, adam: adam,
+                                       best: bestParameters, average: average?.values)
+        let state = try JSON.decode(TrainerState.self, from: try file.readAttributeString("trainer_state"))
+        scheduler = try JSON.decode(PlateauScheduler.self, from: try file.readAttributeString("scheduler"))
+        if stored.learningRate != config.learningRate { scheduler.learningRate = config.learningRate }
+        step = Int(try file.readAttributeInt("step"))
+        adam.step = Int(try file.readAttributeInt("optimizer_step"))
+        bestValidMetric = try file.readAttributeDouble("best_valid_metric")
+        bestEpoch = Int(try file.readAttributeInt("best_epoch"))
+        let worldSize = Int(try file.readAttributeInt("world_size"))
+        let verb = adjustable.isEmpty ? "resuming from" : "continuing from"
+        log("\(verb) \(path): epoch \(state.epoch + 1), step \(step)" + (worldSize == comm.size ? "" : " (written by \(worldSize) ranks, continuing on \(comm.size): same data cursor and optimiser state, not bit-identical)"))
+        return state
     }
 
     /// Keeps the first `epochs` lines of metrics.jsonl (those a resumed run has already done).

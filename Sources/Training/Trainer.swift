@@ -64,6 +64,10 @@ public final class Trainer {
     /// Set by `TrainingRun` on data with true latents: the latent R² and motion of the weights
     /// validation uses (every rank calls it; the values on rank 0).
     public var latentProbe: (() throws -> (r2: Double, motion: Double)?)?
+    /// A checkpoint of another run to continue from when this run directory has none of its
+    /// own, and the config fields that may differ from it (PBT: the parent's weights, Adam
+    /// moments, weight average and schedule state, with the member's explored fields).
+    public var startFrom: (path: String, adjustable: Set<String>)?
 
     public init(config: Config, tensors: NLBTensors, runDirectory: String, comm: Communicator,
                 log: @escaping (String) -> Void) throws {
@@ -73,7 +77,7 @@ public final class Trainer {
         if let problem = LangevinStability.problem(config, steps: dims.steps) {
             throw TrainingError("refused before training: " + problem)
         }
-        split = ValidationSplit(trials: tensors.trainCount, fraction: config.validationFraction, seed: config.seed)
+        split = ValidationSplit(trials: tensors.trainCount, fraction: config.validationFraction, seed: config.validationSplitSeed)
         guard !split.training.isEmpty else {
             throw TrainingError("'\(tensors.path)' has \(tensors.trainCount) training trials, too few to train with validationFraction \(config.validationFraction)")
         }
@@ -170,7 +174,9 @@ public final class Trainer {
     /// the model and in `best.h5`.
     public func train() throws {
         var metricsLog: FileHandle?
-        let resumed = try resumeFromNewestCheckpoint()
+        // The run's own newest checkpoint first; else, when given, the checkpoint to continue
+        // from (a PBT member's parent).
+        let resumed = try resumeFromNewestCheckpoint() ?? startFrom.map { try load(checkpoint: $0.path, adjustable: $0.adjustable) }
         var state = resumed ?? TrainerState(epoch: 0, batchCursor: 0, partial: EpochSums())
         if comm.isRoot {
             try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)

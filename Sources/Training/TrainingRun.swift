@@ -11,7 +11,9 @@ import Recipes
 /// there), then predict every trial with the best weights over all ranks, and on rank 0
 /// evaluate them on the validation split and write validation.json and the NLB submission. `train` runs one on MPI_COMM_WORLD;
 /// `search` runs one per grid point on each group's sub-communicator, so a search trial is the
-/// same computation as `train` with the same config at the same world size.
+/// same computation as `train` with the same config at the same world size. `startFrom`
+/// continues another run's checkpoint (a PBT member's parent); `evaluate: false` stops after
+/// training (a PBT generation, which is scored on its validation metric alone).
 public enum TrainingRun {
     public struct Outcome {
         public let trainer: Trainer
@@ -29,7 +31,8 @@ public enum TrainingRun {
     public static func run(config: Config, tensors: NLBTensors, dataPath: String, runDirectory: String,
                            datasetName: String?, comm: Communicator, log: @escaping (String) -> Void,
                            afterEpoch: ((EpochRecord) -> Void)? = nil, cacheDirectory: String? = nil,
-                           truthPath: String? = nil) throws -> Outcome {
+                           truthPath: String? = nil, startFrom: (path: String, adjustable: Set<String>)? = nil,
+                           evaluate: Bool = true) throws -> Outcome {
         let started = Date()
         if comm.isRoot {
             try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
@@ -39,8 +42,10 @@ public enum TrainingRun {
         trainer.afterEpoch = afterEpoch
         trainer.latentProbe = LatentFit.probe(model: trainer.model, tensors: tensors, split: trainer.split,
                                                  truthPath: truthPath ?? dataPath, seed: config.seed, comm: comm)
+        trainer.startFrom = startFrom
         try trainer.train()
         let submission = runDirectory + "/submission.h5"
+        guard evaluate else { return Outcome(trainer: trainer, report: nil, submissionPath: submission) }
 
         // The end of the run, on every rank: the rates of every trial once (the submission and
         // the validation report both use them), and the baseline with its neurons shared out.

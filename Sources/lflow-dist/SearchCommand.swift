@@ -58,21 +58,72 @@ struct SearchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("What ranks the trials (best.yaml, the ★ and the heatmap): coBps = validation co-bps (default; higher is better); latentR2 = R² of the validation trials' [z, v] against the true latents, on synthetic data (higher is better); validation = the best validation metric the trainer selects on, the held-out NLL by default (lower is better). Every table shows all three; a finished search can be re-ranked by running it again with another --metric (nothing is retrained).", valueName: "coBps|latentR2|validation"))
     var metric: SearchMetric = .coBps
 
-    @Flag(help: "Train failed trials again (by default a restarted search keeps them failed).")
+    @Flag(help: "Train failed trials again (grid; by default a restarted search keeps them failed).")
     var retryFailed = false
+
+    @Option(help: ArgumentHelp("grid: train every grid point to the end (default); asha: successive halving over the grid's points, rungs from --grace-epochs ×--reduction-factor up to the config's epochs; pbt: population-based training of --population members exploring --explore fields.", valueName: "grid|asha|pbt"))
+    var strategy: StrategyName = .grid
+
+    @Option(help: ArgumentHelp("ASHA: epochs of the first rung.", valueName: "E"))
+    var graceEpochs = 10
+
+    @Option(help: ArgumentHelp("ASHA: the top 1/η of a rung go on to the next, which is η times longer.", valueName: "η"))
+    var reductionFactor = 3
+
+    @Option(help: ArgumentHelp("PBT: members of the population (more than the groups is fine: a group trains several in turn).", valueName: "M"))
+    var population = 8
+
+    @Option(help: ArgumentHelp("PBT: epochs between tournaments.", valueName: "E"))
+    var generationEpochs = 25
+
+    @Option(help: ArgumentHelp("PBT: epochs before the first tournament. Default: the longer of the KL and weight-decay warm-ups (a member is not judged before its objective is the final one).", valueName: "E"))
+    var burnInEpochs: Int?
+
+    @Option(name: .customLong("explore"), help: ArgumentHelp("PBT: a field to explore, its bounds and (optionally) its perturbation weight (default 0.3): each tournament's loser multiplies its copied value by 1 ± U(0.002w, w), clamped to the bounds. Repeatable. Explorable: learningRate, dropout, decoderDropout, cdKeep, klWeight, weightDecay, damping, coupling, mass, temperature, dt. Default: learningRate, dropout, decoderDropout, cdKeep, klWeight, weightDecay and damping within wide bounds.", valueName: "field=lower:upper[:w]"))
+    var explore: [String] = []
+
+    @Option(help: ArgumentHelp("PBT: a YAML file of explored fields, one `field: [lower, upper]` or `field: [lower, upper, weight]` per line (with --explore: both).", valueName: "file.yaml"))
+    var space: String?
+
+    @Option(help: ArgumentHelp("PBT: where generation 0 starts: sample = values drawn within the bounds (log-uniform across decades), as AutoLFADS does; config = every member from the config's values (their seeds differ).", valueName: "sample|config"))
+    var initial: InitialValues = .sample
+
+    @Option(help: ArgumentHelp("PBT: stop early when the best smoothed validation metric improved by less than --min-improvement over this many generations (0: never).", valueName: "G"))
+    var patienceGenerations = 4
+
+    @Option(help: ArgumentHelp("PBT: see --patience-generations.", valueName: "x"))
+    var minImprovement = 5e-4
 
     func run() throws {
         try WorldJob.run(preflight: preflight, body: search)
     }
 
     /// Everything that can be refused is refused on every rank before anything is generated,
-    /// trained or written: the grid, the rank layout, each grid point's config, the data file.
+    /// trained or written: the grid, the rank layout, each grid point's config, the strategy's
+    /// settings, the data file.
     func preflight(world: Communicator) throws -> (grid: SearchGrid, config: Config) {
+        if strategy == .pbt && !grid.isEmpty {
+            throw SearchError("--strategy pbt explores fields within bounds (--explore field=lower:upper); it takes no --grid")
+        }
         let grid = try SearchGrid(specs: grid.isEmpty ? SearchGrid.defaultSpecs : grid)
         try Search.checkLayout(worldSize: world.size, ranksPerTrial: ranksPerTrial)
         let config = try options.plannedConfig(data: data)
         _ = try grid.points(base: config)
+        if let adaptive = try adaptiveStrategy(grid: grid, config: config) { try AdaptiveSearch.check(strategy: adaptive, base: config) }
         return (grid, config)
+    }
+
+    func adaptiveStrategy(grid: SearchGrid, config: Config) throws -> AdaptiveStrategy? {
+        switch strategy {
+        case .grid: return nil
+        case .asha: return .asha(grid: grid, graceEpochs: graceEpochs, reductionFactor: reductionFactor)
+        case .pbt:
+            let chosen = try SearchSpace(specs: explore, file: space)
+            return .pbt(members: population, generationEpochs: generationEpochs,
+                        burnInEpochs: burnInEpochs ?? max(config.klWarmupEpochs, config.weightDecayWarmupEpochs),
+                        space: chosen.fields.isEmpty ? .standard : chosen, sampleInitial: initial == .sample,
+                        patience: patienceGenerations, minImprovement: minImprovement)
+        }
     }
 
     func search(world: Communicator, plan: (grid: SearchGrid, config: Config)) throws {
@@ -82,6 +133,12 @@ struct SearchCommand: ParsableCommand {
         let dataPath = try ConfigOptions.dataPath(data, comm: world, say: say)
         let tensors = try NLBTensors.load(path: dataPath)
         let runDirectory = runDir ?? DefaultPaths.searchRun(data: dataPath)
+        if let adaptive = try adaptiveStrategy(grid: grid, config: config) {
+            let search = try AdaptiveSearch(strategy: adaptive, base: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,
+                                            datasetName: datasetName, world: world, ranksPerTrial: ranksPerTrial, metric: metric, say: say)
+            try search.run()
+            return
+        }
         let search = try Search(grid: grid, base: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,
                                 datasetName: datasetName, world: world, ranksPerTrial: ranksPerTrial, retryFailed: retryFailed,
                                 metric: metric, say: say)
@@ -96,3 +153,6 @@ struct SearchCommand: ParsableCommand {
 }
 
 extension SearchMetric: ExpressibleByArgument {}
+
+enum StrategyName: String, CaseIterable, ExpressibleByArgument { case grid, asha, pbt }
+enum InitialValues: String, CaseIterable, ExpressibleByArgument { case sample, config }

@@ -1,0 +1,55 @@
+/// Asynchronous successive halving (Li et al. 2020, Ray Tune's ASHA) over a grid's points:
+/// rungs at `grace`, `grace·η`, `grace·η²`, … epochs up to `maxEpochs`; a free group promotes
+/// the best not-yet-promoted trial among the top 1/η of the highest rung that has one, and
+/// otherwise starts the next grid point (in a seeded random order) at the first rung. A trial stopped at a rung keeps its
+/// checkpoint, so a later promotion continues it from there.
+struct ASHAPolicy: SchedulePolicy {
+    let trials: Int
+    /// The order new trials start in: a seeded permutation of the grid (a grid in sorted order
+    /// would start from one corner, and every better trial after it would be promoted).
+    var order: [Int]
+    let rungs: [Int]
+    let reductionFactor: Int
+    let higherIsBetter: Bool
+
+    init(trials: Int, graceEpochs: Int, reductionFactor: Int, maxEpochs: Int, higherIsBetter: Bool) {
+        self.trials = trials
+        order = Array(0..<trials)
+        self.reductionFactor = reductionFactor
+        self.higherIsBetter = higherIsBetter
+        var rungs: [Int] = []
+        var r = graceEpochs
+        while r < maxEpochs {
+            rungs.append(r)
+            r *= reductionFactor
+        }
+        rungs.append(maxEpochs)
+        self.rungs = rungs
+    }
+
+    /// Rungs of a search: grace·η^k below the maximum, then the maximum.
+    static func rungs(graceEpochs: Int, reductionFactor: Int, maxEpochs: Int) -> [Int] {
+        ASHAPolicy(trials: 0, graceEpochs: graceEpochs, reductionFactor: reductionFactor, maxEpochs: maxEpochs, higherIsBetter: true).rungs
+    }
+
+    func next(known: [Int: JobResult], issued: [SearchJob]) -> SearchJob? {
+        // Failed jobs rank last; ties go to the lower trial index.
+        func score(_ r: JobResult) -> Double {
+            guard r.status == .complete, let m = r.metric, m.isFinite else { return -.infinity }
+            return higherIsBetter ? m : -m
+        }
+        for k in stride(from: rungs.count - 2, through: 0, by: -1) {
+            let done = known.values.filter { $0.job.stage == k }
+                .sorted { (score($0), -$0.job.trial) > (score($1), -$1.job.trial) }
+            let promoted = Set(issued.filter { $0.stage == k + 1 }.map(\.trial))
+            for r in done.prefix(done.count / reductionFactor) where score(r) > -.infinity && !promoted.contains(r.job.trial) {
+                return SearchJob(id: 0, trial: r.job.trial, stage: k + 1, fromEpoch: rungs[k], toEpoch: rungs[k + 1])
+            }
+        }
+        let started = Set(issued.map(\.trial))
+        if let fresh = order.first(where: { !started.contains($0) }) {
+            return SearchJob(id: 0, trial: fresh, stage: 0, fromEpoch: 0, toEpoch: rungs[0])
+        }
+        return nil
+    }
+}
