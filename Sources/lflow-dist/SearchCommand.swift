@@ -12,23 +12,44 @@ import Training
 struct SearchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "search",
-        abstract: "Train a grid of physics parameters (mass, damping, coupling, …) across the ranks of one MPI job.",
+        abstract: "Search configs across the ranks of one MPI job: a full grid, successive halving (ASHA) or population-based training (PBT).",
         discussion: """
-        The ranks split into groups of --ranks-per-trial (MPI_Comm_split); each group trains one \
-        grid point at a time with the ordinary data-parallel trainer on its own sub-communicator, \
-        and takes the next unfinished point as soon as it is done. A trial's result is the same, \
-        bit for bit, as `train` with that config at world size --ranks-per-trial.
+        The ranks split into groups of --ranks-per-trial (MPI_Comm_split); each group trains on \
+        its own sub-communicator with the ordinary data-parallel trainer, so a trial is the same \
+        computation, bit for bit, as `train` with its config at world size --ranks-per-trial.
 
-        The run directory gets trials/<trial>/ (status.json: pending, running, complete or \
-        failed with the reason; train.log, metrics.jsonl, checkpoints, best.h5, validation.json, \
-        submission.h5, latents.h5, report.html), results.csv, results.md, heatmap.svg (validation \
-        co-bps over the first two axes, a panel per value of the others), best.yaml (the config \
-        of the point with the highest validation co-bps) and report.html (the heatmap and the \
-        table, linking each trial's report). Rank 0 prints a line as each trial finishes.
+        --strategy grid (default): every point of --grid is trained to the end; a group takes \
+        the next unfinished point as soon as it is done. The run directory gets trials/<trial>/ \
+        (status.json, train.log and everything train writes), results.csv and results.md, \
+        heatmap.svg (the metric over the first two axes, a panel per value of the others), \
+        best.yaml and report.html. A trial whose loss becomes NaN is marked failed.
 
-        A trial whose loss becomes NaN is marked failed and the others go on. SIGTERM/SIGUSR1 \
-        checkpoints every running trial and exits with 75; the same command again skips finished \
-        trials and resumes the running ones from their checkpoints.
+        --strategy asha: successive halving over the grid's points (in a seeded order): rungs \
+        at --grace-epochs × --reduction-factor^k up to the config's epochs; a free group \
+        promotes the best not-yet-promoted trial in the top 1/η of the highest rung it can, \
+        else starts the next point. A stopped trial keeps its checkpoint and can be promoted \
+        later.
+
+        --strategy pbt: --population members train in generations of --generation-epochs \
+        (after --burn-in-epochs, the warm-ups by default); at each generation's end members are \
+        paired at random and the one with the worse smoothed validation metric copies the \
+        other's weights, Adam moments, weight average and schedule state, then perturbs each \
+        --explore field by a factor 1 ± U(0.002w, w) within its bounds. A failed (NaN) member \
+        copies a winner. Members may outnumber groups: a group trains several in turn. The \
+        best member is scored at the end; best.yaml names its weights, best-schedule.yaml its \
+        lineage (a schedule, which no single `train` replays).
+
+        ASHA and PBT count in epochs (no maxMinutes) and decide every job from the results of \
+        jobs finished before it in a schedule computed in epochs, which every group computes \
+        alike: a search killed at any moment and started again with the same command (same \
+        world size) ends with bitwise the same table and weights. Their results.csv and \
+        results.md have one row per job (PBT: member, generation, whom it copied, the explored \
+        values, the metric and its smoothing), and report.html plots the metric over epochs and \
+        PBT's explored values over generations. PBT keeps one checkpoint per member per live \
+        generation (the previous one until the next has finished).
+
+        SIGTERM/SIGUSR1 checkpoints every running trial and exits with 75; the same command \
+        continues (complete trials are kept).
 
         Examples:
           mpirun -n 8 lflow-dist search --ranks-per-trial 2                  # Lorenz, 27-point default grid
@@ -36,6 +57,10 @@ struct SearchCommand: ParsableCommand {
               --grid mass=0.5,1 --grid damping=0.3,0.8
           mpirun -n 16 lflow-dist search --config Configs/mc_maze.yaml --data mc_maze_20.h5 \\
               --grid mass=0.5,1,2 --grid damping=0.3,0.55,0.8 --grid coupling=0.5,1,2 --ranks-per-trial 4
+          mpirun -n 8 lflow-dist search --config Configs/mc_maze.yaml --data mc_maze_20.h5 --strategy asha \\
+              --grid learningRate=0.001,0.003,0.01 --grid cdKeep=0.3,0.5,0.7 --set epochs=810 --grace-epochs 30
+          mpirun -n 8 lflow-dist search --config Configs/mc_maze.yaml --data mc_maze_20.h5 --strategy pbt \\
+              --population 16 --generation-epochs 25 --set epochs=500 --explore learningRate=0.0003:0.01 --explore cdKeep=0.3:0.9
         """)
 
     @OptionGroup var options: ConfigOptions
