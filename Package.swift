@@ -60,15 +60,17 @@ let package = Package(
         // the NLB submission and its scoring.
         .target(name: "Evaluation", dependencies: ["Inference", "Metrics", "Model", "Data", "Distributed", "Kernels", "HDF5", "Support"],
                 swiftSettings: optimised),
+        // TensorBoard event files, written natively: scalars, session restarts, HParams summaries.
+        .target(name: "TensorBoard", dependencies: ["Support"], swiftSettings: optimised),
         // The epoch loop: the step, schedules, budget, checkpoint cadence and resume, and one
         // complete run (train, predict, evaluate).
         .target(name: "Training",
-                dependencies: ["Evaluation", "Inference", "Recipes", "Model", "Data", "Checkpoint", "Distributed", "Kernels", "HDF5", "Support"],
+                dependencies: ["Evaluation", "Inference", "Recipes", "TensorBoard", "Model", "Data", "Checkpoint", "Distributed", "Kernels", "HDF5", "Support"],
                 swiftSettings: optimised),
         // Self-contained HTML and SVG: colours, ticks, axes, legends and the chart kinds; no JavaScript.
         .target(name: "Report", swiftSettings: optimised),
         // Searches over configs on MPI groups: the grid, claims, results, heatmap.
-        .target(name: "Search", dependencies: ["Training", "Evaluation", "Inference", "Recipes", "Report", "Checkpoint", "Model", "Data", "Distributed", "Kernels", "Support", "Yams"],
+        .target(name: "Search", dependencies: ["Training", "Evaluation", "Inference", "Recipes", "TensorBoard", "Report", "Checkpoint", "Model", "Data", "Distributed", "Kernels", "Support", "Yams"],
                 swiftSettings: optimised),
         // `bench`: the trainer's step timed under mpirun, against PyTorch.
         .target(name: "Bench", dependencies: ["Training", "Checkpoint", "Model", "Distributed", "Kernels", "Support"],

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: system libraries, then `swift test`, optimised
 # (the end-to-end tests train real models through the release binary; -enable-testing keeps
-# @testable imports).
+# @testable imports); then the Python package's tests (pytest: PyTorch parity with the binary
+# on checkpoints of every option, TensorBoard's own reader on the event files) against it.
 #
 #   bash Launch/test.sh            everything (CI runs this)
 #   bash Launch/test.sh --quick    skips the slow tiers: the real SLURM cluster, the
@@ -20,3 +21,6 @@ bash Launch/install-deps.sh --test
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 if [ "$quick" = 1 ]; then args+=(--skip "$slow"); fi
 swift test -c release -Xswiftc -enable-testing ${args[@]+"${args[@]}"}
+if [ "$quick" = 0 ] && [ ${#args[@]} -eq 0 ]; then
+    LFLOW_DIST_BIN="$(swift build -c release -Xswiftc -enable-testing --show-bin-path)/lflow-dist" bash python/run-tests.sh
+fi

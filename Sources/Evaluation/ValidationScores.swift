@@ -122,3 +122,15 @@ extension ValidationScores {
         return report
     }
 }
+
+extension ValidationScores {
+    /// The scores as TensorBoard scalars under final/ (the best weights on the validation split).
+    public var scalars: [(tag: String, value: Double)] {
+        let pairs: [(String, Double?)] = [
+            ("final/co_bps", coBps), ("final/fp_bps", fpBps), ("final/vel_r2", velR2), ("final/psth_r2", psthR2),
+            ("final/rate_r2", rateR2), ("final/smoothed_spikes_co_bps", baselineCoBps), ("final/latent_r2_zv", latentR2ZV),
+            ("final/latent_r2_h", latentR2H),
+        ]
+        return pairs.compactMap { tag, value in value.map { (tag, $0) } }
+    }
+}

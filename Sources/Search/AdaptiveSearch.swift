@@ -174,7 +174,15 @@ public final class AdaptiveSearch {
         let groupIndex = world.rank / ranksPerTrial
         let group = try world.split(color: groupIndex, key: world.rank)
         group.deadline = world.deadline
-        if world.isRoot { describe() }
+        if world.isRoot {
+            describe()
+            switch strategy {
+            case let .asha(grid, _, _): HParamsLog.experiment(runDirectory: runDirectory, fields: grid.axes.map { ($0.field, $0.values) })
+            case let .pbt(members, _, _, space, _, _, _):
+                HParamsLog.experiment(runDirectory: runDirectory, fields: [("member", (0..<members).map(String.init))]
+                                      + space.fields.map { ($0.field, ["\($0.lower)", "\($0.upper)"]) })
+            }
+        }
         var preempted = false
         while true {
             // The group's rank 0 decides: a job id, -1 done, -2 preempted, -3 not decidable yet.
@@ -244,6 +252,10 @@ public final class AdaptiveSearch {
         let log: (String) -> Void = { line in logFile?.write(Data((line + "\n").utf8)) }
         let afterEpoch: ((EpochRecord) -> Void)? = world.isRoot ? { _ in self.announce() } : nil
         var result = JobResult(job: job, status: .failed)
+        if group.isRoot && (job.stage == 0 || strategy.isPBT) && !FileManager.default.fileExists(atPath: directory + "/metrics.jsonl") {
+            let values = strategy.isPBT ? [SearchParameter(field: "member", value: "\(job.trial)")] + job.values : points[job.trial].parameters
+            HParamsLog.session(directory: directory, group: strategy.isPBT ? "member \(job.trial)" : points[job.trial].name, values: values)
+        }
         do {
             let config = try config(job)
             var startFrom: (path: String, adjustable: Set<String>)?
@@ -292,6 +304,7 @@ public final class AdaptiveSearch {
         guard group.isRoot else { return }
         try FileManager.default.createDirectory(atPath: jobsDirectory, withIntermediateDirectories: true)
         try JSON.write(result, to: resultPath(job.id))
+        HParamsLog.sessionEnd(directory: directory, success: result.status == .complete)
         if case .pbt = strategy { removeSpentCheckpoints(after: job.stage) }
     }
 

@@ -145,6 +145,7 @@ public final class Search {
         let group = try world.split(color: groupIndex, key: world.rank)
         group.deadline = world.deadline
         if world.isRoot {
+            HParamsLog.experiment(runDirectory: runDirectory, fields: grid.axes.map { ($0.field, $0.values) })
             let done = records().filter(\.finished).count
             say("search: \(points.count) grid points over \(grid.axes.map { "\($0.field) (\($0.values.joined(separator: ", ")))" }.joined(separator: " × ")); \(groups) group\(groups == 1 ? "" : "s") of \(ranksPerTrial) rank\(ranksPerTrial == 1 ? "" : "s")" + (done > 0 ? "; \(done) already finished, skipped" : ""))
             if groups > points.count { say("note: \(groups - points.count) group(s) will have no grid point to train; fewer ranks would do") }
@@ -208,6 +209,7 @@ public final class Search {
         defer { try? logFile?.close() }
         let log: (String) -> Void = { line in logFile?.write(Data((line + "\n").utf8)) }
         let afterEpoch: ((EpochRecord) -> Void)? = world.isRoot ? { _ in try? self.announce() } : nil
+        if group.isRoot && record.sessions == 1 { HParamsLog.session(directory: directory, group: point.name, values: point.parameters) }
         do {
             let outcome = try TrainingRun.run(config: point.config, tensors: tensors, dataPath: dataPath, runDirectory: directory,
                                               datasetName: datasetName, comm: group, log: log, afterEpoch: afterEpoch,
@@ -226,12 +228,14 @@ public final class Search {
             record.wallSeconds = trainer.history.reduce(0) { $0 + $1.seconds } + outcome.evaluationSeconds
             trialReport?(directory)
             try writeRecord(record, point)
+            HParamsLog.sessionEnd(directory: directory, success: true)
         } catch let error as TrainingError {
             log("failed: \(error)")
             guard group.isRoot else { return }
             record.status = .failed
             record.reason = error.description
             try writeRecord(record, point)
+            HParamsLog.sessionEnd(directory: directory, success: false)
         }
     }
 

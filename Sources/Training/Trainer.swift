@@ -6,6 +6,7 @@ import Inference
 import Kernels
 import Model
 import Support
+import TensorBoard
 
 // Training: the epoch loop (Trainer), the optimiser step (TrainingStep), schedules and the time
 // budget, checkpoint cadence and resume, and one complete run (TrainingRun: train, then predict
@@ -68,6 +69,8 @@ public final class Trainer {
     /// own, and the config fields that may differ from it (PBT: the parent's weights, Adam
     /// moments, weight average and schedule state, with the member's explored fields).
     public var startFrom: (path: String, adjustable: Set<String>)?
+    /// Rank 0's TensorBoard event file of this session (nil elsewhere, and before `train`).
+    public internal(set) var events: EventWriter?
 
     public init(config: Config, tensors: NLBTensors, runDirectory: String, comm: Communicator,
                 log: @escaping (String) -> Void) throws {
@@ -184,6 +187,10 @@ public final class Trainer {
             try keepMetricsLines(state.epoch)
             metricsLog = try FileHandle(forWritingTo: URL(fileURLWithPath: metricsPath))
             try metricsLog?.seekToEnd()
+            // TensorBoard: the same values as metrics.jsonl, x = the epoch; a resumed session
+            // tells TensorBoard to drop what an earlier session logged from here on.
+            events = try EventWriter(directory: runDirectory)
+            events?.sessionStart(step: state.epoch + 1)
         }
         defer { try? metricsLog?.close() }
         let encoder = JSON.encoder()
@@ -232,6 +239,7 @@ public final class Trainer {
             }
             history.append(record)
             metricsLog?.write(try encoder.encode(record) + Data("\n".utf8))
+            events?.scalars(step: epoch + 1, record.scalars)
             let now = Date()
             state = TrainerState(epoch: epoch + 1, batchCursor: 0, partial: EpochSums(),
                                  trainingSeconds: (state.trainingSeconds ?? 0) + now.timeIntervalSince(lastMark), plannedEpochs: state.plannedEpochs)

@@ -82,6 +82,7 @@ public enum TrainingRun {
         report.minutes = Date().timeIntervalSince(started) / 60
         report.endOfRunSeconds = Date().timeIntervalSince(evaluationStarted)
         try JSON.write(report, to: runDirectory + "/validation.json")
+        trainer.events?.scalars(step: trainer.history.last.map { $0.epoch + 1 } ?? 0, report.scalars)
         log(String(format: "end of run (predictions, metrics, baseline, submission): %.1f s, of which the smoothed-spikes baseline %.2f s", report.endOfRunSeconds ?? 0, baselineSeconds))
         return Outcome(trainer: trainer, report: report, submissionPath: submission,
                        evaluationSeconds: Date().timeIntervalSince(evaluationStarted))

@@ -69,3 +69,18 @@ public struct Preempted: Error, CustomStringConvertible {
     public var description: String { "preempted; resume from \(checkpoint) by running the same command again" }
 }
 
+extension EpochRecord {
+    /// The record as TensorBoard scalars (tags grouped by prefix, as the dashboard groups them).
+    public var scalars: [(tag: String, value: Double)] {
+        var out: [(String, Double)] = [
+            ("loss/train", trainLoss), ("loss/train_reconstruction", trainReconstruction), ("loss/train_kl", trainKL),
+            ("loss/valid", validLoss), ("loss/valid_reconstruction", validReconstruction), ("loss/valid_kl", validKL),
+            ("valid/heldout_nll", validHeldOutNLL), ("valid/metric", validMetric),
+            ("schedule/learning_rate", learningRate), ("schedule/kl_weight", klWeight), ("schedule/weight_decay", weightDecay),
+            ("train/grad_norm", gradNorm), ("speed/trials_per_second", trialsPerSecond), ("speed/epoch_seconds", seconds),
+        ]
+        if let latentR2 { out.append(("latent/r2_zv", latentR2)) }
+        if let latentMotion { out.append(("latent/z_motion", latentMotion)) }
+        return out
+    }
+}
