@@ -96,6 +96,7 @@ class Config:
     checkpointEvery: int = 1
     keepCheckpoints: int = 3
     seed: int = 0
+    splitSeed: int = -1
     # The job
     collectiveTimeoutSeconds: float = 60.0
     maxMinutes: float = 0.0
