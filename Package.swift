@@ -73,7 +73,7 @@ let package = Package(
         .target(name: "Search", dependencies: ["Training", "Evaluation", "Inference", "Recipes", "TensorBoard", "Report", "Checkpoint", "Model", "Data", "Distributed", "Kernels", "Support", "Yams"],
                 swiftSettings: optimised),
         // `bench`: the trainer's step timed under mpirun, against PyTorch.
-        .target(name: "Bench", dependencies: ["Training", "Checkpoint", "Model", "Distributed", "Kernels", "Support"],
+        .target(name: "Bench", dependencies: ["Training", "Inference", "Checkpoint", "Model", "Distributed", "Kernels", "Support"],
                 swiftSettings: optimised),
         // The report of a run directory (and a search's overview page), from its files.
         .target(name: "RunReport", dependencies: ["Report", "Training", "Evaluation", "Metrics", "Model", "Data", "HDF5", "Checkpoint", "Kernels", "Support"],
@@ -87,7 +87,7 @@ let package = Package(
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
-        .testTarget(name: "IOTests", dependencies: ["HDF5", "Data", "Checkpoint", "Model", "Inference", "Evaluation", "Recipes", "Support"]),
+        .testTarget(name: "IOTests", dependencies: ["HDF5", "Data", "Checkpoint", "Kernels", "Model", "Inference", "Evaluation", "Recipes", "Support"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics", "Evaluation", "HDF5"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Bench", "Inference", "Distributed", "Model", "Kernels", "Support"]),
         .testTarget(name: "CLITests", dependencies: ["lflow-dist", "HDF5"]),

@@ -4,7 +4,6 @@ import Distributed
 import Foundation
 import HDF5
 import Kernels
-import Metrics
 import Model
 import Support
 

@@ -1,4 +1,3 @@
-import Checkpoint
 import Data
 import Foundation
 import Model
