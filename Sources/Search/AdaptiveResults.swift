@@ -157,7 +157,8 @@ struct AdaptiveResults {
             var row = ["\(r.job.id)", pbt ? "\(r.job.trial)" : search.points[r.job.trial].name, "\(r.job.stage)", "\(r.job.fromEpoch)→\(r.job.toEpoch)"]
             if pbt { row.append(r.job.parent.map(String.init) ?? "–") }
             let status = r.status == .failed ? "failed: " + (r.reason ?? "").replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ") : r.status.rawValue
-            row += values(r)
+            // Four significant digits for reading; results.csv keeps the exact values.
+            row += values(r).map { v in Double(v).map { String(format: "%.4g", $0) } ?? v }
             row += [status, f(r.metric, 5)]
             if pbt { row.append(f(smoothed[r.job.id], 5)) }
             row += [f(r.coBps), r.wallSeconds.map(formatDuration) ?? "–"]
