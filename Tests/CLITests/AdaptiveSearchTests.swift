@@ -91,6 +91,24 @@ struct AdaptiveSearchTests {
         #expect(checkpoints <= members.count, "\(checkpoints) checkpoints for \(members.count) members")
     }
 
+    @Test("SIGUSR1 during a PBT search: every group checkpoints, exit 75; the same command finishes with the uninterrupted table")
+    func pbtPreempted() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try CLI.smallData(in: dir)
+        let args = Self.pbt.dropFirst().map { $0 } + ["--data", data]
+        let clean = try CLI.run(["search"] + args + ["--run-dir", "\(dir)/clean"], ranks: 2)
+        #expect(clean.status == 0, "\(clean.output)")
+        let run = "\(dir)/preempted"
+        let (status, stdout) = try CLI.preempt(["search"] + args + ["--run-dir", run], ranks: 2, pattern: run) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "\(run)/jobs")) ?? []).count >= 6
+        }
+        #expect(status == 75, "\(stdout)")
+        let resumed = try CLI.run(["search"] + args + ["--run-dir", run], ranks: 2)
+        #expect(resumed.status == 0, "\(resumed.output)")
+        #expect(resumed.stdout.contains("already finished, kept"), "\(resumed.stdout)")
+        #expect(try SearchTests.table(run) == SearchTests.table("\(dir)/clean"))
+    }
+
     @Test("A PBT member that turns NaN is replaced by a copy of a winner at the next tournament, and the search completes")
     func nanMember() throws {
         let dir = CLI.temporaryDirectory()
