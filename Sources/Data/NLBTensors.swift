@@ -97,6 +97,23 @@ public struct NLBTensors: Sendable {
                           trainHeldOutForward: outForward, trainBehavior: behavior, evalHeldIn: evalIn, evalHeldOut: evalOut)
     }
 
+    /// The number of train trials in the file at `path`, from the shape of `train_spikes_heldin`
+    /// alone (no data read): what the recipe's small-data rule looks at before loading.
+    public static func trainTrialCount(path: String) throws -> Int {
+        let file: H5File
+        do { file = try H5File.open(path) } catch let error as HDF5Error {
+            throw DataError("cannot read NLB data file \(error)")
+        }
+        guard file.has("train_spikes_heldin") else {
+            throw DataError("'\(path)' has no 'train_spikes_heldin', which an NLB tensor file must have. Make it with nlb_tools' make_train_input_tensors and save_to_h5, or use `lflow-dist synth`.")
+        }
+        let shape = try file.shape(of: "train_spikes_heldin")
+        guard shape.count == 3 else {
+            throw DataError("'\(path)', 'train_spikes_heldin': expected 3 dimensions (trials, bins, channels), got shape \(shape)")
+        }
+        return shape[0]
+    }
+
     /// Spike counts must be finite and non-negative; NaN (a missing bin) is allowed.
     static func validateCounts(_ t: Tensor3, key: String, path: String) throws {
         for (i, v) in t.values.enumerated() where !v.isNaN && (v < 0 || v.isInfinite) {

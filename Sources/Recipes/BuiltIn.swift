@@ -72,8 +72,11 @@ public enum BuiltIn {
     /// The recipe in one line, for the start of a run.
     public static let nlbRecipeSummary = "a bidirectional encoder with lagged input (a reverse GRU summed into h_t: h_0 sees the whole trial, and no h_t after the first its own bin), a sinusoidal positional encoding for the Transformer, dropout 0.05, validation and prediction on a moving average of the weights (decay 0.999), the KL per entry like the reconstruction (klScale perEntry), the KL and weight-decay warm-ups over the first tenth of the run, otherwise the released code's MC_Maze settings"
 
-    public static func nlbConfig(overrides: [String]) throws -> Config {
-        try config(text: nlbRecipeText, source: "built-in NLB recipe", overrides: overrides)
+    /// The built-in NLB recipe for a file with `trainTrials` train trials: under
+    /// `SmallData.trainTrialThreshold` with the small-data adjustments, then `overrides`.
+    public static func nlbConfig(trainTrials: Int, overrides: [String]) throws -> Config {
+        let small = SmallData.isSmall(trainTrials: trainTrials) ? SmallData.overrides : []
+        return try config(text: nlbRecipeText, source: "built-in NLB recipe", overrides: small + overrides)
     }
 
     public static func lorenzConfig(overrides: [String]) throws -> Config {

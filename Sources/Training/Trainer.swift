@@ -5,6 +5,7 @@ import Foundation
 import Inference
 import Kernels
 import Model
+import Recipes
 import Support
 import TensorBoard
 
@@ -197,6 +198,10 @@ public final class Trainer {
         let started = Date()
         let evalInputs = trainingKeys.count - split.training.count
         log("training on \(split.training.count) trials" + (evalInputs > 0 ? " and the held-in spikes of \(evalInputs) eval trials" : "") + ", validating on \(split.validation.count); \(model.params.layout.totalCount) parameters, global batch \(config.batchSize) over \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(config.epochs) epochs" + (config.maxMinutes > 0 ? " or \(formatDuration(config.maxMinutes * 60)) of training, whichever comes first" : "") + (state.trainingSeconds.map { $0 > 0 ? " (\(formatDuration($0)) spent before this session)" : "" } ?? ""))
+        if let note = SmallData.note(trainTrials: tensors.trainCount, trainingTrials: split.training.count,
+                                     parameters: model.params.layout.totalCount, config: config) {
+            log(note)
+        }
         if config.precision == .bf16 && !OneDNN.bf16Available {
             log("warning: precision bf16 needs a CPU with AVX512-BF16 (and oneDNN); this one runs the products in float32")
         }

@@ -42,14 +42,16 @@ extension ConfigOptions {
         guard FileManager.default.fileExists(atPath: data) else {
             throw DataError("--data '\(data)': no such file. Give an NLB tensor HDF5 file (`lflow-dist synth` writes a test one), or drop --data for the built-in Lorenz data.")
         }
-        return config == nil ? try BuiltIn.nlbConfig(overrides: overrides) : try resolve()
+        return config == nil ? try BuiltIn.nlbConfig(trainTrials: try NLBTensors.trainTrialCount(path: data), overrides: overrides) : try resolve()
     }
 
     /// The one line that says which config a run uses when none was given.
     func configLine(data: String?) -> String? {
         guard config == nil else { return nil }
-        return data == nil
-            ? "config: the built-in lorenz config (Configs/lorenz.yaml); --config chooses another"
-            : "config: the built-in NLB recipe (Configs/nlb.yaml: \(BuiltIn.nlbRecipeSummary)); --config chooses another"
+        guard let data else { return "config: the built-in lorenz config (Configs/lorenz.yaml); --config chooses another" }
+        let small = (try? NLBTensors.trainTrialCount(path: data)).map(SmallData.isSmall) ?? false
+        return "config: the built-in NLB recipe (Configs/nlb.yaml: \(BuiltIn.nlbRecipeSummary))"
+            + (small ? "; with under \(SmallData.trainTrialThreshold) train trials, the small-data settings: \(SmallData.summary)" : "")
+            + "; --config chooses another"
     }
 }

@@ -315,9 +315,34 @@ struct BuiltInTests {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let fromFile = try ConfigFile.resolve(path: root + "/Configs/lorenz.yaml", overrides: [])
         #expect(fromFile == (try BuiltIn.lorenzConfig(overrides: [])))
-        #expect(try ConfigFile.resolve(path: root + "/Configs/nlb.yaml", overrides: []) == (try BuiltIn.nlbConfig(overrides: [])))
+        #expect(try ConfigFile.resolve(path: root + "/Configs/nlb.yaml", overrides: []) == (try BuiltIn.nlbConfig(trainTrials: 1500, overrides: [])))
         for name in ["tiny", "mc_maze", "mc_rtt", "area2_bump", "dmfc_rsg"] {
             _ = try ConfigFile.resolve(path: root + "/Configs/\(name).yaml", overrides: [])
         }
+    }
+
+    @Test("The small-data rule: the built-in recipe applies it under the threshold only, and the small presets' configs carry it")
+    func smallData() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let large = try BuiltIn.nlbConfig(trainTrials: SmallData.trainTrialThreshold, overrides: [])
+        #expect(large == (try ConfigFile.resolve(path: root + "/Configs/nlb.yaml", overrides: [])))
+        let small = try BuiltIn.nlbConfig(trainTrials: SmallData.trainTrialThreshold - 1, overrides: [])
+        #expect(small == (try ConfigFile.resolve(path: root + "/Configs/nlb.yaml", overrides: SmallData.overrides)))
+        #expect(small != large)
+        // The command line still wins over the rule.
+        #expect(try BuiltIn.nlbConfig(trainTrials: 75, overrides: ["evalTrials=ignore"]).evalTrials == .ignore)
+        // mc_maze_{small,medium,large}.yaml are mc_maze.yaml with the rule; area2_bump.yaml has it.
+        let maze = try ConfigFile.resolve(path: root + "/Configs/mc_maze.yaml", overrides: SmallData.overrides)
+        for size in ["small", "medium", "large"] {
+            #expect(try ConfigFile.resolve(path: root + "/Configs/mc_maze_\(size).yaml", overrides: []) == maze, "mc_maze_\(size).yaml")
+        }
+        let area2 = try ConfigFile.resolve(path: root + "/Configs/area2_bump.yaml", overrides: [])
+        #expect(area2 == (try ConfigFile.resolve(path: root + "/Configs/area2_bump.yaml", overrides: SmallData.overrides)))
+        // The run's note: present under the threshold only, and it names what a config lacks.
+        #expect(SmallData.note(trainTrials: 1500, trainingTrials: 1200, parameters: 100_000, config: large) == nil)
+        let lacking = try #require(SmallData.note(trainTrials: 75, trainingTrials: 60, parameters: 100_000, config: large))
+        #expect(lacking.contains("75 train trials") && lacking.contains("--set evalTrials=heldIn"))
+        let having = try #require(SmallData.note(trainTrials: 75, trainingTrials: 60, parameters: 100_000, config: small))
+        #expect(having.contains("has the small-data settings") && !having.contains("--set"))
     }
 }
