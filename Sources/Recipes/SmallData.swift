@@ -5,7 +5,7 @@ import Model
 /// The one place the threshold and the adjustments are written; the built-in NLB recipe applies
 /// them, `Configs/mc_maze_{small,medium,large}.yaml` and `Configs/area2_bump.yaml` carry them
 /// (a test keeps them equal), and the trainer names them in its first lines.
-/// Measured on nlbsynth data (docs/quality.md, "Small datasets").
+/// Measured on nlbsynth data (docs/small-data.md).
 public enum SmallData {
     /// Below this many train trials in the file (NLB's train split, before lflow-dist's
     /// validation split) the recipe's validation loss stops improving long before its 2,000
@@ -16,6 +16,7 @@ public enum SmallData {
     /// What the built-in recipe sets under the threshold, before the command line's --set.
     public static let adjustments: [(field: String, value: String, why: String)] = [
         ("evalTrials", "heldIn", "the eval trials' held-in spikes train the encoder and the held-in rates too"),
+        ("batchSize", "32", "more, smaller steps per epoch"),
         ("earlyStoppingPatience", "300", "stop after 300 epochs without a better validation score, keeping the best weights"),
     ]
 

@@ -102,9 +102,19 @@ public final class AdaptiveSearch {
             throw SearchError("--strategy \(strategy.name) continues runs in steps of epochs; the cosine schedule depends on the total, so use lrSchedule: plateau")
         }
         switch strategy {
-        case let .asha(_, grace, eta):
+        case let .asha(grid, grace, eta):
             guard grace >= 1, grace < base.epochs else { throw SearchError("--grace-epochs must be at least 1 and below epochs (\(base.epochs)), got \(grace)") }
             guard eta >= 2 else { throw SearchError("--reduction-factor must be at least 2, got \(eta)") }
+            // Each rung promotes the top floor(n/η) of the one below: with too few points for the
+            // rungs, no trial ever trains the config's epochs.
+            let rungs = ASHAPolicy.rungs(graceEpochs: grace, reductionFactor: eta, maxEpochs: base.epochs)
+            let count = try grid.points(base: base).count
+            let reaching = rungs.indices.map { k in (0..<k).reduce(count) { n, _ in n / eta } }
+            if reaching.last! == 0 {
+                let reachable = reaching.lastIndex { $0 > 0 }! + 1
+                let suggested = (base.epochs + Int(pow(Double(eta), Double(reachable - 1))) - 1) / Int(pow(Double(eta), Double(reachable - 1)))
+                throw SearchError("with \(count) grid points and --reduction-factor \(eta), at most \(reaching.map(String.init).joined(separator: ", ")) trials reach the rungs at \(rungs.map(String.init).joined(separator: ", ")) epochs: none would train the full \(base.epochs). Use --grace-epochs \(suggested) (\(reachable) rungs), a smaller --reduction-factor, or more grid points.")
+            }
         case let .pbt(members, generation, burnIn, space, _, patience, minImprovement):
             guard members >= 2 else { throw SearchError("--population must be at least 2 (a tournament needs a pair), got \(members)") }
             guard generation >= 1, max(burnIn, generation) < base.epochs else {

@@ -58,7 +58,7 @@ struct SearchCommand: ParsableCommand {
           mpirun -n 16 lflow-dist search --config Configs/mc_maze.yaml --data mc_maze_20.h5 \\
               --grid mass=0.5,1,2 --grid damping=0.3,0.55,0.8 --grid coupling=0.5,1,2 --ranks-per-trial 4
           mpirun -n 8 lflow-dist search --config Configs/mc_maze.yaml --data mc_maze_20.h5 --strategy asha \\
-              --grid learningRate=0.001,0.003,0.01 --grid cdKeep=0.3,0.5,0.7 --set epochs=810 --grace-epochs 30
+              --grid learningRate=0.001,0.003,0.01 --grid cdKeep=0.3,0.5,0.7 --set epochs=810 --grace-epochs 90
           mpirun -n 8 lflow-dist search --config Configs/mc_maze.yaml --data mc_maze_20.h5 --strategy pbt \\
               --population 16 --generation-epochs 25 --set epochs=500 --explore learningRate=0.0003:0.01 --explore cdKeep=0.3:0.9
         """)

@@ -134,6 +134,8 @@ struct AdaptiveSearchTests {
         let cases: [([String], String)] = [
             (["--strategy", "asha", "--set", "maxMinutes=1"], "drop maxMinutes"),
             (["--strategy", "asha", "--grace-epochs", "5", "--set", "epochs=5"], "--grace-epochs"),
+            // 4 points, η 3: 4 → 1 → 0 reach the rungs at 2, 6, 18; the message names the grace that fits.
+            (["--strategy", "asha", "--grace-epochs", "2", "--set", "epochs=18", "--grid", "learningRate=0.001,0.003,0.01,0.03"], "Use --grace-epochs 6 (2 rungs)"),
             (["--strategy", "pbt", "--population", "1"], "--population must be at least 2"),
             (["--strategy", "pbt", "--grid", "mass=1,2"], "takes no --grid"),
             (["--strategy", "pbt", "--explore", "hidden=8:16"], "cannot explore 'hidden'"),
