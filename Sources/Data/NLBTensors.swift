@@ -37,10 +37,7 @@ public struct NLBTensors: Sendable {
     ]
 
     public static func load(path: String) throws -> NLBTensors {
-        let file: H5File
-        do { file = try H5File.open(path) } catch let error as HDF5Error {
-            throw DataError("cannot read NLB data file \(error)")
-        }
+        let file = try open(path)
         func tensor(_ key: String, required: Bool, counts: Bool) throws -> Tensor3? {
             guard file.has(key) else {
                 guard !required else {
@@ -100,10 +97,7 @@ public struct NLBTensors: Sendable {
     /// The number of train trials in the file at `path`, from the shape of `train_spikes_heldin`
     /// alone (no data read): what the recipe's small-data rule looks at before loading.
     public static func trainTrialCount(path: String) throws -> Int {
-        let file: H5File
-        do { file = try H5File.open(path) } catch let error as HDF5Error {
-            throw DataError("cannot read NLB data file \(error)")
-        }
+        let file = try open(path)
         guard file.has("train_spikes_heldin") else {
             throw DataError("'\(path)' has no 'train_spikes_heldin', which an NLB tensor file must have. Make it with nlb_tools' make_train_input_tensors and save_to_h5, or use `lflow-dist synth`.")
         }
@@ -112,6 +106,13 @@ public struct NLBTensors: Sendable {
             throw DataError("'\(path)', 'train_spikes_heldin': expected 3 dimensions (trials, bins, channels), got shape \(shape)")
         }
         return shape[0]
+    }
+
+    /// Opens an NLB tensor file; an HDF5 failure becomes a DataError naming the file.
+    static func open(_ path: String) throws -> H5File {
+        do { return try H5File.open(path) } catch let error as HDF5Error {
+            throw DataError("cannot read NLB data file \(error)")
+        }
     }
 
     /// Spike counts must be finite and non-negative; NaN (a missing bin) is allowed.

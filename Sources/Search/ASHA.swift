@@ -32,6 +32,12 @@ struct ASHAPolicy: SchedulePolicy {
         ASHAPolicy(trials: 0, graceEpochs: graceEpochs, reductionFactor: reductionFactor, maxEpochs: maxEpochs, higherIsBetter: true).rungs
     }
 
+    /// How many of `trials` points can reach each rung: a rung takes at most the top
+    /// ⌊n/η⌋ of the one below (`next`'s promotion rule).
+    static func reaching(trials: Int, rungs: Int, reductionFactor: Int) -> [Int] {
+        (0..<rungs).map { k in (0..<k).reduce(trials) { n, _ in n / reductionFactor } }
+    }
+
     func next(known: [Int: JobResult], issued: [SearchJob]) -> SearchJob? {
         // Failed jobs rank last; ties go to the lower trial index.
         func score(_ r: JobResult) -> Double {

@@ -109,10 +109,12 @@ public final class AdaptiveSearch {
             // rungs, no trial ever trains the config's epochs.
             let rungs = ASHAPolicy.rungs(graceEpochs: grace, reductionFactor: eta, maxEpochs: base.epochs)
             let count = try grid.points(base: base).count
-            let reaching = rungs.indices.map { k in (0..<k).reduce(count) { n, _ in n / eta } }
+            let reaching = ASHAPolicy.reaching(trials: count, rungs: rungs.count, reductionFactor: eta)
             if reaching.last! == 0 {
                 let reachable = reaching.lastIndex { $0 > 0 }! + 1
-                let suggested = (base.epochs + Int(pow(Double(eta), Double(reachable - 1))) - 1) / Int(pow(Double(eta), Double(reachable - 1)))
+                // The grace whose rungs, ×η each, reach epochs in `reachable` steps.
+                let span = (1..<reachable).reduce(1) { p, _ in p * eta }
+                let suggested = (base.epochs + span - 1) / span
                 throw SearchError("with \(count) grid points and --reduction-factor \(eta), at most \(reaching.map(String.init).joined(separator: ", ")) trials reach the rungs at \(rungs.map(String.init).joined(separator: ", ")) epochs: none would train the full \(base.epochs). Use --grace-epochs \(suggested) (\(reachable) rungs), a smaller --reduction-factor, or more grid points.")
             }
         case let .pbt(members, generation, burnIn, space, _, patience, minImprovement):
