@@ -3,6 +3,13 @@
 /// the best not-yet-promoted trial among the top 1/η of the highest rung that has one, and
 /// otherwise starts the next grid point (in a seeded random order) at the first rung. A trial stopped at a rung keeps its
 /// checkpoint, so a later promotion continues it from there.
+///
+/// `synchronous` (successive halving, `--promotion sync`): a rung promotes only once every trial
+/// that entered it has its result there, so its top 1/η are the final top 1/η. Asynchronous
+/// promotion sends the first good early result upwards before the rung is full; with many
+/// points close together and a short grace, that result is often a fast starter rather than
+/// the best (docs/search.md, "ASHA and PBT"). The virtual schedule waits either way, so both
+/// are exact; synchronous promotion leaves a group idle only at a rung's end.
 struct ASHAPolicy: SchedulePolicy {
     let trials: Int
     /// The order new trials start in: a seeded permutation of the grid (a grid in sorted order
@@ -11,9 +18,11 @@ struct ASHAPolicy: SchedulePolicy {
     let rungs: [Int]
     let reductionFactor: Int
     let higherIsBetter: Bool
+    let synchronous: Bool
 
-    init(trials: Int, graceEpochs: Int, reductionFactor: Int, maxEpochs: Int, higherIsBetter: Bool) {
+    init(trials: Int, graceEpochs: Int, reductionFactor: Int, maxEpochs: Int, higherIsBetter: Bool, synchronous: Bool = false) {
         self.trials = trials
+        self.synchronous = synchronous
         order = Array(0..<trials)
         self.reductionFactor = reductionFactor
         self.higherIsBetter = higherIsBetter
@@ -44,12 +53,26 @@ struct ASHAPolicy: SchedulePolicy {
             guard r.status == .complete, let m = r.metric, m.isFinite else { return -.infinity }
             return higherIsBetter ? m : -m
         }
-        for k in stride(from: rungs.count - 2, through: 0, by: -1) {
+        // The trials of rung k that go on: the top ⌊n/η⌋ of its n results, failed ones never.
+        func top(_ k: Int) -> [Int] {
             let done = known.values.filter { $0.job.stage == k }
                 .sorted { (score($0), -$0.job.trial) > (score($1), -$1.job.trial) }
-            let promoted = Set(issued.filter { $0.stage == k + 1 }.map(\.trial))
-            for r in done.prefix(done.count / reductionFactor) where score(r) > -.infinity && !promoted.contains(r.job.trial) {
-                return SearchJob(id: 0, trial: r.job.trial, stage: k + 1, fromEpoch: rungs[k], toEpoch: rungs[k + 1])
+            return done.prefix(done.count / reductionFactor).filter { score($0) > -.infinity }.map(\.job.trial)
+        }
+        func promoted(_ k: Int) -> Set<Int> { Set(issued.filter { $0.stage == k }.map(\.trial)) }
+        // Synchronous: rung k is full when every trial that will enter it has its result there.
+        var full = [Bool](repeating: false, count: rungs.count)
+        if synchronous {
+            for k in 0..<(rungs.count - 1) {
+                let entered = k == 0 ? Set(0..<trials) : Set(top(k - 1))
+                full[k] = (k == 0 || full[k - 1]) && promoted(k) == entered
+                    && known.values.filter { $0.job.stage == k }.count == entered.count
+            }
+        }
+        for k in stride(from: rungs.count - 2, through: 0, by: -1) where !synchronous || full[k] {
+            let going = promoted(k + 1)
+            if let trial = top(k).first(where: { !going.contains($0) }) {
+                return SearchJob(id: 0, trial: trial, stage: k + 1, fromEpoch: rungs[k], toEpoch: rungs[k + 1])
             }
         }
         let started = Set(issued.map(\.trial))

@@ -40,7 +40,7 @@ struct AdaptiveResults {
         try write(csv(), to: dir + "/results.csv")
         try write(markdown(), to: dir + "/results.md")
         switch search.strategy {
-        case let .asha(_, grace, eta):
+        case let .asha(_, grace, eta, _):
             if let best = Self.bestASHA(results, rungs: ASHAPolicy.rungs(graceEpochs: grace, reductionFactor: eta, maxEpochs: search.base.epochs),
                                         metric: search.metric) {
                 let point = search.points[best.job.trial]
@@ -103,7 +103,7 @@ struct AdaptiveResults {
 
     var explored: [String] {
         if case let .pbt(_, _, _, space, _, _, _) = search.strategy { return space.fields.map(\.field) }
-        if case let .asha(grid, _, _) = search.strategy { return grid.axes.map(\.field) }
+        if case let .asha(grid, _, _, _) = search.strategy { return grid.axes.map(\.field) }
         return []
     }
 

@@ -12,8 +12,9 @@ import Training
 /// What an adaptive search does with its groups: successive halving over a grid, or a
 /// population trained in generations.
 public enum AdaptiveStrategy: Sendable, Equatable {
-    /// ASHA over the grid's points: rungs from `graceEpochs`, ×`reductionFactor`, to the config's epochs.
-    case asha(grid: SearchGrid, graceEpochs: Int, reductionFactor: Int)
+    /// ASHA over the grid's points: rungs from `graceEpochs`, ×`reductionFactor`, to the config's epochs;
+    /// `synchronous`: a rung promotes only once every trial that entered it has its result there.
+    case asha(grid: SearchGrid, graceEpochs: Int, reductionFactor: Int, synchronous: Bool)
     /// PBT: `members`, generations of `generationEpochs` after `burnInEpochs`, exploring `space`;
     /// generation 0 samples the space (`sampleInitial`) or starts every member from the config.
     case pbt(members: Int, generationEpochs: Int, burnInEpochs: Int, space: SearchSpace, sampleInitial: Bool,
@@ -75,11 +76,11 @@ public final class AdaptiveSearch {
         self.metric = metric
         self.say = say
         switch strategy {
-        case let .asha(grid, grace, eta):
+        case let .asha(grid, grace, eta, synchronous):
             points = try grid.points(base: config)
             boundaries = []
             var asha = ASHAPolicy(trials: points.count, graceEpochs: grace, reductionFactor: eta, maxEpochs: config.epochs,
-                                  higherIsBetter: metric.higherIsBetter)
+                                  higherIsBetter: metric.higherIsBetter, synchronous: synchronous)
             asha.order = seededPermutation(points.count, seed: config.seed, purpose: .search, key: 0)
             policy = asha
         case let .pbt(members, generation, burnIn, space, sample, patience, minImprovement):
@@ -102,7 +103,7 @@ public final class AdaptiveSearch {
             throw SearchError("--strategy \(strategy.name) continues runs in steps of epochs; the cosine schedule depends on the total, so use lrSchedule: plateau")
         }
         switch strategy {
-        case let .asha(grid, grace, eta):
+        case let .asha(grid, grace, eta, _):
             guard grace >= 1, grace < base.epochs else { throw SearchError("--grace-epochs must be at least 1 and below epochs (\(base.epochs)), got \(grace)") }
             guard eta >= 2 else { throw SearchError("--reduction-factor must be at least 2, got \(eta)") }
             // Each rung promotes the top floor(n/η) of the one below: with too few points for the
@@ -189,7 +190,7 @@ public final class AdaptiveSearch {
         if world.isRoot {
             describe()
             switch strategy {
-            case let .asha(grid, _, _): HParamsLog.experiment(runDirectory: runDirectory, fields: grid.axes.map { ($0.field, $0.values) })
+            case let .asha(grid, _, _, _): HParamsLog.experiment(runDirectory: runDirectory, fields: grid.axes.map { ($0.field, $0.values) })
             case let .pbt(members, _, _, space, _, _, _):
                 HParamsLog.experiment(runDirectory: runDirectory, fields: [("member", (0..<members).map(String.init))]
                                       + space.fields.map { ($0.field, ["\($0.lower)", "\($0.upper)"]) })
@@ -394,9 +395,9 @@ public final class AdaptiveSearch {
 
     func describe() {
         switch strategy {
-        case let .asha(grid, grace, eta):
+        case let .asha(grid, grace, eta, synchronous):
             let rungs = ASHAPolicy.rungs(graceEpochs: grace, reductionFactor: eta, maxEpochs: base.epochs)
-            say("search (ASHA): \(points.count) grid points over \(grid.axes.map(\.field).joined(separator: " × ")); rungs at \(rungs.map(String.init).joined(separator: ", ")) epochs, the top 1/\(eta) promoted by \(metric.label); \(groups) group\(groups == 1 ? "" : "s") of \(ranksPerTrial) rank\(ranksPerTrial == 1 ? "" : "s"); a full grid would train \(points.count * base.epochs) epochs")
+            say("search (ASHA): \(points.count) grid points over \(grid.axes.map(\.field).joined(separator: " × ")); rungs at \(rungs.map(String.init).joined(separator: ", ")) epochs, the top 1/\(eta) promoted by \(metric.label)\(synchronous ? " once the rung is full (--promotion sync)" : ""); \(groups) group\(groups == 1 ? "" : "s") of \(ranksPerTrial) rank\(ranksPerTrial == 1 ? "" : "s"); a full grid would train \(points.count * base.epochs) epochs")
         case let .pbt(members, _, _, space, sample, _, _):
             say("search (PBT): \(members) members over \(groups) group\(groups == 1 ? "" : "s") of \(ranksPerTrial) rank\(ranksPerTrial == 1 ? "" : "s"); generations end at \(boundaries.map(String.init).joined(separator: ", ")) epochs; exploring \(space.fields.map { "\($0.field) [\($0.lower), \($0.upper)]" }.joined(separator: ", ")); members start \(sample ? "from values drawn within the bounds" : "from the config"); tournaments on the smoothed validation \(base.validationMetric.rawValue)")
         }
@@ -451,8 +452,8 @@ public final class AdaptiveSearch {
         say("results: \(runDirectory)/results.md, results.csv, report.html")
     }
 
-    var graceEpochs: Int { if case let .asha(_, g, _) = strategy { return g } else { return 0 } }
-    var reductionFactor: Int { if case let .asha(_, _, e) = strategy { return e } else { return 0 } }
+    var graceEpochs: Int { if case let .asha(_, g, _, _) = strategy { return g } else { return 0 } }
+    var reductionFactor: Int { if case let .asha(_, _, e, _) = strategy { return e } else { return 0 } }
 }
 
 extension AdaptiveStrategy {

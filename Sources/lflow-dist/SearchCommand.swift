@@ -28,7 +28,9 @@ struct SearchCommand: ParsableCommand {
         at --grace-epochs × --reduction-factor^k up to the config's epochs; a free group \
         promotes the best not-yet-promoted trial in the top 1/η of the highest rung it can, \
         else starts the next point. A stopped trial keeps its checkpoint and can be promoted \
-        later.
+        later. --promotion sync promotes from a rung only once all its trials have their \
+        results (successive halving): slower to fill the top rung, but not fooled by a fast \
+        starter when the points are close.
 
         --strategy pbt: --population members train in generations of --generation-epochs \
         (after --burn-in-epochs, the warm-ups by default); at each generation's end members are \
@@ -95,6 +97,9 @@ struct SearchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("ASHA: the top 1/η of a rung go on to the next, which is η times longer.", valueName: "η"))
     var reductionFactor = 3
 
+    @Option(help: ArgumentHelp("ASHA: async = a free group promotes from a rung as soon as a trial is in the top 1/η of the results so far (Ray Tune's ASHA); sync = only once every trial of the rung has its result (successive halving): no group runs ahead on an early lucky result, at the cost of idling at the end of a rung. Both are exact.", valueName: "async|sync"))
+    var promotion: Promotion = .async
+
     @Option(help: ArgumentHelp("PBT: members of the population (more than the groups is fine: a group trains several in turn).", valueName: "M"))
     var population = 8
 
@@ -141,7 +146,7 @@ struct SearchCommand: ParsableCommand {
     func adaptiveStrategy(grid: SearchGrid, config: Config) throws -> AdaptiveStrategy? {
         switch strategy {
         case .grid: return nil
-        case .asha: return .asha(grid: grid, graceEpochs: graceEpochs, reductionFactor: reductionFactor)
+        case .asha: return .asha(grid: grid, graceEpochs: graceEpochs, reductionFactor: reductionFactor, synchronous: promotion == .sync)
         case .pbt:
             let chosen = try SearchSpace(specs: explore, file: space)
             return .pbt(members: population, generationEpochs: generationEpochs,
@@ -180,4 +185,6 @@ struct SearchCommand: ParsableCommand {
 extension SearchMetric: ExpressibleByArgument {}
 
 enum StrategyName: String, CaseIterable, ExpressibleByArgument { case grid, asha, pbt }
+
+enum Promotion: String, CaseIterable, ExpressibleByArgument { case async, sync }
 enum InitialValues: String, CaseIterable, ExpressibleByArgument { case sample, config }
