@@ -35,6 +35,26 @@ public enum Submission {
         }
     }
 
+    /// Writes the ensemble of several submissions of the same data (`train` with `ensemble`):
+    /// every rate dataset is the mean of theirs (`Predictor.mean`), atomically.
+    public static func average(_ paths: [String], into path: String) throws {
+        let files = try paths.map { try H5File.open($0) }
+        let groups = try files[0].children(of: "/", groups: true)
+        try AtomicFile.write(path) { temporary in
+            let out = try H5File.create(temporary)
+            for group in groups {
+                for key in try files[0].children(of: group) {
+                    let parts = try files.map { try $0.readFloats("\(group)/\(key)") }
+                    for (p, part) in zip(paths, parts) where part.shape != parts[0].shape {
+                        throw EvaluationError("'\(p)': \(group)/\(key) has shape \(part.shape), '\(paths[0])' has \(parts[0].shape); an ensemble averages submissions of the same data")
+                    }
+                    try out.write("\(group)/\(key)", shape: parts[0].shape, floats: Predictor.mean(parts.map(\.values)))
+                }
+            }
+            try out.flush()
+        }
+    }
+
     /// The submission's group: `explicit` (--dataset-name), else the data file's `dataset_name`
     /// attribute, else the NLB dataset whose neuron counts and bins the data has (with a note),
     /// else the file's stem (with a warning: nlb_tools' evaluate scores only NLB names).

@@ -147,4 +147,28 @@ public enum Predictor {
         guard let train, let eval else { return nil }
         return (train, eval)
     }
+
+    /// The rates of an ensemble (rank 0; nil elsewhere): the mean of its models' expected spike
+    /// counts, each model predicted with its own seed and samples, summed in the models' order
+    /// (one model gives its own rates bitwise). `predict` with several checkpoints and `train`
+    /// with `ensemble` > 1 both average here.
+    public static func ensemble(_ members: [(model: LangevinFlow<Float>, samples: Int, seed: Int, label: String)], tensors: NLBTensors,
+                                comm: Communicator, log: @escaping (String) -> Void) throws -> (train: [Float], eval: [Float])? {
+        var predicted: [(train: [Float], eval: [Float])] = []
+        for m in members {
+            log("\(m.label)predicting \(tensors.trainCount) train and \(tensors.evalCount) eval trials × \(max(m.samples, 1)) sample\(m.samples == 1 ? "" : "s") on \(comm.size) rank\(comm.size == 1 ? "" : "s")…")
+            if let rates = try self.all(model: m.model, tensors: tensors, samples: m.samples, seed: m.seed, comm: comm, log: log) { predicted.append(rates) }
+        }
+        guard !predicted.isEmpty else { return nil }
+        return (train: mean(predicted.map(\.train)), eval: mean(predicted.map(\.eval)))
+    }
+
+    /// The ensemble mean of rates already predicted (`Submission.average`): the same sum in the
+    /// models' order and division as `ensemble`, so both give the same numbers.
+    public static func mean(_ rates: [[Float]]) -> [Float] {
+        var sum = rates[0]
+        for r in rates.dropFirst() { sum = zip(sum, r).map { $0 + $1 } }
+        let count = Float(rates.count)
+        return sum.map { $0 / count }
+    }
 }

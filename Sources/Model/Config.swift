@@ -85,6 +85,8 @@ public struct Config: Equatable, Sendable {
     public var seed = 0
     /// -1: the validation split follows `seed`.
     public var splitSeed = -1
+    /// Models `train` trains one after another and averages (1: one model, the spec).
+    public var ensemble = 1
     /// The seed the validation split is drawn from.
     public var validationSplitSeed: Int { splitSeed >= 0 ? splitSeed : seed }
     // The job
@@ -217,6 +219,7 @@ extension Config {
         .int("keepCheckpoints", \.keepCheckpoints, ">= 1", "Resumable checkpoints kept in the run directory (the newest ones); best.h5 is kept besides."),
         .int("seed", \.seed, ">= 0", "Seed of every random draw (initialisation, dropout, noise, shuffling)."),
         .int("splitSeed", \.splitSeed, ">= -1", "Seed of the validation split: -1 = seed's (spec); >= 0 = this one, so runs with different seeds (PBT's members, a seed ensemble) validate on the same trials and their metrics compare."),
+        .int("ensemble", \.ensemble, "1...16", "Models `train` trains one after another, in member-1, member-2, … of the run directory: seeds seed, seed+1, … (with splitSeed -1 each validates on its own split, so together they learn from every training trial). Under maxMinutes each member gets an equal share of what the members before it left. The submission holds the mean of their rates. 1 = one model (the spec). Measured on small data in docs/small-data.md."),
         .real("collectiveTimeoutSeconds", \.collectiveTimeoutSeconds, ">= 0", "Collective watchdog: a rank that waits longer than this (or 10 times the slowest training step so far, whichever is longer) for the other ranks in a collective prints which collective, step and checkpoint, and exits with status 69 (a lost rank, host or link; requeue and resume). After SIGTERM/SIGUSR1 it waits at most 10 s more. 0 disables it (blocking collectives)."),
         .real("maxMinutes", \.maxMinutes, ">= 0", "Wall-clock budget of the training, in minutes, counted across resumes (0 = none). Checked at each epoch end by rank 0 for every rank; the run then ends as if epochs were reached. After 5 epochs the epochs that fit are planned, and the warm-ups (klWarmupEpochs, weightDecayWarmupEpochs) shrink by planned/epochs."),
         .choice("precision", \.precision, "Operands of the large matrix products (GRU input projection, attention projections, the attention's score and context products, feed-forward, readout, their backward products, and the GRU recurrent weight gradient): float32, or bf16 (bfloat16 operands, float32 accumulation; parameters, gradients, Adam, the allreduce, the loss, the Langevin steps and checkpoints stay float32). bf16 needs a CPU with AVX512-BF16; elsewhere it runs in float32 with a warning."),
@@ -308,6 +311,7 @@ extension Config {
         need(earlyStoppingPatience >= 0, "earlyStoppingPatience must be >= 0 (got \(earlyStoppingPatience)); 0 = off")
         need(predictionSamples >= 0, "predictionSamples must be >= 0 (got \(predictionSamples))")
         need(seed >= 0, "seed must be >= 0 (got \(seed))")
+        need((1...16).contains(ensemble), "ensemble must be 1 (one model) to 16 (got \(ensemble))")
         need(splitSeed >= -1, "splitSeed must be -1 (follow seed) or >= 0 (got \(splitSeed))")
         need(checkpointEvery >= 1, "checkpointEvery must be >= 1 (got \(checkpointEvery))")
         need(latentEvery >= 0, "latentEvery must be >= 0 (got \(latentEvery)); 0 = only at the end")

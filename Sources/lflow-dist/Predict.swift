@@ -64,23 +64,11 @@ struct Predict: ParsableCommand {
         let tensors = try NLBTensors.load(path: data)
         // Every model is sized and checked against the data before any predicts.
         let models = try zip(checkpoint, configs).map { try Predictor.model(checkpoint: $0, tensors: tensors, config: $1) }
-        var sum: (train: [Float], eval: [Float])?
-        for (index, (model, config)) in zip(models, configs).enumerated() {
-            let samples = samples ?? config.predictionSamples
-            let which = models.count > 1 ? "model \(index + 1) of \(models.count) (\(checkpoint[index])): " : ""
-            say("\(which)predicting \(tensors.trainCount) train and \(tensors.evalCount) eval trials × \(max(samples, 1)) sample\(samples == 1 ? "" : "s") on \(comm.size) rank\(comm.size == 1 ? "" : "s")…")
-            guard let rates = try Predictor.all(model: model, tensors: tensors, samples: samples, seed: config.seed, comm: comm, log: say) else { continue }
-            if let total = sum {
-                sum = (train: zip(total.train, rates.train).map { $0 + $1 }, eval: zip(total.eval, rates.eval).map { $0 + $1 })
-            } else {
-                sum = rates
-            }
+        let members = zip(models, configs).enumerated().map { index, pair in
+            (model: pair.0, samples: samples ?? pair.1.predictionSamples, seed: pair.1.seed,
+             label: models.count > 1 ? "model \(index + 1) of \(models.count) (\(checkpoint[index])): " : "")
         }
-        guard comm.isRoot, let sum else { return }
-        // The ensemble's rate is the mean of its models' expected spike counts (x / 1 is x: one
-        // model writes its own rates bitwise).
-        let count = Float(models.count)
-        let rates = (train: sum.train.map { $0 / count }, eval: sum.eval.map { $0 / count })
+        guard let rates = try Predictor.ensemble(members, tensors: tensors, comm: comm, log: say), comm.isRoot else { return }
         let group = Submission.group(dataPath: data, tensors: tensors, explicit: datasetName)
         if let note = group.note { say(note) }
         try Submission.write(path: out, group: group.name, trainRates: rates.train, evalRates: rates.eval, dims: models[0].dims, tensors: tensors)

@@ -137,7 +137,9 @@ struct SearchCommand: ParsableCommand {
         }
         let grid = try SearchGrid(specs: grid.isEmpty ? SearchGrid.defaultSpecs : grid)
         try Search.checkLayout(worldSize: world.size, ranksPerTrial: ranksPerTrial)
-        let config = try options.plannedConfig(data: data)
+        var config = try options.plannedConfig(data: data)
+        // A search trial is one model; `ensemble` is what `train` does with a config.
+        config.ensemble = 1
         _ = try grid.points(base: config)
         if let adaptive = try adaptiveStrategy(grid: grid, config: config) { try AdaptiveSearch.check(strategy: adaptive, base: config) }
         return (grid, config)

@@ -29,10 +29,16 @@ struct Train: ParsableCommand {
         The run directory gets metrics.jsonl (one JSON line per epoch), best.h5 (checkpoint of the \
         best weights), submission.h5 and validation.json.
 
+        With ensemble: K (K > 1) the run trains K models one after another in member-1 … member-K \
+        (seeds seed … seed+K−1, each a run as above; under maxMinutes each gets an equal share of \
+        what the ones before it left), and submission.h5 holds the mean of their rates; \
+        ensemble.json lists the members. Resuming keeps finished members.
+
         Examples:
           lflow-dist train                                  # built-in Lorenz data, lorenz config
           lflow-dist train --config Configs/mc_maze.yaml --data mc_maze_20.h5 --run-dir Checkpoints/maze
           lflow-dist train --config Configs/tiny.yaml --set epochs=5
+          mpirun -n 2 lflow-dist train --config Configs/mc_maze_small.yaml --data mc_maze_small_20.h5 --set maxMinutes=12   # an ensemble of 4
         """)
 
     @OptionGroup var options: ConfigOptions
@@ -71,9 +77,29 @@ struct Train: ParsableCommand {
         let tensors = try NLBTensors.load(path: dataPath)
         let runDirectory = runDir ?? DefaultPaths.trainRun(data: dataPath)
         if resume {
-            guard !RunCheckpoints(directory: runDirectory).paths().isEmpty else {
+            // An ensemble's checkpoints are in its members' run directories.
+            let directories = config.ensemble > 1 ? (1...config.ensemble).map { EnsembleRun.memberDirectory(runDirectory, $0) } : [runDirectory]
+            guard directories.contains(where: { !RunCheckpoints(directory: $0).paths().isEmpty }) else {
                 throw ValidationError("--resume: no checkpoint (\(RunCheckpoints.prefix)*.h5) in '\(runDirectory)'. Check --run-dir, or drop --resume to start a fresh run.")
             }
+        }
+        if config.ensemble > 1 {
+            let outcome = try EnsembleRun.run(config: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,
+                                              datasetName: datasetName, comm: comm, log: say, truthPath: truth)
+            guard comm.isRoot else { return }
+            var table = "\nensemble of \(outcome.members.count): the mean rates of\n  member  seed  best epoch  validation co-bps  minutes"
+            for (k, m) in outcome.members.enumerated() {
+                table += String(format: "\n  %6d  %4d  %10@  %17.4f  %7.1f", k + 1, m.seed, m.bestEpoch.map { "\($0 + 1)" } ?? "–", m.validationCoBps ?? .nan, m.minutes)
+            }
+            say(table + "\n  (each member on its own validation split, which the others may have trained on: the ensemble's own score needs held-out data, e.g. `lflow-dist evaluate` on the eval trials)")
+            let page: String
+            do { page = try RunReport.write(runDirectory: outcome.firstMember, dataPath: dataPath, truthPath: truth) } catch {
+                page = "not written (\(error))"
+            }
+            say(String(format: "\ndone in %.1f minutes. submission: %@  members: %@/member-*/best.h5", Date().timeIntervalSince(started) / 60,
+                       outcome.submissionPath, runDirectory))
+            say("report (member 1): \(page)")
+            return
         }
         let outcome = try TrainingRun.run(config: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,
                                           datasetName: datasetName, comm: comm, log: say, truthPath: truth)

@@ -213,3 +213,45 @@ struct BudgetTests {
         #expect(total >= 6 && total <= 6 + 1.5, "\(total) s of training over both sessions for a 6 s budget")
     }
 }
+
+@Suite("An ensemble (ensemble > 1)", .serialized)
+struct EnsembleTests {
+    /// Every dataset of an HDF5 file, by name.
+    static func datasets(_ path: String) throws -> [String: [Float]] {
+        let file = try H5File.open(path)
+        var out: [String: [Float]] = [:]
+        for group in try file.children(of: "/", groups: true) {
+            for key in try file.children(of: group) { out["\(group)/\(key)"] = try file.readFloats("\(group)/\(key)").values }
+        }
+        return out
+    }
+
+    @Test("Members train in turn with their own seeds; the submission is predict's ensemble of their best.h5, bitwise; killed in member 2, the same command keeps member 1 and ends with the same submission")
+    func ensemble() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try CLI.smallData(in: dir)
+        let args = ["train", "--config", "Configs/tiny.yaml", "--data", data, "--set", "epochs=6", "--set", "ensemble=3"]
+        let clean = try CLI.run(args + ["--run-dir", "\(dir)/clean"], ranks: 2)
+        #expect(clean.status == 0, "\(clean.output)")
+        #expect(clean.stdout.contains("ensemble member 3 of 3: seed 2") && clean.stdout.contains("ensemble of 3: the mean rates of"), "\(clean.stdout)")
+        let members = (1...3).map { "\(dir)/clean/member-\($0)" }
+        for m in members { #expect(FileManager.default.fileExists(atPath: "\(m)/best.h5") && FileManager.default.fileExists(atPath: "\(m)/validation.json")) }
+        // One rule for the mean: predict with the three checkpoints writes the same file.
+        let predicted = try CLI.run(["predict", "--data", data, "--out", "\(dir)/predicted.h5"] + members.flatMap { ["--checkpoint", "\($0)/best.h5"] }, ranks: 2)
+        #expect(predicted.status == 0, "\(predicted.output)")
+        let submission = try Self.datasets("\(dir)/clean/submission.h5")
+        let ensemblePredicted = try Self.datasets("\(dir)/predicted.h5"), first = try Self.datasets("\(members[0])/submission.h5")
+        #expect(!submission.isEmpty && submission == ensemblePredicted)
+        #expect(submission != first)
+
+        let killed = try CLI.killWhen(args + ["--run-dir", "\(dir)/killed"], ranks: 2, run: "\(dir)/killed", output: "\(dir)/killed.log") {
+            CLI.epochsLogged("\(dir)/killed/member-2") >= 2
+        }
+        #expect(killed, "the ensemble ended before its kill")
+        let resumed = try CLI.run(args + ["--run-dir", "\(dir)/killed"], ranks: 2)
+        #expect(resumed.status == 0, "\(resumed.output)")
+        #expect(resumed.stdout.contains("ensemble member 1 of 3 (seed 0): done, kept"), "\(resumed.stdout)")
+        let resumedSubmission = try Self.datasets("\(dir)/killed/submission.h5")
+        #expect(resumedSubmission == submission)
+    }
+}

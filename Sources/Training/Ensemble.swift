@@ -1,0 +1,103 @@
+import Data
+import Distributed
+import Evaluation
+import Foundation
+import Inference
+import Model
+import Recipes
+import Support
+
+/// `train` with `ensemble` > 1: the members, trained one after another on the whole
+/// communicator, each an ordinary `TrainingRun` in `<run>/member-<k>` with seed `seed + k − 1`
+/// (and, with splitSeed −1, its own validation split), then the submission as the mean of
+/// their rates (`Submission.average`, the rule of `Predictor.ensemble`).
+///
+/// Resuming: a member with its validation.json is done and kept; the one that was running
+/// resumes from its own checkpoint, bit for bit as any run; the members after it start. Under
+/// `maxMinutes` member k gets (maxMinutes − the minutes of members 1…k−1) / (members left), read
+/// from the finished members' validation.json, so a member that stops early (early stopping)
+/// leaves its time to the later ones, and the same split is computed again on a restart.
+public enum EnsembleRun {
+    public struct Member: Codable, Sendable {
+        public var directory: String
+        public var seed: Int
+        public var minutes: Double
+        public var bestEpoch: Int?
+        public var validationCoBps: Double?
+    }
+
+    public struct Outcome {
+        /// Rank 0 only (empty elsewhere).
+        public let members: [Member]
+        public let submissionPath: String
+        /// The first member's run: what the report draws.
+        public let firstMember: String
+    }
+
+    /// Shares left under which no further member starts (the budget is spent).
+    static let minimumMinutes = 0.05
+
+    public static func memberDirectory(_ runDirectory: String, _ k: Int) -> String { runDirectory + "/member-\(k)" }
+
+    public static func run(config: Config, tensors: NLBTensors, dataPath: String, runDirectory: String,
+                           datasetName: String?, comm: Communicator, log: @escaping (String) -> Void,
+                           truthPath: String? = nil) throws -> Outcome {
+        precondition(config.ensemble > 1)
+        if comm.isRoot {
+            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+            try ConfigFile.yaml(config).write(toFile: runDirectory + "/config.yaml", atomically: true, encoding: .utf8)
+        }
+        var used = 0.0
+        var trained = 0
+        for k in 1...config.ensemble {
+            let directory = memberDirectory(runDirectory, k)
+            // Rank 0 reads the run directory and every rank follows its answer: done, and minutes used.
+            var known = [0.0, 0.0]
+            if comm.isRoot, let report = JSON.read(ValidationScores.self, from: directory + "/validation.json") {
+                known = [1, report.minutes ?? 0]
+            }
+            try comm.broadcast(&known, count: 2, root: 0)
+            var member = config
+            member.ensemble = 1
+            member.seed = config.seed + k - 1
+            if config.maxMinutes > 0 {
+                let share = (config.maxMinutes - used) / Double(config.ensemble - k + 1)
+                guard known[0] > 0 || share >= minimumMinutes else {
+                    log("ensemble: the budget of \(formatDuration(config.maxMinutes * 60)) is spent after \(k - 1) of \(config.ensemble) members; averaging those")
+                    break
+                }
+                member.maxMinutes = share
+            }
+            if known[0] > 0 {
+                log("ensemble member \(k) of \(config.ensemble) (seed \(member.seed)): done, kept (\(directory))")
+            } else {
+                log("\nensemble member \(k) of \(config.ensemble): seed \(member.seed)" + (config.maxMinutes > 0 ? ", \(formatDuration(member.maxMinutes * 60)) of the budget left" : "") + ", in \(directory)")
+                let outcome = try TrainingRun.run(config: member, tensors: tensors, dataPath: dataPath, runDirectory: directory,
+                                                  datasetName: datasetName, comm: comm, log: log, truthPath: truthPath)
+                if let report = outcome.report { known[1] = report.minutes ?? 0 }
+                try comm.broadcast(&known, count: 2, root: 0)
+            }
+            used += known[1]
+            trained = k
+        }
+        let submission = runDirectory + "/submission.h5"
+        guard comm.isRoot else { return Outcome(members: [], submissionPath: submission, firstMember: memberDirectory(runDirectory, 1)) }
+        var members: [Member] = []
+        for k in 1...trained {
+            let directory = memberDirectory(runDirectory, k)
+            guard let report = JSON.read(ValidationScores.self, from: directory + "/validation.json") else {
+                throw TrainingError("ensemble member \(k): '\(directory)/validation.json' is missing or unreadable; run the same command again to redo that member's evaluation")
+            }
+            let best = (try? String(contentsOfFile: directory + "/metrics.jsonl", encoding: .utf8))
+                .flatMap { text in text.split(separator: "\n").compactMap { line -> Int? in
+                    guard let record = try? JSON.decode(EpochRecord.self, from: String(line)), record.best else { return nil }
+                    return record.epoch
+                }.last }
+            members.append(Member(directory: directory, seed: config.seed + k - 1, minutes: report.minutes ?? 0,
+                                  bestEpoch: best, validationCoBps: report.coBps))
+        }
+        try Submission.average(members.map { $0.directory + "/submission.h5" }, into: submission)
+        try JSON.write(members, to: runDirectory + "/ensemble.json")
+        return Outcome(members: members, submissionPath: submission, firstMember: memberDirectory(runDirectory, 1))
+    }
+}
