@@ -57,8 +57,9 @@ public enum EnsembleRun {
                 known = [1, report.minutes ?? 0]
             }
             try comm.broadcast(&known, count: 2, root: 0)
+            // A member's config is the ensemble's with its seed and share of the budget (its
+            // `ensemble` field, which only `train` reads, says what it belongs to).
             var member = config
-            member.ensemble = 1
             member.seed = config.seed + k - 1
             if config.maxMinutes > 0 {
                 let share = (config.maxMinutes - used) / Double(config.ensemble - k + 1)

@@ -97,6 +97,7 @@ class Config:
     keepCheckpoints: int = 3
     seed: int = 0
     splitSeed: int = -1
+    ensemble: int = 1
     # The job
     collectiveTimeoutSeconds: float = 60.0
     maxMinutes: float = 0.0
