@@ -72,7 +72,7 @@ public enum EnsembleRun {
             if known[0] > 0 {
                 log("ensemble member \(k) of \(config.ensemble) (seed \(member.seed)): done, kept (\(directory))")
             } else {
-                log("\nensemble member \(k) of \(config.ensemble): seed \(member.seed)" + (config.maxMinutes > 0 ? ", \(formatDuration(member.maxMinutes * 60)) of the budget left" : "") + ", in \(directory)")
+                log("\nensemble member \(k) of \(config.ensemble): seed \(member.seed)" + (config.maxMinutes > 0 ? ", a budget of \(formatDuration(member.maxMinutes * 60)) (an equal share of the \(formatDuration((config.maxMinutes - used) * 60)) left)" : "") + ", in \(directory)")
                 let outcome = try TrainingRun.run(config: member, tensors: tensors, dataPath: dataPath, runDirectory: directory,
                                                   datasetName: datasetName, comm: comm, log: log, truthPath: truthPath)
                 if let report = outcome.report { known[1] = report.minutes ?? 0 }
