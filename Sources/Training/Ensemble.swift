@@ -63,7 +63,7 @@ public enum EnsembleRun {
             member.seed = config.seed + k - 1
             if config.maxMinutes > 0 {
                 let share = (config.maxMinutes - used) / Double(config.ensemble - k + 1)
-                guard known[0] > 0 || share >= minimumMinutes else {
+                guard known[0] > 0 || share >= minimumMinutes || k == 1 else {
                     log("ensemble: the budget of \(formatDuration(config.maxMinutes * 60)) is spent after \(k - 1) of \(config.ensemble) members; averaging those")
                     break
                 }
