@@ -232,6 +232,11 @@ public final class AdaptiveSearch {
         try world.barrier(pollingEvery: 0.5) { if world.isRoot { announce() } }
         let anyPreempted = try world.sum([preempted ? 1 : 0])[0] > 0
         if anyPreempted { throw Preempted(checkpoint: runDirectory + "/{trials,members}/*/ckpt-*.h5") }
+        // A kill between a generation's last result and its clean-up leaves the generation before
+        // it on disk, and no later job removes it: sweep every spent generation at the end.
+        if world.isRoot, case .pbt = strategy {
+            for g in Set(schedule().issued.map(\.stage)).sorted() { removeSpentCheckpoints(after: g) }
+        }
         // The end: PBT scores its best member on the validation split, over every rank.
         if case .pbt = strategy { try evaluateBestMember() }
         var results: [JobResult] = []

@@ -82,8 +82,12 @@ struct SearchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Submission group name of each trial. Default: the data file's dataset_name attribute, else its file name.", valueName: "name"))
     var datasetName: String?
 
-    @Option(help: ArgumentHelp("What ranks the trials (best.yaml, the ★ and the heatmap): coBps = validation co-bps (default; higher is better); latentR2 = R² of the validation trials' [z, v] against the true latents, on synthetic data (higher is better); validation = the best validation metric the trainer selects on, the held-out NLL by default (lower is better). Every table shows all three; a finished search can be re-ranked by running it again with another --metric (nothing is retrained).", valueName: "coBps|latentR2|validation"))
-    var metric: SearchMetric = .coBps
+    @Option(help: ArgumentHelp("What ranks the trials (best.yaml, the ★ and the heatmap): coBps = validation co-bps (the default of grid and pbt; higher is better); latentR2 = R² of the validation trials' [z, v] against the true latents, on synthetic data (higher is better); validation = the best validation metric the trainer selects on, the held-out NLL by default (lower is better; the default of asha, whose early rungs it ranks better than co-bps: docs/search.md). Every table shows all three; a finished search can be re-ranked by running it again with another --metric (nothing is retrained).", valueName: "coBps|latentR2|validation"))
+    var metric: SearchMetric?
+
+    /// ASHA ranks its rungs on the trainer's validation metric unless told otherwise: at a short
+    /// grace co-bps mostly says who learned first (measured in docs/search.md).
+    var chosenMetric: SearchMetric { metric ?? (strategy == .asha ? .validation : .coBps) }
 
     @Flag(help: "Train failed trials again (grid; by default a restarted search keeps them failed).")
     var retryFailed = false
@@ -167,13 +171,13 @@ struct SearchCommand: ParsableCommand {
         let runDirectory = runDir ?? DefaultPaths.searchRun(data: dataPath)
         if let adaptive = try adaptiveStrategy(grid: grid, config: config) {
             let search = try AdaptiveSearch(strategy: adaptive, base: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,
-                                            datasetName: datasetName, world: world, ranksPerTrial: ranksPerTrial, metric: metric, say: say)
+                                            datasetName: datasetName, world: world, ranksPerTrial: ranksPerTrial, metric: chosenMetric, say: say)
             try search.run()
             return
         }
         let search = try Search(grid: grid, base: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,
                                 datasetName: datasetName, world: world, ranksPerTrial: ranksPerTrial, retryFailed: retryFailed,
-                                metric: metric, say: say)
+                                metric: chosenMetric, say: say)
         // Each trial's report, and an overview page linking them under the heatmap.
         search.trialReport = { directory in _ = try? RunReport.write(runDirectory: directory, dataPath: dataPath) }
         search.overview = { records in
