@@ -36,7 +36,7 @@ public enum Submission {
     }
 
     /// Writes the ensemble of several submissions of the same data (`train` with `ensemble`):
-    /// every rate dataset is the mean of theirs (`Predictor.mean`), atomically.
+    /// every rate dataset is the mean of theirs (`RateSum`, as `Predictor.ensemble`), atomically.
     public static func average(_ paths: [String], into path: String) throws {
         let files = try paths.map { try H5File.open($0) }
         let groups = try files[0].children(of: "/", groups: true)
@@ -44,11 +44,17 @@ public enum Submission {
             let out = try H5File.create(temporary)
             for group in groups {
                 for key in try files[0].children(of: group) {
-                    let parts = try files.map { try $0.readFloats("\(group)/\(key)") }
-                    for (p, part) in zip(paths, parts) where part.shape != parts[0].shape {
-                        throw EvaluationError("'\(p)': \(group)/\(key) has shape \(part.shape), '\(paths[0])' has \(parts[0].shape); an ensemble averages submissions of the same data")
+                    var sum = RateSum()
+                    var shape: [Int] = []
+                    for (p, file) in zip(paths, files) {
+                        let part = try file.readFloats("\(group)/\(key)")
+                        if shape.isEmpty { shape = part.shape }
+                        guard part.shape == shape else {
+                            throw EvaluationError("'\(p)': \(group)/\(key) has shape \(part.shape), '\(paths[0])' has \(shape); an ensemble averages submissions of the same data")
+                        }
+                        sum.add(part.values)
                     }
-                    try out.write("\(group)/\(key)", shape: parts[0].shape, floats: Predictor.mean(parts.map(\.values)))
+                    try out.write("\(group)/\(key)", shape: shape, floats: sum.mean!)
                 }
             }
             try out.flush()

@@ -151,24 +151,40 @@ public enum Predictor {
     /// The rates of an ensemble (rank 0; nil elsewhere): the mean of its models' expected spike
     /// counts, each model predicted with its own seed and samples, summed in the models' order
     /// (one model gives its own rates bitwise). `predict` with several checkpoints and `train`
-    /// with `ensemble` > 1 both average here.
+    /// with `ensemble` > 1 both average through `RateSum`. Only the running sum is kept, not
+    /// every model's rates.
     public static func ensemble(_ members: [(model: LangevinFlow<Float>, samples: Int, seed: Int, label: String)], tensors: NLBTensors,
                                 comm: Communicator, log: @escaping (String) -> Void) throws -> (train: [Float], eval: [Float])? {
-        var predicted: [(train: [Float], eval: [Float])] = []
+        var train = RateSum(), eval = RateSum()
         for m in members {
             log("\(m.label)predicting \(tensors.trainCount) train and \(tensors.evalCount) eval trials × \(max(m.samples, 1)) sample\(m.samples == 1 ? "" : "s") on \(comm.size) rank\(comm.size == 1 ? "" : "s")…")
-            if let rates = try self.all(model: m.model, tensors: tensors, samples: m.samples, seed: m.seed, comm: comm, log: log) { predicted.append(rates) }
+            guard let rates = try all(model: m.model, tensors: tensors, samples: m.samples, seed: m.seed, comm: comm, log: log) else { continue }
+            train.add(rates.train)
+            eval.add(rates.eval)
         }
-        guard !predicted.isEmpty else { return nil }
-        return (train: mean(predicted.map(\.train)), eval: mean(predicted.map(\.eval)))
+        guard let train = train.mean, let eval = eval.mean else { return nil }
+        return (train, eval)
+    }
+}
+
+/// The ensemble mean of rates: a sum in the order the models are added, then one division
+/// (x / 1 is x, so one model gives its own rates bitwise). `Predictor.ensemble` and
+/// `Submission.average` both average here, so they give the same numbers.
+public struct RateSum {
+    var sum: [Float]?
+    var count = 0
+
+    public init() {}
+
+    public mutating func add(_ rates: [Float]) {
+        sum = sum.map { zip($0, rates).map { $0 + $1 } } ?? rates
+        count += 1
     }
 
-    /// The ensemble mean of rates already predicted (`Submission.average`): the same sum in the
-    /// models' order and division as `ensemble`, so both give the same numbers.
-    public static func mean(_ rates: [[Float]]) -> [Float] {
-        var sum = rates[0]
-        for r in rates.dropFirst() { sum = zip(sum, r).map { $0 + $1 } }
-        let count = Float(rates.count)
-        return sum.map { $0 / count }
+    /// nil when nothing was added.
+    public var mean: [Float]? {
+        guard let sum else { return nil }
+        let n = Float(count)
+        return sum.map { $0 / n }
     }
 }

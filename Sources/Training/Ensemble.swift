@@ -10,7 +10,7 @@ import Support
 /// `train` with `ensemble` > 1: the members, trained one after another on the whole
 /// communicator, each an ordinary `TrainingRun` in `<run>/member-<k>` with seed `seed + k − 1`
 /// (and, with splitSeed −1, its own validation split), then the submission as the mean of
-/// their rates (`Submission.average`, the rule of `Predictor.ensemble`).
+/// their rates (`Submission.average`, the arithmetic of `Predictor.ensemble`).
 ///
 /// Resuming: a member with its validation.json is done and kept; the one that was running
 /// resumes from its own checkpoint, bit for bit as any run; the members after it start. Under
@@ -89,11 +89,7 @@ public enum EnsembleRun {
             guard let report = JSON.read(ValidationScores.self, from: directory + "/validation.json") else {
                 throw TrainingError("ensemble member \(k): '\(directory)/validation.json' is missing or unreadable; run the same command again to redo that member's evaluation")
             }
-            let best = (try? String(contentsOfFile: directory + "/metrics.jsonl", encoding: .utf8))
-                .flatMap { text in text.split(separator: "\n").compactMap { line -> Int? in
-                    guard let record = try? JSON.decode(EpochRecord.self, from: String(line)), record.best else { return nil }
-                    return record.epoch
-                }.last }
+            let best = EpochRecord.read(path: directory + "/metrics.jsonl").last(where: \.best)?.epoch
             members.append(Member(directory: directory, seed: config.seed + k - 1, minutes: report.minutes ?? 0,
                                   bestEpoch: best, validationCoBps: report.coBps))
         }

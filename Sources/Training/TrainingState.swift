@@ -1,4 +1,5 @@
 import Foundation
+import Support
 
 /// One line of the run's metrics log (metrics.jsonl).
 public struct EpochRecord: Codable, Sendable {
@@ -27,6 +28,14 @@ public struct EpochRecord: Codable, Sendable {
     /// The within-trial share of the variance of z over the validation trials (0: z is constant
     /// within each trial).
     public var latentMotion: Double? = nil
+}
+
+extension EpochRecord {
+    /// The records of a run's metrics.jsonl (none when it is missing), in epoch order.
+    public static func read(path: String) -> [EpochRecord] {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n", omittingEmptySubsequences: true).compactMap { try? JSON.decode(EpochRecord.self, from: String($0)) }
+    }
 }
 
 /// Sums of the epoch in progress, for its logged training loss.

@@ -89,7 +89,9 @@ struct Train: ParsableCommand {
             guard comm.isRoot else { return }
             var table = "\nensemble of \(outcome.members.count): the mean rates of\n  member  seed  best epoch  validation co-bps  minutes"
             for (k, m) in outcome.members.enumerated() {
-                table += String(format: "\n  %6d  %4d  %10@  %17.4f  %7.1f", k + 1, m.seed, m.bestEpoch.map { "\($0 + 1)" } ?? "–", m.validationCoBps ?? .nan, m.minutes)
+                let best = m.bestEpoch.map { "\($0 + 1)" } ?? "–"
+                table += String(format: "\n  %6d  %4d  ", k + 1, m.seed) + String(repeating: " ", count: max(0, 10 - best.count)) + best
+                    + String(format: "  %17.4f  %7.1f", m.validationCoBps ?? .nan, m.minutes)
             }
             say(table + "\n  (each member on its own validation split, which the others may have trained on: the ensemble's own score needs held-out data, e.g. `lflow-dist evaluate` on the eval trials)")
             let page: String
