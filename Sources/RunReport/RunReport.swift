@@ -52,7 +52,7 @@ public enum RunReport {
             guard let text = try? String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8) else {
                 throw ReportError("'\(run)/metrics.jsonl' cannot be read: is '\(run)' the run directory of a train (or a search trial)?")
             }
-            records = text.split(separator: "\n").compactMap { try? JSON.decode(EpochRecord.self, from: String($0)) }
+            records = EpochRecord.records(lines: text.split(separator: "\n"))
             validation = JSON.read(ValidationScores.self, from: run + "/validation.json")
             config = (try? CheckpointIO.readConfig(path: run + "/best.h5")) ?? Config()
             latents = try? H5File.open(run + "/latents.h5")

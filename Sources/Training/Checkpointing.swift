@@ -114,7 +114,7 @@ extension Trainer {
     func keepMetricsLines(_ epochs: Int) throws {
         let existing = (try? String(contentsOfFile: metricsPath, encoding: .utf8)) ?? ""
         let lines = existing.split(separator: "\n", omittingEmptySubsequences: true).prefix(epochs)
-        history = lines.compactMap { try? JSON.decode(EpochRecord.self, from: String($0)) }
+        history = EpochRecord.records(lines: lines)
         try (lines.map { $0 + "\n" }.joined()).write(toFile: metricsPath, atomically: true, encoding: .utf8)
     }
 }

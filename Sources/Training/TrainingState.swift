@@ -31,10 +31,16 @@ public struct EpochRecord: Codable, Sendable {
 }
 
 extension EpochRecord {
+    /// The records of metrics.jsonl text, one JSON line each, in epoch order (lines that do not
+    /// decode are skipped). The one place that file's lines are decoded.
+    public static func records<S: Sequence>(lines: S) -> [EpochRecord] where S.Element: StringProtocol {
+        lines.compactMap { try? JSON.decode(EpochRecord.self, from: String($0)) }
+    }
+
     /// The records of a run's metrics.jsonl (none when it is missing), in epoch order.
     public static func read(path: String) -> [EpochRecord] {
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n", omittingEmptySubsequences: true).compactMap { try? JSON.decode(EpochRecord.self, from: String($0)) }
+        return records(lines: text.split(separator: "\n", omittingEmptySubsequences: true))
     }
 }
 
