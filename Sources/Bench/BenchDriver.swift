@@ -47,7 +47,7 @@ public struct BenchDriver {
         result.threads = threads
         result.watchdog = watchdog > 0
         result.precision = precision.rawValue
-        result.ranPrecision = precision == .bf16 && !OneDNN.bf16Available ? Precision.float32.rawValue : precision.rawValue
+        result.ranPrecision = precision == .bf16 && OneDNN.bf16Path == .emulated ? "bf16 (emulated)" : precision.rawValue
         result.gemmWorkspaceMiB = Double(OneDNN.workspaceBytes) / 1_048_576
         if world.isRoot {
             try JSON.write(result, to: out, pretty: false)
@@ -99,7 +99,7 @@ public struct BenchDriver {
 
         let paths = Dictionary(uniqueKeysWithValues: Precision.allCases.map { ($0.rawValue, OneDNN.implementation(precision: $0)) })
         say("matrix products: float32 through \(OneDNN.available ? "oneDNN \(paths["float32"]!)" : "OpenBLAS"); bf16 through \(paths["bf16"]!)")
-        if !OneDNN.bf16Available { say("warning: this CPU has no AVX512-BF16; the bf16 rows run in float32") }
+        if OneDNN.bf16Path == .emulated { say("note: bf16 is \(OneDNN.bf16Path.description): the bf16 rows time the emulation") }
         say("measuring the GEMM peaks (2048³, best of 4)…")
         var peaks: [String: Double] = [:]
         let n = smoke ? 256 : 2048
@@ -234,13 +234,13 @@ public struct BenchDriver {
         lines.append("size   ranks×threads precision        median s/step  (min–max)          trials/s   GFLOP/s  of peak  allreduce  peak MiB/rank  vs PyTorch (same precision)")
         for r in report.results {
             let cores = min(r.ranks * r.threads, 2)
-            let peak = report.gemmPeakGflops["\(r.ranPrecision)/\(cores)"] ?? 0
+            let peak = report.gemmPeakGflops["\(r.precision)/\(cores)"] ?? 0
             var ratio = "–"
             let threads = r.ranks == 1 ? r.threads : 2
             if let t = report.pytorch["\(r.size)/\(r.precision)/\(threads)"] {
                 ratio = String(format: "%.2f× (%.3f s%@)", r.trialsPerSecond / t.trials_per_s, t.median_s, r.ranks == 2 ? ", 2 threads" : "")
             }
-            let label = r.precision + (r.ranPrecision != r.precision ? " (ran float32)" : "") + (r.watchdog ? "" : ", no wdog")
+            let label = (r.ranPrecision == "bf16 (emulated)" ? "bf16 emulated" : r.precision) + (r.watchdog ? "" : ", no wdog")
             lines.append(String(format: "%-6@ %d×%d           %-16@ %8.4f      (%.4f–%.4f)   %8.1f  %8.1f  %6.0f%%  %8.1f%%  %13.0f  %@",
                                 r.size, r.ranks, r.threads, label, r.median, r.min, r.max, r.trialsPerSecond, r.gflops,
                                 peak > 0 ? 100 * r.gflops / peak : 0, 100 * r.allreduceFraction, r.peakMemoryMiB, ratio))

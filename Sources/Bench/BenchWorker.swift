@@ -90,8 +90,8 @@ public struct BenchResult: Codable, Sendable {
     public var watchdog = true
     /// oneDNN's working memory (bf16 operand copies and scratchpad), MiB, on rank 0.
     public var gemmWorkspaceMiB = 0.0
-    /// The precision asked for, and the one the large products ran in (float32 where the CPU
-    /// has no AVX512-BF16).
+    /// The precision asked for, and the one the large products ran in ("bf16 (emulated)" where
+    /// the CPU has no AVX512-BF16).
     public var precision = Precision.float32.rawValue
     public var ranPrecision = Precision.float32.rawValue
 }

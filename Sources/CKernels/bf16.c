@@ -31,9 +31,27 @@ static void convert_avx512(const float *src, uint16_t *dst, size_t n) {
     for (; i < n; i++) dst[i] = bf16_round(src[i]);
 }
 
+// Read and written with relaxed atomics: the choice is made once at start-up, but
+// conversions may run on several threads.
+static int allowed = 1;
+
+void lf_bf16_use_instructions(int on) { __atomic_store_n(&allowed, on != 0, __ATOMIC_RELAXED); }
+
+void lf_f32_to_bf16_portable(const float *src, uint16_t *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = bf16_round(src[i]);
+}
+
 void lf_f32_to_bf16(const float *src, uint16_t *dst, size_t n) {
     static int fast = -1;
-    if (fast < 0) fast = lf_cpu_has_avx512_bf16();
-    if (fast) { convert_avx512(src, dst, n); return; }
-    for (size_t i = 0; i < n; i++) dst[i] = bf16_round(src[i]);
+    int known = __atomic_load_n(&fast, __ATOMIC_RELAXED);
+    if (known < 0) { known = lf_cpu_has_avx512_bf16(); __atomic_store_n(&fast, known, __ATOMIC_RELAXED); }
+    if (known && __atomic_load_n(&allowed, __ATOMIC_RELAXED)) { convert_avx512(src, dst, n); return; }
+    lf_f32_to_bf16_portable(src, dst, n);
+}
+
+void lf_bf16_to_f32(const uint16_t *src, float *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits = (uint32_t)src[i] << 16;
+        memcpy(dst + i, &bits, 4);
+    }
 }

@@ -17,7 +17,8 @@ public enum Precision: String, CaseIterable, Sendable {
 /// Primitives are created once per (shape, leading dimensions, transposes, α, β, precision) and
 /// kept; each call wraps the caller's pointers in memory objects and executes on one stream.
 /// bf16 products convert the operands into scratch buffers first (round to nearest even), in
-/// slices for large operands.
+/// slices for large operands, and run on the CPU's bf16 instructions or, without them,
+/// emulated (`bf16Path`).
 /// Calls are serialised by a lock: the trainer calls from one thread, and the scratch buffers
 /// and the cache are shared.
 public enum OneDNN {
@@ -52,6 +53,9 @@ public enum OneDNN {
         var scratchB = UnsafeMutablePointer<UInt16>.allocate(capacity: 1), capacityB = 1
         /// A weight matrix in bf16, for `linearBackwardBF16`.
         var scratchW = UnsafeMutablePointer<UInt16>.allocate(capacity: 1), capacityW = 1
+        /// Emulated bf16: the two bf16 operands of a product widened back to float32.
+        var wideA = UnsafeMutablePointer<Float>.allocate(capacity: 1), capacityWideA = 1
+        var wideB = UnsafeMutablePointer<Float>.allocate(capacity: 1), capacityWideB = 1
         var lock = pthread_mutex_t()
         var failure: String?
         /// The threads of every oneDNN call: OpenBLAS's thread count (OPENBLAS_NUM_THREADS),
@@ -67,7 +71,7 @@ public enum OneDNN {
             }
         }
 
-        func scratch(_ which: inout UnsafeMutablePointer<UInt16>, _ capacity: inout Int, _ count: Int) -> UnsafeMutablePointer<UInt16> {
+        func scratch<T>(_ which: inout UnsafeMutablePointer<T>, _ capacity: inout Int, _ count: Int) -> UnsafeMutablePointer<T> {
             if count > capacity {
                 which.deallocate()
                 which = .allocate(capacity: count)
@@ -82,22 +86,69 @@ public enum OneDNN {
     /// Whether oneDNN runs here (it creates a CPU engine).
     public static var available: Bool { state.failure == nil }
 
-    /// Whether bf16 products can run here: oneDNN is available and the CPU has AVX512-BF16
-    /// (without it oneDNN would emulate bf16 slowly, so float32 is used instead).
-    public static let bf16Available: Bool = available && lf_cpu_has_avx512_bf16() != 0
+    /// How bf16 products run on this CPU. Either way they compute the same arithmetic:
+    /// operands rounded to bfloat16 (nearest even) by the same conversions, products
+    /// accumulated in float32; only the kernels, and so the order of the float32 sums, differ.
+    public enum BF16Path: String, Sendable {
+        /// oneDNN's bf16 kernels on the CPU's AVX512-BF16 (or AMX) instructions.
+        case hardware
+        /// The bf16 operands widened back to float32 (exactly) and multiplied by oneDNN's
+        /// float32 kernels: any CPU. Slower than float32 by the conversions.
+        case emulated
+
+        /// "hardware (AVX512-BF16)" or "emulated (…)", for logs and test summaries.
+        public var description: String {
+            switch self {
+            case .hardware: return "hardware (AVX512-BF16)"
+            case .emulated:
+                return lf_cpu_has_avx512_bf16() != 0
+                    ? "emulated (bf16-rounded operands, float32 kernels; this CPU has AVX512-BF16 but oneDNN's ISA is capped, e.g. by DNNL_MAX_CPU_ISA)"
+                    : "emulated (bf16-rounded operands, float32 kernels; this CPU has no AVX512-BF16)"
+            }
+        }
+    }
+
+    /// The bf16 path here: hardware where the CPU has AVX512-BF16 and oneDNN's effective ISA
+    /// (which `DNNL_MAX_CPU_ISA` caps) includes it, emulated elsewhere. The operand conversions
+    /// follow the same choice, so a capped ISA runs everything a CPU without the instructions runs.
+    public static let bf16Path: BF16Path = {
+        let bf16ISA = dnnl_cpu_isa_avx512_core_bf16.rawValue
+        let hardware = available && lf_cpu_has_avx512_bf16() != 0
+            && (dnnl_get_effective_cpu_isa().rawValue & bf16ISA) == bf16ISA
+        lf_bf16_use_instructions(hardware ? 1 : 0)
+        return hardware ? .hardware : .emulated
+    }()
+
+    /// The ISA oneDNN picks its kernels for ("avx512_core_bf16", "avx2", …).
+    public static var isa: String {
+        guard available else { return "unavailable" }
+        let isa = dnnl_get_effective_cpu_isa()
+        let names: [(dnnl_cpu_isa_t, String)] = [
+            (dnnl_cpu_isa_avx512_core_amx, "avx512_core_amx"), (dnnl_cpu_isa_avx512_core_bf16, "avx512_core_bf16"),
+            (dnnl_cpu_isa_avx512_core_vnni, "avx512_core_vnni"), (dnnl_cpu_isa_avx512_core, "avx512_core"),
+            (dnnl_cpu_isa_avx2_vnni, "avx2_vnni"), (dnnl_cpu_isa_avx2, "avx2"), (dnnl_cpu_isa_avx, "avx"), (dnnl_cpu_isa_sse41, "sse41"),
+        ]
+        let name = names.first { (isa.rawValue & $0.0.rawValue) == $0.0.rawValue }?.1 ?? "isa 0x\(String(isa.rawValue, radix: 16))"
+        return name
+    }
+
+    /// Whether bf16 products run here (through `bf16Path`): wherever oneDNN does.
+    public static let bf16Available: Bool = { _ = bf16Path; return available }()
 
     /// The implementation oneDNN picks for an m×n×k product in this precision (for example
-    /// "brg:avx512_core_bf16"), or why none runs.
+    /// "brg:avx512_core_bf16"; emulated bf16 names the float32 kernel it runs on), or why none runs.
     public static func implementation(m: Int = 2048, n: Int = 2048, k: Int = 2048, precision: Precision) -> String {
         guard available else { return "oneDNN unavailable: \(state.failure ?? "?")" }
-        if precision == .bf16 && !bf16Available { return "none: this CPU has no AVX512-BF16 (bf16 runs in float32)" }
+        let emulated = precision == .bf16 && bf16Path == .emulated
         pthread_mutex_lock(&state.lock)
         defer { pthread_mutex_unlock(&state.lock) }
         guard let made = primitive(Key(transA: false, transB: false, m: m, n: n, k: k, lda: k, ldb: n, ldc: n,
-                                       alpha: 1, beta: 0, precision: precision, threads: state.threads)) else { return "none: no primitive" }
+                                       alpha: 1, beta: 0, precision: emulated ? .float32 : precision, threads: state.threads))
+        else { return "none: no primitive" }
         var info: UnsafePointer<CChar>?
         dnnl_primitive_desc_query(dnnl_primitive_get_primitive_desc_checked(made.primitive), dnnl_query_impl_info_str, 0, &info)
-        return info.map { String(cString: $0) } ?? "unknown"
+        let name = info.map { String(cString: $0) } ?? "unknown"
+        return emulated ? "emulated bf16 on \(name)" : name
     }
 
     /// Bytes of oneDNN's working memory so far: the bf16 copies of operands and the shared
@@ -105,7 +156,8 @@ public enum OneDNN {
     public static var workspaceBytes: Int {
         pthread_mutex_lock(&state.lock)
         defer { pthread_mutex_unlock(&state.lock) }
-        return 2 * (state.capacityA + state.capacityB + state.capacityW) + state.scratchpadBytes
+        return 2 * (state.capacityA + state.capacityB + state.capacityW) + 4 * (state.capacityWideA + state.capacityWideB)
+            + state.scratchpadBytes
     }
 
     /// The threads oneDNN uses for calls from this thread (OpenMP).
@@ -228,15 +280,15 @@ public enum OneDNN {
         return true
     }
 
-    /// A linear layer's two backward products in bf16, dx (rows, in) += dy · W and
-    /// dW (out, in) += dyᵀ · x, with each operand converted once: `gemm` would convert dy
+    /// A linear layer's two backward products in bf16, dx (rows, in) += α·dy · W and
+    /// dW (out, in) += α·dyᵀ · x, with each operand converted once: `gemm` would convert dy
     /// once per product. Slices of rows of dy and x take both products in turn, the slices
     /// `gemm` cuts for either (rows of dx; the summed dimension of dW), so the results are
     /// bitwise those of the two `gemm` calls. False when oneDNN cannot run them.
     @usableFromInline
     static func linearBackwardBF16(dx: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>,
                                    dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                                   rows: Int, inDim: Int, outDim: Int) -> Bool {
+                                   rows: Int, inDim: Int, outDim: Int, alpha: Float = 1) -> Bool {
         pthread_mutex_lock(&state.lock)
         defer { pthread_mutex_unlock(&state.lock) }
         lf_set_openmp_threads(Int32(state.threads))
@@ -250,10 +302,10 @@ public enum OneDNN {
             lf_f32_to_bf16(dy + row * outDim, dy16, count * outDim)
             lf_f32_to_bf16(x + row * inDim, x16, count * inDim)
             if let dx {
-                guard execute(transA: false, transB: false, m: count, n: inDim, k: outDim, alpha: 1, a: UnsafeRawPointer(dy16), lda: outDim,
+                guard execute(transA: false, transB: false, m: count, n: inDim, k: outDim, alpha: alpha, a: UnsafeRawPointer(dy16), lda: outDim,
                               b: UnsafeRawPointer(w16), ldb: inDim, beta: 1, c: dx + row * inDim, ldc: inDim, precision: .bf16) else { return false }
             }
-            guard execute(transA: true, transB: false, m: outDim, n: inDim, k: count, alpha: 1, a: UnsafeRawPointer(dy16), lda: outDim,
+            guard execute(transA: true, transB: false, m: outDim, n: inDim, k: count, alpha: alpha, a: UnsafeRawPointer(dy16), lda: outDim,
                           b: UnsafeRawPointer(x16), ldb: inDim, beta: 1, c: dWeight, ldc: inDim, precision: .bf16) else { return false }
         }
         return true
@@ -272,12 +324,33 @@ public enum OneDNN {
                        b: UnsafeRawPointer(b), ldb: ldb, beta: beta, c: c, ldc: ldc, precision: .bf16, grid: grid)
     }
 
+    /// Elements an operand of a grid of products spans: the last matrix's offset plus its extent
+    /// (strides are non-negative).
+    static func extent(rows: Int, columns: Int, ld: Int, grid: GEMMGrid?, steps: KeyPath<GEMMGrid, GEMMGrid.Steps>) -> Int {
+        let matrix = extent(rows: rows, columns: columns, ld: ld)
+        guard let grid, matrix > 0 else { return matrix }
+        let s = grid[keyPath: steps]
+        return (grid.outer - 1) * s.outer + (grid.inner - 1) * s.inner + matrix
+    }
+
     /// One primitive execution on operands already in `precision` (caller holds the lock).
+    /// Emulated bf16 widens the two bf16 operands to float32 and runs the float32 primitive.
     static func execute(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                         a: UnsafeRawPointer, lda: Int, b: UnsafeRawPointer, ldb: Int,
                         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision,
                         grid: GEMMGrid? = nil) -> Bool {
         let s = state
+        if precision == .bf16 && bf16Path == .emulated {
+            let aCount = transA ? extent(rows: k, columns: m, ld: lda, grid: grid, steps: \.a)
+                                : extent(rows: m, columns: k, ld: lda, grid: grid, steps: \.a)
+            let bCount = transB ? extent(rows: n, columns: k, ld: ldb, grid: grid, steps: \.b)
+                                : extent(rows: k, columns: n, ld: ldb, grid: grid, steps: \.b)
+            let a32 = s.scratch(&s.wideA, &s.capacityWideA, aCount), b32 = s.scratch(&s.wideB, &s.capacityWideB, bCount)
+            lf_bf16_to_f32(a.assumingMemoryBound(to: UInt16.self), a32, aCount)
+            lf_bf16_to_f32(b.assumingMemoryBound(to: UInt16.self), b32, bCount)
+            return execute(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: UnsafeRawPointer(a32), lda: lda,
+                           b: UnsafeRawPointer(b32), ldb: ldb, beta: beta, c: c, ldc: ldc, precision: .float32, grid: grid)
+        }
         let key = Key(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
                       alpha: alpha, beta: beta, precision: precision, threads: s.threads, grid: grid)
         guard let made = primitive(key) else { return false }

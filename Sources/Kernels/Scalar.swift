@@ -93,6 +93,15 @@ extension Double: Scalar {
     }
 }
 
+/// The kernels this machine's float32 arithmetic runs on: oneDNN's ISA and OpenBLAS's core
+/// ("oneDNN avx512_core_bf16, OpenBLAS Cooperlake"). Both libraries pick kernels by CPU, and
+/// their blockings set the order of float32 sums: results are bitwise equal between machines
+/// with the same kernel set and differ in rounding between sets (docs/cluster.md).
+/// `DNNL_MAX_CPU_ISA` and `OPENBLAS_CORETYPE` choose another set.
+public var kernelSet: String {
+    "oneDNN \(OneDNN.isa), OpenBLAS \(openblas_get_corename().map { String(cString: $0) } ?? "?")"
+}
+
 /// Sets the number of OpenBLAS threads for this process, and the element-wise workers with it.
 public func setBLASThreads(_ n: Int) {
     openblas_set_num_threads(Int32(n))

@@ -101,7 +101,7 @@ public final class TransformerLayer<S: Scalar> {
     let headGradients: Buffer<S>
     let dFF: Buffer<S>              // (steps, B, Fff)
     let dScores: Buffer<S>          // (steps, steps)
-    /// With bf16 (Float on a CPU with AVX512-BF16) the attention's products run per chunk of
+    /// With bf16 (Float, on the hardware or the emulated bf16 path) the attention's products run per chunk of
     /// `chunkTrials` trials on bf16 copies: of the chunk's Q, K, V (steps, chunk, 3D), of its
     /// context gradient (steps, chunk, D) and of its P ⊙ mask or dS (chunk, heads, steps,
     /// steps); `chunkScores` holds the chunk's dPd and dS in float32. Nil in float32.

@@ -148,7 +148,7 @@ public final class Trainer {
         guard halves[0] == -negated[0] && halves[1] == -negated[1] else {
             throw TrainingError("the \(comm.size) ranks hold different parameters after \(step) steps; this is a bug, please report it with the command line")
         }
-        log("parameters are bit-identical on all \(comm.size) rank\(comm.size == 1 ? "" : "s") after \(step) steps (digest \(String(hash, radix: 16)))")
+        log("parameters are bit-identical on all \(comm.size) rank\(comm.size == 1 ? "" : "s") after \(step) steps (digest \(String(hash, radix: 16)) on \(kernelSet))")
     }
     public var bestCheckpointPath: String { runDirectory + "/best.h5" }
 
@@ -202,8 +202,8 @@ public final class Trainer {
                                      parameters: model.params.layout.totalCount, config: config) {
             log(note)
         }
-        if config.precision == .bf16 && !OneDNN.bf16Available {
-            log("warning: precision bf16 needs a CPU with AVX512-BF16 (and oneDNN); this one runs the products in float32")
+        if config.precision == .bf16 && OneDNN.bf16Path == .emulated {
+            log("warning: precision bf16 runs \(OneDNN.bf16Path.description): the same bf16 arithmetic, but slower than float32 here; precision: float32 is faster on this CPU")
         }
 
         // Wall time of the training, for the budget: each epoch from the end of the previous one

@@ -10,9 +10,22 @@
 /// 1 when this CPU has AVX512-BF16 (and the AVX512F/BW it builds on), else 0.
 int lf_cpu_has_avx512_bf16(void);
 
-/// float32 → bfloat16, round to nearest even (NaN stays NaN), as oneDNN's reorder does.
-/// Uses vcvtne2ps2bf16 when the CPU has it, else a portable loop.
+/// float32 → bfloat16, round to nearest even (NaN stays NaN, subnormals become ±0), as
+/// oneDNN's reorder and the vcvtne2ps2bf16 instruction do. Uses the instruction when the CPU
+/// has it and `lf_bf16_use_instructions` has not turned it off, else a portable loop that
+/// gives the same bits.
 void lf_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
+
+/// The portable loop of `lf_f32_to_bf16`, always (tests compare the two).
+void lf_f32_to_bf16_portable(const float *src, uint16_t *dst, size_t n);
+
+/// bfloat16 → float32 (exact: the 16 bits become the high half).
+void lf_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
+
+/// 0: `lf_f32_to_bf16` uses the portable loop even on a CPU with AVX512-BF16 (the Kernels
+/// module sets this from oneDNN's effective ISA, so DNNL_MAX_CPU_ISA governs both); 1: the
+/// instruction where the CPU has it (the default).
+void lf_bf16_use_instructions(int on);
 
 /// Philox4x32-10 blocks number first, first+1, … (the first counter word, wrapping at 2³²) with
 /// the other three counter words c1, c2, c3 and key (k0, k1), sixteen at a time with AVX-512:
