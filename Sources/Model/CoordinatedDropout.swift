@@ -10,12 +10,21 @@ import Kernels
 /// pass ~ Bernoulli(1-p) per held-in observed entry; input x' = x·keep/p; the reconstruction
 /// gradient flows where (not keep) or pass. Held-out and forward entries always pass.
 /// With `cdGradient: dropped` no kept entry passes: g = not keep.
+///
+/// With bf16 products the input holds x·keep (counts, exact in bf16) and `inputScale` is 1/p,
+/// which the products that read the input apply to their float32 result: rounding x/p to
+/// bf16 would shrink every kept count by the same factor (1/0.6 rounds 0.16% low), a bias the
+/// loss does not average away.
 public final class CoordinatedDropout<S: Scalar> {
     let bins: Int, steps: Int, heldIn: Int, outputs: Int
     let keepProbability: Double
     let keptPass: Bool
-    /// Encoder input x'                                    // (T, B, Nin)
+    /// Whether 1/p stays out of `input` (bf16 products on Float).
+    let scaleAfterProduct: Bool
+    /// Encoder input x' = inputScale · input                 // (T, B, Nin)
     public let input: Buffer<S>
+    /// The factor of `input` in x': 1/p while dropping with bf16 products, else 1.
+    public private(set) var inputScale: S = 1
     /// Targets with NaN replaced by 0                       // (steps, B, Nout)
     public let targets: Buffer<S>
     /// 1 where the target is observed (counts in the loss value)      // (steps, B, Nout)
@@ -31,6 +40,7 @@ public final class CoordinatedDropout<S: Scalar> {
         outputs = dims.outputs
         keepProbability = config.cdKeep
         keptPass = config.cdGradient == .spec
+        scaleAfterProduct = config.precision == .bf16 && S.self == Float.self
         input = Buffer(count: bins * maxBatch * heldIn)
         targets = Buffer(count: steps * maxBatch * outputs)
         lossMask = Buffer(count: steps * maxBatch * outputs)
@@ -48,6 +58,8 @@ public final class CoordinatedDropout<S: Scalar> {
             noise.fill(.coordinatedDropoutPass, normal: false, into: pass.ptr, rows: bins, width: heldIn)
         }
         let p = S(keepProbability)
+        let folded = !(dropping && scaleAfterProduct)
+        inputScale = folded ? 1 : 1 / p
         var observed = 0
         for t in 0..<steps {
             for b in 0..<batch {
@@ -65,7 +77,7 @@ public final class CoordinatedDropout<S: Scalar> {
                     if dropping {
                         let kept = keep[i] < p
                         let passes = keptPass && pass[i] < 1 - p
-                        input[i] = kept ? clean / p : 0
+                        input[i] = kept ? (folded ? clean / p : clean) : 0
                         if kept && !passes { gradMask[row + n] = 0 }
                     } else {
                         input[i] = clean

@@ -98,14 +98,14 @@ public final class GRUEncoder<S: Scalar> {
         reversed ? (t + 1 < steps ? t + 1 : nil) : (t > 0 ? t - 1 : nil)
     }
 
-    /// Overwrites `states` (steps, B, H) from the input `x` (T, B, Nin).
-    public func forward(x: UnsafePointer<S>, batch: Int, params: ParameterSet<S>, noise: NoiseContext) {
+    /// Overwrites `states` (steps, B, H) from the input `inputScale`·`x` (T, B, Nin).
+    public func forward(x: UnsafePointer<S>, inputScale: S = 1, batch: Int, params: ParameterSet<S>, noise: NoiseContext) {
         let h = hidden, h3 = 3 * h
         let wih = params.value(weightIH), whh = params.value(weightHH)
         let bih = params.value(biasIH), bhh = params.value(biasHH)
         // All input projections in one GEMM.
         Linear.forward(y: inputGates.ptr, x: x, weight: wih, bias: bih, rows: bins * batch, inDim: inputs, outDim: h3,
-                       precision: precision)
+                       precision: precision, inputScale: inputScale)
         noise.dropoutMask(reversed ? .encoderReverseDropout : .encoderDropout, rate: dropout, into: dropMask,
                           rows: steps, width: h)
         if reversed {
@@ -144,7 +144,7 @@ public final class GRUEncoder<S: Scalar> {
     /// downstream and is overwritten with scratch. Accumulates into the encoder.* gradients and,
     /// if non-nil, into `dx` (T, B, Nin).
     public func backward(dStates: UnsafeMutablePointer<S>, dx: UnsafeMutablePointer<S>?,
-                         x: UnsafePointer<S>, batch: Int, params: ParameterSet<S>) {
+                         x: UnsafePointer<S>, inputScale: S = 1, batch: Int, params: ParameterSet<S>) {
         let h = hidden, h3 = 3 * h
         let whh = params.value(weightHH)
         dInputGates.ptr.update(repeating: 0, count: bins * batch * h3)
@@ -203,7 +203,7 @@ public final class GRUEncoder<S: Scalar> {
         }
         Linear.backward(dx: dx, dWeight: params.grad(weightIH), dBias: params.grad(biasIH),
                         dy: dInputGates.ptr, x: x, weight: params.value(weightIH),
-                        rows: bins * batch, inDim: inputs, outDim: h3, precision: precision)
+                        rows: bins * batch, inDim: inputs, outDim: h3, precision: precision, inputScale: inputScale)
         if reversed {
             // The steps without input: their gates were b_ih alone.
             let dbih = params.grad(biasIH)

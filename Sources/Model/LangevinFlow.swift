@@ -193,9 +193,9 @@ public final class LangevinFlow<S: Scalar> {
         let observed = inputs.prepare(rawTargets: batch.targets.ptr, batch: b, noise: noise)
         let norm = normalisation ?? LossNormalisation(observedEntries: observed, trials: b)
 
-        encoder.forward(x: inputs.input.ptr, batch: b, params: params, noise: noise)
+        encoder.forward(x: inputs.input.ptr, inputScale: inputs.inputScale, batch: b, params: params, noise: noise)
         if let reverseEncoder {
-            reverseEncoder.forward(x: inputs.input.ptr, batch: b, params: params, noise: noise)
+            reverseEncoder.forward(x: inputs.input.ptr, inputScale: inputs.inputScale, batch: b, params: params, noise: noise)
             let n = steps * b * config.hidden
             for i in 0..<n { states[i] = encoder.states[i] + reverseEncoder.states[i] }
         }
@@ -206,7 +206,7 @@ public final class LangevinFlow<S: Scalar> {
             kl += vHead.forward(h0: h0, sample: dynamics.velocities.ptr, batch: b, params: params, noise: noise)
         }
         potential.build(params: params)
-        inputPotential?.forward(x: inputs.input.ptr, batch: b, params: params)
+        inputPotential?.forward(x: inputs.input.ptr, inputScale: inputs.inputScale, batch: b, params: params)
         if let innovationHead {
             // u_t from h_t, t ≥ 1: the states from row block 1 on.
             kl += innovationHead.forward(h0: states.ptr + b * config.hidden, sample: innovations.ptr, batch: b, params: params, noise: noise)
@@ -277,14 +277,14 @@ public final class LangevinFlow<S: Scalar> {
         innovationHead?.backward(dSample: dynamics.dInnovations.ptr + block, klScale: lastScale.kl, h0: h0 + block,
                                  dh0: dStates.ptr + block, batch: b, params: params)
         potential.backward(dForceMatrix: dynamics.dForceMatrix.ptr, params: params)
-        inputPotential?.backward(x: inputs.input.ptr, batch: b, params: params)
+        inputPotential?.backward(x: inputs.input.ptr, inputScale: inputs.inputScale, batch: b, params: params)
         clock?.mark(.dynamicsBackward)
         if let reverseEncoder {
             // h_t = forward_t + reverse_t: both GRUs get d loss / d h_t.
             dReverseStates.ptr.update(from: dStates.ptr, count: rows * config.hidden)
-            reverseEncoder.backward(dStates: dReverseStates.ptr, dx: nil, x: inputs.input.ptr, batch: b, params: params)
+            reverseEncoder.backward(dStates: dReverseStates.ptr, dx: nil, x: inputs.input.ptr, inputScale: inputs.inputScale, batch: b, params: params)
         }
-        encoder.backward(dStates: dStates.ptr, dx: nil, x: inputs.input.ptr, batch: b, params: params)
+        encoder.backward(dStates: dStates.ptr, dx: nil, x: inputs.input.ptr, inputScale: inputs.inputScale, batch: b, params: params)
         clock?.mark(.encoderBackward)
     }
 

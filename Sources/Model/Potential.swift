@@ -192,20 +192,20 @@ public final class InputPotential<S: Scalar> {
         }
     }
 
-    /// Overwrites `drive` (T, B, H) with φ of the input `x` (T, B, Nin).
-    public func forward(x: UnsafePointer<S>, batch: Int, params: ParameterSet<S>) {
+    /// Overwrites `drive` (T, B, H) with φ of the input `inputScale`·`x` (T, B, Nin).
+    public func forward(x: UnsafePointer<S>, inputScale: S = 1, batch: Int, params: ParameterSet<S>) {
         let h = hidden, rows = bins * batch
         Self.normalise(params.value(weight1), rows: h, columns: inputs, into: normalised1.ptr, norms: norms1.ptr)
         Self.normalise(params.value(weight2), rows: h, columns: h, into: normalised2.ptr, norms: norms2.ptr)
         Linear.forward(y: preActivation.ptr, x: x, weight: normalised1.ptr, bias: params.value(bias1),
-                       rows: rows, inDim: inputs, outDim: h, precision: precision)
+                       rows: rows, inDim: inputs, outDim: h, precision: precision, inputScale: inputScale)
         for i in 0..<(rows * h) { activation[i] = max(preActivation[i], 0) }
         Linear.forward(y: drive.ptr, x: activation.ptr, weight: normalised2.ptr, bias: params.value(bias2),
                        rows: rows, inDim: h, outDim: h, precision: precision)
     }
 
     /// Accumulates into the potential.layer_x.* gradients from `dDrive`.
-    public func backward(x: UnsafePointer<S>, batch: Int, params: ParameterSet<S>) {
+    public func backward(x: UnsafePointer<S>, inputScale: S = 1, batch: Int, params: ParameterSet<S>) {
         let h = hidden, rows = bins * batch
         dNormalised1.zero()
         dNormalised2.zero()
@@ -214,7 +214,8 @@ public final class InputPotential<S: Scalar> {
                         x: activation.ptr, weight: normalised2.ptr, rows: rows, inDim: h, outDim: h, precision: precision)
         for i in 0..<(rows * h) where preActivation[i] <= 0 { dActivation[i] = 0 }
         Linear.backward(dx: nil, dWeight: dNormalised1.ptr, dBias: params.grad(bias1), dy: dActivation.ptr,
-                        x: x, weight: normalised1.ptr, rows: rows, inDim: inputs, outDim: h, precision: precision)
+                        x: x, weight: normalised1.ptr, rows: rows, inDim: inputs, outDim: h, precision: precision,
+                        inputScale: inputScale)
         Self.normaliseBackward(dNormalised2.ptr, hat: normalised2.ptr, weight: params.value(weight2), norms: norms2.ptr,
                                rows: h, columns: h, into: params.grad(weight2))
         Self.normaliseBackward(dNormalised1.ptr, hat: normalised1.ptr, weight: params.value(weight1), norms: norms1.ptr,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Optional
 
 import numpy as np
@@ -103,10 +104,10 @@ class Potential(nn.Module):
             b = b + torch.kron(blocks[:, :, tap], shift)
         return c.coupling * (b + b.t())
 
-    def drive(self, x: torch.Tensor, linear) -> torch.Tensor:
-        """phi(x) for the observed bins (T, B, Nin) -> (T, B, H)."""
+    def drive(self, x: torch.Tensor, linear, input_scale: float = 1.0) -> torch.Tensor:
+        """phi(input_scale x) for the observed bins (T, B, Nin) -> (T, B, H)."""
         first, _, second = self.layer_x
-        a = torch.relu(linear(x, first.normalized_weight(), first.bias))
+        a = torch.relu(linear(x, first.normalized_weight(), first.bias, input_scale))
         return linear(a, second.normalized_weight(), second.bias)
 
 
@@ -175,11 +176,11 @@ class LangevinFlow(nn.Module):
         self.config = c
         self.held_in = held_in
         self.held_out = held_out
-        #: "float32" (what lflow-dist computes on a CPU without AVX512-BF16, and always for
-        #: float32 configs) or "bf16": bfloat16 operands of the products lflow-dist runs in bf16
-        #: with `precision: bf16` (GRU input projection, per-step posterior heads, the input
-        #: potential, every Transformer product including the attention's scores and context,
-        #: factors and readout); the recurrence, initial posterior and Langevin steps stay float32.
+        #: "float32" or "bf16": bfloat16 operands (round to nearest even, float32 accumulation)
+        #: of the products lflow-dist runs in bf16 with `precision: bf16`, on every CPU (GRU input
+        #: projection, per-step posterior heads, the input potential, every Transformer product
+        #: including the attention's scores and context, factors and readout); the recurrence,
+        #: initial posterior and Langevin steps stay float32.
         self.precision = precision or "float32"
         h, d = c.hidden, c.decoder_width
         self.encoder = nn.GRUCell(held_in, h)
@@ -218,10 +219,11 @@ class LangevinFlow(nn.Module):
         best.h5 these are the best weights, the weight average's when `weightAverage` > 0; in
         a resumable ckpt-*.h5 they are the live weights). A resumable checkpoint also has
         `best_model` and, with a weight average, `weight_average`.
-        `precision`: "auto" (default): what lflow-dist computes for this checkpoint on this
-        CPU, i.e. float32 unless the config says bf16 and the CPU has AVX512-BF16; "float32";
-        or "bf16", bfloat16 operands (round to nearest even, float32 accumulation) of the
-        products lflow-dist runs in bf16 (see `LangevinFlow.precision`).
+        `precision`: "auto" (default): what lflow-dist computes for this checkpoint, the
+        config's precision (bf16 rounds the same operands on every CPU: on AVX512-BF16 or
+        emulated, see `bf16_path`); "float32"; or "bf16", bfloat16 operands (round to nearest
+        even, float32 accumulation) of the products lflow-dist runs in bf16 (see
+        `LangevinFlow.precision`).
         `dtype`: torch.float32 (lflow-dist's prediction) or torch.float64 (`lflow-dist inspect`).
         """
         import h5py
@@ -240,9 +242,8 @@ class LangevinFlow(nn.Module):
         held_in = tensors["encoder.weight_ih"].shape[1]
         held_out = tensors["readout.weight"].shape[0] - held_in
         if precision in (None, "auto"):
-            # lflow-dist's float64 model (inspect) has no bf16 path; its float32 one has, on such CPUs.
-            precision = ("bf16" if config.precision == "bf16" and dtype == torch.float32 and cpu_has_avx512_bf16()
-                         else "float32")
+            # lflow-dist's float64 model (inspect) has no bf16 path; its float32 one has, on every CPU.
+            precision = "bf16" if config.precision == "bf16" and dtype == torch.float32 else "float32"
         if precision not in ("float32", "bf16"):
             raise ValueError(f"precision must be auto, float32 or bf16, got '{precision}'")
         model = cls(config, held_in, held_out, precision=precision)
@@ -255,11 +256,21 @@ class LangevinFlow(nn.Module):
     # ------------------------------------------------------------------ forward
 
     def _linear(self, bf16: bool):
+        """linear(x, w, b=None, input_scale=1): nn.Linear of input_scale x. In float32 the
+        scale is always 1 (lflow-dist folds it into x). In bf16 it multiplies the float32
+        product of the rounded operands, before the bias: lflow-dist's coordinated dropout
+        keeps 1/p out of the bf16 operands (`CoordinatedDropout.inputScale`)."""
         if not bf16:
-            return F.linear
+            def linear(x, w, b=None, input_scale=1.0):
+                assert input_scale == 1.0
+                return F.linear(x, w, b)
+            return linear
 
-        def linear(x, w, b=None):
-            return F.linear(_round_bf16(x), _round_bf16(w), b)
+        def linear(x, w, b=None, input_scale=1.0):
+            y = F.linear(_round_bf16(x), _round_bf16(w))
+            if input_scale != 1.0:
+                y = y * input_scale
+            return y + b if b is not None else y
         return linear
 
     def _source(self, t: int, bins: int, reverse: bool) -> Optional[int]:
@@ -301,13 +312,15 @@ class LangevinFlow(nn.Module):
         """A config constant as lflow-dist's scalar type holds it (S(value))."""
         return value if like.dtype == torch.float64 else float(np.float32(value))
 
-    def run(self, spikes: torch.Tensor, forward_bins: int = 0, noise: Optional[dict] = None) -> dict:
+    def run(self, spikes: torch.Tensor, forward_bins: int = 0, noise: Optional[dict] = None,
+            input_scale: float = 1.0) -> dict:
         """One pass over a batch. `spikes`: held-in counts (B, T, Nin), NaN = missing.
         `noise`: None for the mean path, or the dict of `noise.prediction_noise` (time-major
         arrays eps_z, eps_v, eps_u or eps_langevin). Returns batch-first tensors: log_rates
-        (B, T+F, Nout), latents S (B, T+F, D), z, v, h (B, T+F, H), and the posterior's
+        (B, T+F, Nout), latents S (B, T+F, D), z, v, h (B, T+F, H), the readout's input, and the posterior's
         mean / log variance of z_0 (and v_0, and of u_t for t >= 1 with a per-step posterior),
-        and the force matrix A."""
+        and the force matrix A. `input_scale`: the encoder reads input_scale x (bf16 only:
+        coordinated dropout's 1/p, applied after the products; see `_linear`)."""
         c = self.config
         dtype = self.readout.weight.dtype
         x = torch.as_tensor(spikes).to(dtype)
@@ -324,9 +337,11 @@ class LangevinFlow(nn.Module):
             return torch.as_tensor(noise[key]).to(dtype) if noise is not None and key in noise else None
 
         # Encoder
-        states = self._gru(self.encoder, linear(x, self.encoder.weight_ih, self.encoder.bias_ih), steps, reverse=False)
+        states = self._gru(self.encoder, linear(x, self.encoder.weight_ih, self.encoder.bias_ih, input_scale), steps,
+                           reverse=False)
         if self.encoder_reverse is not None:
-            rev = self._gru(self.encoder_reverse, linear(x, self.encoder_reverse.weight_ih, self.encoder_reverse.bias_ih),
+            rev = self._gru(self.encoder_reverse,
+                            linear(x, self.encoder_reverse.weight_ih, self.encoder_reverse.bias_ih, input_scale),
                             steps, reverse=True)
             states = states + rev
         h0 = states[0]
@@ -344,7 +359,7 @@ class LangevinFlow(nn.Module):
             out.update(mu_v=mu_v, logvar_v=lv_v)
         # Potential, drive, innovations
         a = self.potential.force_matrix()
-        drive = self.potential.drive(x, linear) if self.potential.layer_x is not None else None
+        drive = self.potential.drive(x, linear, input_scale) if self.potential.layer_x is not None else None
         innovations = None
         if c.posterior == "perStep" and steps > 1:
             mu_u, lv_u = self._head("u", states[1:], linear)
@@ -402,6 +417,7 @@ class LangevinFlow(nn.Module):
         if self.factors is not None:
             y = linear(y, self.factors.weight)
         log_rates = linear(y, self.readout.weight, self.readout.bias).clamp(-LOG_RATE_BOUND, LOG_RATE_BOUND)
+        out["readout_input"] = y.transpose(0, 1)                                # (B, T+F, factors or D)
         out.update(log_rates=log_rates.transpose(0, 1), latents=latents.transpose(0, 1), z=zs.transpose(0, 1),
                    h=states.transpose(0, 1), force_matrix=a,
                    transition_means=torch.stack(mus).transpose(0, 1) if mus else zs[:0].transpose(0, 1))
@@ -463,12 +479,18 @@ class LangevinFlow(nn.Module):
         clean = torch.nan_to_num(x, nan=0.0)
         grad_mask = observed.clone()
         noise = None
+        input_scale = 1.0
         if self.training:
             p = c.cdKeep
             if p < 1:
                 kept = torch.rand_like(clean) < p
                 passes = (torch.rand_like(clean) < 1 - p) if c.cdGradient == "spec" else torch.zeros_like(kept)
-                clean = torch.where(kept, clean / p, torch.zeros_like(clean))
+                if self.precision == "bf16":
+                    # lflow-dist keeps the counts exact in bf16 and applies 1/p after the products.
+                    clean = torch.where(kept, clean, torch.zeros_like(clean))
+                    input_scale = float(np.float32(1) / np.float32(p))
+                else:
+                    clean = torch.where(kept, clean / p, torch.zeros_like(clean))
                 grad_mask[:, :bins, :nin] &= ~(kept & ~passes)
             h = c.hidden
             noise = {"eps_z": torch.randn(batch, h, dtype=dtype)}
@@ -478,7 +500,7 @@ class LangevinFlow(nn.Module):
                 noise["eps_u"] = torch.randn(steps - 1, batch, h, dtype=dtype)
             else:
                 noise["eps_langevin"] = torch.randn(steps, batch, h, dtype=dtype)
-        out = self.run(clean, forward_bins, noise)
+        out = self.run(clean, forward_bins, noise, input_scale)
         log_rates = out["log_rates"]
         g = grad_mask.to(dtype)
         used = log_rates * g + log_rates.detach() * (1 - g)     # the value everywhere, the gradient where g = 1
@@ -583,9 +605,18 @@ class LangevinFlow(nn.Module):
         return {k: np.ascontiguousarray(v) for k, v in out.items()}
 
 
+def bf16_path() -> str:
+    """How lflow-dist's bf16 products run here (`OneDNN.bf16Path`): "hardware" on a CPU with
+    AVX512-BF16 unless DNNL_MAX_CPU_ISA caps oneDNN below it, else "emulated". Both round the
+    same operands; only the order of the float32 sums differs."""
+    cap = os.environ.get("DNNL_MAX_CPU_ISA", "").strip().upper()
+    capped = cap not in ("", "ALL", "AVX512_CORE_BF16", "AVX512_CORE_AMX", "AVX512_CORE_FP16", "AVX512_CORE_AMX_FP16")
+    return "hardware" if cpu_has_avx512_bf16() and not capped else "emulated"
+
+
 def cpu_has_avx512_bf16() -> bool:
-    """Whether lflow-dist runs bf16 configs in bf16 on this CPU (lf_cpu_has_avx512_bf16:
-    AVX512F, AVX512BW and AVX512-BF16; Linux /proc/cpuinfo flags)."""
+    """Whether this CPU has the instructions of lflow-dist's hardware bf16 path
+    (lf_cpu_has_avx512_bf16: AVX512F, AVX512BW and AVX512-BF16; Linux /proc/cpuinfo flags)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
