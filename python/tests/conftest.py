@@ -73,3 +73,8 @@ def small_data(tmp_path_factory, run_lflow):
 def _torch_threads():
     import torch
     torch.set_num_threads(1)
+
+
+def pytest_report_header(config):
+    from lflow_dist.model import bf16_path
+    return f"bf16 path of lflow-dist here: {bf16_path()} (precision='bf16' in this package always rounds in software)"
