@@ -23,6 +23,16 @@ extension Trainer {
         return (flags[0] > 0, flags[1] > 0)
     }
 
+    /// Between the phases of the end of a run (every rank calls it): when any rank received
+    /// SIGTERM/SIGUSR1, throws `Preempted` on every rank. Training is complete by then, in the
+    /// newest checkpoint, so the same command only predicts and reports again.
+    func stopIfPreempted() throws {
+        guard try stepAgreement(lossFinite: true).preempted else { return }
+        let path = checkpointPaths().first ?? bestCheckpointPath
+        log("preempted at the end of the run, after training: \(path) holds it all. Run the same command again to predict and report.")
+        throw Preempted(checkpoint: path)
+    }
+
     /// Rank 0 writes `ckpt-<step>.h5` atomically with everything needed to continue bit for
     /// bit, then keeps the newest `keepCheckpoints`. Returns the path.
     @discardableResult

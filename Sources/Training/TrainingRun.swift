@@ -46,6 +46,10 @@ public enum TrainingRun {
         try trainer.train()
         let submission = runDirectory + "/submission.h5"
         guard evaluate else { return Outcome(trainer: trainer, report: nil, submissionPath: submission) }
+        // A preemption signal during the end of the run stops it at the next of these points
+        // (agreed over the ranks, like a step boundary): the training is in the checkpoint, and
+        // the same command predicts and reports again.
+        try trainer.stopIfPreempted()
 
         // The end of the run, on every rank: the rates of every trial once (the submission and
         // the validation report both use them), and the baseline with its neurons shared out.
@@ -53,15 +57,18 @@ public enum TrainingRun {
         log("predicting every trial with the best weights (\(tensors.trainCount) train, \(tensors.evalCount) eval, \(max(config.predictionSamples, 1)) sample\(config.predictionSamples == 1 ? "" : "s"), \(comm.size) rank\(comm.size == 1 ? "" : "s"))…")
         let rates = try Predictor.all(model: trainer.model, tensors: tensors, samples: config.predictionSamples,
                                       seed: config.seed, comm: comm, log: log)
+        try trainer.stopIfPreempted()
         let baselineStarted = Date()
         let baseline = try SmoothedSpikes.coBps(tensors: tensors, split: trainer.split, fingerprint: trainer.fingerprint,
                                                 cacheDirectory: cacheDirectory ?? runDirectory, comm: comm)
         let baselineSeconds = Date().timeIntervalSince(baselineStarted)
+        try trainer.stopIfPreempted()
         // The latent paths (deterministic mean path) of the validation trials, which the report
         // draws, and of up to 512 training trials, on which the map to the true latents is fitted.
         let fitTrials = Array(trainer.split.training.prefix(512))
         let paths = try LatentPaths.compute(model: trainer.model, tensors: tensors, trials: fitTrials + trainer.split.validation,
                                             set: .train, samples: 0, seed: config.seed, comm: comm)
+        try trainer.stopIfPreempted()
         guard comm.isRoot, let rates, let paths else { return Outcome(trainer: trainer, report: nil, submissionPath: submission) }
         let truthFile = truthPath ?? dataPath
         var report = try ValidationScores.compute(trainRates: rates.train, dims: trainer.dims, tensors: tensors, split: trainer.split,

@@ -21,8 +21,11 @@ import Glibc
 ///   for the lost rank as well. Every rank that notices prints the message.
 enum WorldJob {
     static func run<Plan>(preflight: (Communicator) throws -> Plan, body: (Communicator, Plan) throws -> Void) throws {
-        let world = try MPICommunicator.world()
+        // Before MPI_Init, which takes a good part of a second on a loaded node: a SIGTERM or
+        // SIGUSR1 in that time would otherwise end the rank with the default action (no
+        // checkpoint, no 75); now it is seen at the first step boundary.
         Preemption.installHandlers()
+        let world = try MPICommunicator.world()
         let plan: Plan
         do { plan = try preflight(world) } catch {
             if world.isRoot { printFailure(error) }
