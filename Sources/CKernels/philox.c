@@ -45,12 +45,15 @@ static void philox_avx512(uint32_t first, uint32_t c1s, uint32_t c2s, uint32_t c
 
 size_t lf_philox_blocks(uint32_t first, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1,
                         size_t blocks, uint32_t *out) {
+    // Relaxed atomics: the first calls may come from several Parallel.forEach workers at once.
     static int fast = -1;
-    if (fast < 0) {
+    int known = __atomic_load_n(&fast, __ATOMIC_RELAXED);
+    if (known < 0) {
         __builtin_cpu_init();
-        fast = __builtin_cpu_supports("avx512f");
+        known = __builtin_cpu_supports("avx512f");
+        __atomic_store_n(&fast, known, __ATOMIC_RELAXED);
     }
-    if (!fast) return 0;
+    if (!known) return 0;
     size_t groups = blocks / 16;
     philox_avx512(first, c1, c2, c3, k0, k1, groups, out);
     return 16 * groups;

@@ -1,5 +1,6 @@
 import CMPI
 import CShims
+import Foundation
 import Support
 #if canImport(Glibc)
 import Glibc
@@ -307,7 +308,54 @@ import Glibc
 
 /// SIGTERM / SIGUSR1 (SLURM's `--signal=USR1@120`) set a flag; nothing else happens in the
 /// handler. The trainer polls it at step boundaries and agrees on it across ranks.
+///
+/// A search runs its trials on groups of ranks that share no collective for hours, so a signal
+/// that reached one rank only (a `kill` of one process, a launcher that signals some) would stop
+/// that group alone; where groups wait for each other (a PBT tournament) the job then hangs.
+/// `share(through:)` makes it one job again: the first rank that sees its own signal creates a
+/// marker file in the run directory, which every rank sees (a search's groups already meet
+/// there), and `requested` looks for the marker at most once a second.
 public enum Preemption {
     public static func installHandlers() { lf_install_preemption_handlers() }
-    public static var requested: Bool { lf_preemption_requested() != 0 }
+
+    /// True once this process got SIGTERM/SIGUSR1 or, after `share(through:)`, once any rank of
+    /// the job did.
+    public static var requested: Bool {
+        if lf_preemption_requested() != 0 {
+            if let marker = shared.marker, !shared.announced {
+                shared.announced = true
+                FileManager.default.createFile(atPath: marker, contents: Data("SIGTERM/SIGUSR1 received by pid \(getpid())\n".utf8))
+            }
+            return true
+        }
+        guard let marker = shared.marker else { return false }
+        if shared.seen { return true }
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let seconds = Double(now.tv_sec) + Double(now.tv_nsec) * 1e-9
+        guard seconds - shared.lastLook >= 1 else { return false }
+        shared.lastLook = seconds
+        shared.seen = FileManager.default.fileExists(atPath: marker)
+        return shared.seen
+    }
+
+    /// The marker's name in a run directory. The caller removes a stale one (from a preempted
+    /// session) on one rank before the ranks call `share`, with a collective between.
+    public static func marker(in directory: String) -> String { directory + "/preempted" }
+
+    /// From now on a signal seen by any rank is seen by every rank (see the type's comment).
+    public static func share(through directory: String) {
+        shared.marker = marker(in: directory)
+        shared.seen = false
+        shared.announced = false
+        shared.lastLook = -.infinity
+    }
+
+    /// Called from the main thread only (step boundaries and the searches' loops).
+    private final class Shared: @unchecked Sendable {
+        var marker: String?
+        var seen = false, announced = false
+        var lastLook = -Double.infinity
+    }
+    private static let shared = Shared()
 }

@@ -184,6 +184,7 @@ public final class AdaptiveSearch {
     @discardableResult
     public func run() throws -> [JobResult] {
         try Search.agreeOnRoot(world) { try prepareRunDirectory() }
+        Preemption.share(through: runDirectory)
         let groupIndex = world.rank / ranksPerTrial
         let group = try world.split(color: groupIndex, key: world.rank)
         group.deadline = world.deadline
@@ -378,6 +379,7 @@ public final class AdaptiveSearch {
     /// World rank 0: refuses a run directory of another search; writes search.json.
     func prepareRunDirectory() throws {
         try FileManager.default.createDirectory(atPath: jobsDirectory, withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(atPath: Preemption.marker(in: runDirectory))     // of a preempted session
         let manifest = Manifest(strategy: "\(strategy)", config: base.json(), dataFingerprint: try dataFingerprint(path: tensors.path),
                                 groups: groups)
         let path = runDirectory + "/search.json"

@@ -141,6 +141,7 @@ public final class Search {
     @discardableResult
     public func run() throws -> [TrialRecord] {
         try agreeOnRoot { try prepareRunDirectory() }
+        Preemption.share(through: runDirectory)
         let groupIndex = world.rank / ranksPerTrial
         let group = try world.split(color: groupIndex, key: world.rank)
         group.deadline = world.deadline
@@ -289,6 +290,7 @@ public final class Search {
     func prepareRunDirectory() throws {
         let fm = FileManager.default
         try fm.createDirectory(atPath: trialsDirectory, withIntermediateDirectories: true)
+        try? fm.removeItem(atPath: Preemption.marker(in: runDirectory))     // of a preempted session
         let manifest = Manifest(grid: grid, config: base.json(), dataFingerprint: try dataFingerprint(path: tensors.path))
         let manifestPath = runDirectory + "/search.json"
         if fm.fileExists(atPath: manifestPath) {

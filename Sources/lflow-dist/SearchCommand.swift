@@ -178,11 +178,14 @@ struct SearchCommand: ParsableCommand {
         let search = try Search(grid: grid, base: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,
                                 datasetName: datasetName, world: world, ranksPerTrial: ranksPerTrial, retryFailed: retryFailed,
                                 metric: chosenMetric, say: say)
-        // Each trial's report, and an overview page linking them under the heatmap.
+        // Each trial's report, and an overview page linking them under the heatmap. The overview
+        // captures the points, not `search`: the search owns the closure, so capturing it would
+        // be a retain cycle that keeps the search (and its tensors) alive until exit.
+        let points = search.points
         search.trialReport = { directory in _ = try? RunReport.write(runDirectory: directory, dataPath: dataPath) }
         search.overview = { records in
             _ = try? RunReport.writeSearchOverview(runDirectory: runDirectory,
-                                                   trials: records.map { (search.points[$0.index].name, $0.status.rawValue, $0.coBps, $0.latentR2) })
+                                                   trials: records.map { (points[$0.index].name, $0.status.rawValue, $0.coBps, $0.latentR2) })
         }
         try search.run()
     }

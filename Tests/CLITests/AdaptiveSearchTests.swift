@@ -91,15 +91,16 @@ struct AdaptiveSearchTests {
         #expect(checkpoints <= members.count, "\(checkpoints) checkpoints for \(members.count) members")
     }
 
-    @Test("SIGUSR1 during a PBT search: every group checkpoints, exit 75; the same command finishes with the uninterrupted table")
-    func pbtPreempted() throws {
+    @Test("SIGUSR1 during a PBT search, to every rank or to one (whose group tells the other through the run directory): every group checkpoints, exit 75; the same command finishes with the uninterrupted table",
+          arguments: [false, true])
+    func pbtPreempted(oneRank: Bool) throws {
         let dir = CLI.temporaryDirectory()
         let data = try CLI.smallData(in: dir)
         let args = Self.pbt.dropFirst().map { $0 } + ["--data", data]
         let clean = try CLI.run(["search"] + args + ["--run-dir", "\(dir)/clean"], ranks: 2)
         #expect(clean.status == 0, "\(clean.output)")
         let run = "\(dir)/preempted"
-        let (status, stdout) = try CLI.preempt(["search"] + args + ["--run-dir", run], ranks: 2, pattern: run) {
+        let (status, stdout) = try CLI.preempt(["search"] + args + ["--run-dir", run], ranks: 2, pattern: run, oneRank: oneRank) {
             ((try? FileManager.default.contentsOfDirectory(atPath: "\(run)/jobs")) ?? []).count >= 6
         }
         #expect(status == 75, "\(stdout)")

@@ -71,9 +71,10 @@ struct CLI {
 
     /// Starts `mpirun -n ranks lflow-dist arguments`, waits until `ready()` holds (at most
     /// `timeout` seconds), then sends SIGUSR1 to the ranks whose command line matches `pattern`,
-    /// as SLURM's --signal does. (mpirun forwards SIGUSR1 from a shell, but a Process-spawned
-    /// mpirun inherits a mask that blocks it; the ranks unblock it themselves.)
-    static func preempt(_ arguments: [String], ranks: Int, pattern: String, timeout: TimeInterval = 90,
+    /// as SLURM's --signal does, or with `oneRank` to the newest rank only. (mpirun forwards
+    /// SIGUSR1 from a shell, but a Process-spawned mpirun inherits a mask that blocks it; the
+    /// ranks unblock it themselves.) A job still running 120 s later is killed: status -1.
+    static func preempt(_ arguments: [String], ranks: Int, pattern: String, timeout: TimeInterval = 90, oneRank: Bool = false,
                         when ready: () -> Bool) throws -> (status: Int32, stdout: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -84,16 +85,26 @@ struct CLI {
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
         try process.run()
+        // Drained on a thread of its own, so a long output cannot block the job while we wait.
+        final class Output: @unchecked Sendable { var data = Data(); let done = DispatchSemaphore(value: 0) }
+        let output = Output()
+        Thread.detachNewThread { output.data = out.fileHandleForReading.readDataToEndOfFile(); output.done.signal() }
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline && !ready() { Thread.sleep(forTimeInterval: 0.05) }
         let pkill = Process()
         pkill.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        pkill.arguments = ["pkill", "-USR1", "-f", pattern]
+        pkill.arguments = oneRank ? ["pkill", "-n", "-USR1", "-f", "^\(binary) .*\(pattern)"] : ["pkill", "-USR1", "-f", pattern]
         try pkill.run()
         pkill.waitUntilExit()
-        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        // A preempted job ends within seconds; one that hangs is ended here and reported as -1.
+        let stopBy = Date().addingTimeInterval(120)
+        while process.isRunning && Date() < stopBy { Thread.sleep(forTimeInterval: 0.1) }
+        let hung = process.isRunning
+        if hung { Processes.signal(Processes.matching(pattern) + [process.processIdentifier], SIGKILL) }
         process.waitUntilExit()
-        return (process.terminationStatus, stdout)
+        output.done.wait()
+        let stdout = String(decoding: output.data, as: UTF8.self)
+        return hung ? (-1, "still running 120 s after SIGUSR1, killed:\n" + stdout) : (process.terminationStatus, stdout)
     }
 
     static func temporaryDirectory() -> String {
