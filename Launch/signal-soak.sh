@@ -88,9 +88,11 @@ for i in $(seq 0 $((runs - 1))); do
     kind=${kinds[$((i % ${#kinds[@]}))]}
     rundir=$dir/run
     rm -rf "$rundir"; cp -a "$dir/base-$kind" "$rundir"
-    # A moment between 2% and 98% of the rest of the run; SIGTERM or SIGUSR1; every rank (as
-    # srun signals a job step) or one rank only (the others learn it at the next agreement).
-    delay=$(echo "scale=3; ${duration[$kind]} * (20 + 960 * $(uniform) / 1000) / 1000" | bc)
+    # A moment between 0.1 s and 98% of the rest of the run (in the first 0.1 s the ranks are
+    # being exec'd and their libraries loaded, before any code of ours can install a handler);
+    # SIGTERM or SIGUSR1; every rank (as srun signals a job step) or one rank only (the others
+    # learn it at the next agreement).
+    delay=$(echo "scale=3; 0.1 + (${duration[$kind]} * 0.98 - 0.1) * $(uniform) / 1000" | bc)
     signal=$([ $((RANDOM % 2)) = 0 ] && echo TERM || echo USR1)
     whom=$([ $((RANDOM % 3)) = 0 ] && echo one || echo all)
     log=$dir/run-$i-$kind.log

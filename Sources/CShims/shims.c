@@ -5,9 +5,10 @@
 #include <signal.h>
 
 static volatile sig_atomic_t preemption_requested = 0;
+static volatile sig_atomic_t preemption_signal = 0;
 
 static void on_preemption_signal(int signal_number) {
-    (void)signal_number;
+    preemption_signal = signal_number;
     preemption_requested = 1;
 }
 
@@ -27,3 +28,14 @@ void lf_install_preemption_handlers(void) {
 }
 
 int lf_preemption_requested(void) { return preemption_requested; }
+
+// Installed when the binary loads, before main: a signal in the first milliseconds of a rank
+// (loading, the Swift runtime, argument parsing, MPI_Init) is then seen at the first step
+// boundary instead of ending the rank with the default action.
+__attribute__((constructor)) static void install_at_load(void) { lf_install_preemption_handlers(); }
+
+void lf_restore_default_termination(void) {
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGUSR1, SIG_DFL);
+    if (preemption_requested) raise(preemption_signal);
+}

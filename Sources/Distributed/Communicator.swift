@@ -316,7 +316,13 @@ import Glibc
 /// marker file in the run directory, which every rank sees (a search's groups already meet
 /// there), and `requested` looks for the marker at most once a second.
 public enum Preemption {
+    /// The handlers are installed when the binary loads (CShims); this installs them again
+    /// (idempotent), for a command that reads the flag.
     public static func installHandlers() { lf_install_preemption_handlers() }
+
+    /// For commands that never read the flag: SIGTERM and SIGUSR1 end them as usual (one that
+    /// arrived since the binary loaded ends it now).
+    public static func restoreDefaultAction() { lf_restore_default_termination() }
 
     /// True once this process got SIGTERM/SIGUSR1 or, after `share(through:)`, once any rank of
     /// the job did.

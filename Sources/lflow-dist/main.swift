@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 
 /// lflow-dist: train, inspect and evaluate LangevinFlow models of neural population activity.
 struct LflowDist: ParsableCommand {
@@ -18,5 +19,11 @@ struct LflowDist: ParsableCommand {
         """,
         subcommands: [Train.self, SearchCommand.self, BenchCommand.self, Predict.self, LatentsCommand.self, ReportCommand.self, Evaluate.self, Synth.self, Init.self, Inspect.self, ConfigCommand.self])
 }
+
+// The preemption handlers are installed when the binary loads (CShims), so that a signal
+// during a rank's start-up is seen at its first step boundary. The commands that never look at
+// the flag (all but these, which run through WorldJob) get the default action back.
+let readsPreemption: [String] = [Train._commandName, SearchCommand._commandName, Predict._commandName, LatentsCommand._commandName]
+if !readsPreemption.contains(CommandLine.arguments.dropFirst().first ?? "") { Preemption.restoreDefaultAction() }
 
 LflowDist.main()

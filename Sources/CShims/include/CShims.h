@@ -50,5 +50,8 @@ static inline hid_t lf_h5p_link_create(void) { return H5P_LINK_CREATE; }
 // the trainer reads it at step boundaries. Defined in shims.c.
 void lf_install_preemption_handlers(void);
 int lf_preemption_requested(void);
+// The default action for SIGTERM and SIGUSR1 again (for commands that never read the flag);
+// a signal that already arrived takes effect now.
+void lf_restore_default_termination(void);
 
 #endif
