@@ -108,7 +108,7 @@ for i in $(seq 0 $((runs - 1))); do
     verdict=""
     if [ -n "$found" ]; then verdict="FAIL (sanitizer or crash: $found)"
     elif [ "$status" = 75 ]; then verdict="preempted, 75"; preempted=$((preempted + 1))
-    elif [ "$status" = 0 ] && grep -q "done in\|search done\|best config" "$log"; then verdict="finished before the signal, 0"; finished=$((finished + 1))
+    elif [ "$status" = 0 ] && grep -q "done in\|search finished\|search done" "$log"; then verdict="finished before the signal, 0"; finished=$((finished + 1))
     else verdict="FAIL (status $status)"
     fi
     if [[ $verdict != FAIL* ]] && [ "$status" = 75 ] && [ $((preempted % 10)) = 0 ]; then

@@ -231,7 +231,7 @@ public final class AdaptiveSearch {
             if world.isRoot { announce() }
         }
         try world.barrier(pollingEvery: 0.5) { if world.isRoot { announce() } }
-        let anyPreempted = try world.sum([preempted ? 1 : 0])[0] > 0
+        let anyPreempted = try world.sum([preempted || Preemption.requested ? 1 : 0])[0] > 0
         if anyPreempted { throw Preempted(checkpoint: runDirectory + "/{trials,members}/*/ckpt-*.h5") }
         // A kill between a generation's last result and its clean-up leaves the generation before
         // it on disk, and no later job removes it: sweep every spent generation at the end.

@@ -176,7 +176,7 @@ public final class Search {
         // Idle groups sleep here while others train; world rank 0 keeps reporting. No deadline:
         // the other groups' trials may take hours (their own collectives have the watchdog).
         try world.barrier(pollingEvery: 0.5) { if world.isRoot { try announce() } }
-        let anyPreempted = try world.sum([preempted ? 1 : 0])[0] > 0
+        let anyPreempted = try world.sum([preempted || Preemption.requested ? 1 : 0])[0] > 0
         var final: [TrialRecord] = []
         if world.isRoot {
             try announce()
