@@ -32,6 +32,9 @@ let package = Package(
         // The dependency arrows run down this list: a module imports only modules above it.
         // Shared rules written once: the error type, the duration format, JSON settings, atomic writes.
         .target(name: "Support", swiftSettings: optimised),
+        // The files of a run directory, named in one place, and the records every reader of a
+        // run decodes (a metrics.jsonl line, validation.json).
+        .target(name: "RunFiles", dependencies: ["Support"], swiftSettings: optimised),
         // Flat buffers, the Float/Double scalar protocol, the GEMM entry point (oneDNN and
         // OpenBLAS), element-wise kernels, RNG.
         .target(name: "Kernels",
@@ -50,7 +53,7 @@ let package = Package(
         // `Partition`, the one rule for splitting work over ranks.
         .target(name: "Distributed", dependencies: ["CMPI", "CShims", "Support"], swiftSettings: optimised),
         // HDF5 checkpoints in PyTorch state_dict names and shapes; a run's resumable checkpoint files.
-        .target(name: "Checkpoint", dependencies: ["HDF5", "Model", "Kernels", "Support"], swiftSettings: optimised),
+        .target(name: "Checkpoint", dependencies: ["HDF5", "Model", "Kernels", "RunFiles", "Support"], swiftSettings: optimised),
         // What a run starts from: config files (YAML) and the built-in configs and data.
         .target(name: "Recipes", dependencies: ["Model", "Data", "Support", "Yams"], swiftSettings: optimised),
         // A trained model applied to trials: batches and splits, rates, latent paths, init, inspect.
@@ -58,30 +61,30 @@ let package = Package(
                 swiftSettings: optimised),
         // Scores against data: validation metrics, latent fits, the smoothed-spikes baseline,
         // the NLB submission and its scoring.
-        .target(name: "Evaluation", dependencies: ["Inference", "Metrics", "Model", "Data", "Distributed", "Kernels", "HDF5", "Support"],
+        .target(name: "Evaluation", dependencies: ["Inference", "Metrics", "Model", "Data", "Distributed", "Kernels", "HDF5", "RunFiles", "Support"],
                 swiftSettings: optimised),
         // TensorBoard event files, written natively: scalars, session restarts, HParams summaries.
         .target(name: "TensorBoard", dependencies: ["Support"], swiftSettings: optimised),
         // The epoch loop: the step, schedules, budget, checkpoint cadence and resume, and one
         // complete run (train, predict, evaluate).
         .target(name: "Training",
-                dependencies: ["Evaluation", "Inference", "Recipes", "TensorBoard", "Model", "Data", "Checkpoint", "Distributed", "Kernels", "HDF5", "Support"],
+                dependencies: ["Evaluation", "Inference", "Recipes", "TensorBoard", "Model", "Data", "Checkpoint", "Distributed", "Kernels", "HDF5", "RunFiles", "Support"],
                 swiftSettings: optimised),
         // Self-contained HTML and SVG: colours, ticks, axes, legends and the chart kinds; no JavaScript.
         .target(name: "Report", swiftSettings: optimised),
         // Searches over configs on MPI groups: the grid, claims, results, heatmap.
-        .target(name: "Search", dependencies: ["Training", "Evaluation", "Inference", "Recipes", "TensorBoard", "Report", "Checkpoint", "Model", "Data", "Distributed", "Kernels", "Support", "Yams"],
+        .target(name: "Search", dependencies: ["Training", "Evaluation", "Inference", "Recipes", "TensorBoard", "Report", "Checkpoint", "Model", "Data", "Distributed", "Kernels", "RunFiles", "Support", "Yams"],
                 swiftSettings: optimised),
         // `bench`: the trainer's step timed under mpirun, against PyTorch.
         .target(name: "Bench", dependencies: ["Training", "Inference", "Checkpoint", "Model", "Distributed", "Kernels", "Support"],
                 swiftSettings: optimised),
         // The report of a run directory (and a search's overview page), from its files.
-        .target(name: "RunReport", dependencies: ["Report", "Training", "Evaluation", "Metrics", "Model", "Data", "HDF5", "Checkpoint", "Kernels", "Support"],
+        .target(name: "RunReport", dependencies: ["Report", "Evaluation", "Metrics", "Model", "Data", "HDF5", "Checkpoint", "Kernels", "RunFiles", "Support"],
                 swiftSettings: optimised),
         .executableTarget(
             name: "lflow-dist",
             dependencies: ["Training", "Search", "Bench", "RunReport", "Recipes", "Inference", "Evaluation", "Model", "Data",
-                           "Checkpoint", "Distributed", "Kernels", "Support",
+                           "Checkpoint", "Distributed", "Kernels", "RunFiles", "Support",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimised),
 

@@ -2,24 +2,24 @@ import Foundation
 import HDF5
 import Kernels
 import Model
+import RunFiles
 
 /// The resumable checkpoints of a run directory, `ckpt-<step>.h5`: their names, the newest
 /// first, the tensors each holds, and the clean-up of what a killed run left half written.
 /// What a checkpoint means for training (its state, when to write one) is the trainer's.
 public struct RunCheckpoints {
-    /// Every resumable checkpoint's name starts with it.
-    public static let prefix = "ckpt-"
-    public let directory: String
+    public let run: RunDirectory
+    var directory: String { run.path }
 
-    public init(directory: String) { self.directory = directory }
+    public init(_ run: RunDirectory) { self.run = run }
 
     /// The checkpoint written after `step` optimiser steps.
-    public func path(step: Int) -> String { directory + "/" + Self.prefix + String(format: "%010d", step) + ".h5" }
+    public func path(step: Int) -> String { run.checkpoint(step: step) }
 
     /// The checkpoints of the directory, newest (highest step) first.
     public func paths() -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.filter { $0.hasPrefix(Self.prefix) && $0.hasSuffix(".h5") }.sorted(by: >).map { directory + "/" + $0 }
+        return names.filter { $0.hasPrefix(RunDirectory.checkpointPrefix) && $0.hasSuffix(".h5") }.sorted(by: >).map { directory + "/" + $0 }
     }
 
     /// Removes all but the newest `keep`.

@@ -345,13 +345,12 @@ public enum Preemption {
         return shared.seen
     }
 
-    /// The marker's name in a run directory. The caller removes a stale one (from a preempted
-    /// session) on one rank before the ranks call `share`, with a collective between.
-    public static func marker(in directory: String) -> String { directory + "/preempted" }
-
-    /// From now on a signal seen by any rank is seen by every rank (see the type's comment).
-    public static func share(through directory: String) {
-        shared.marker = marker(in: directory)
+    /// From now on a signal seen by any rank is seen by every rank (see the type's comment),
+    /// through the file `marker` (`RunDirectory.preemptedMarker`). The caller removes a stale
+    /// one (of a preempted session) on one rank before the ranks call this, with a collective
+    /// between.
+    public static func share(through marker: String) {
+        shared.marker = marker
         shared.seen = false
         shared.announced = false
         shared.lastLook = -.infinity

@@ -6,6 +6,7 @@ import Inference
 import Kernels
 import Metrics
 import Model
+import RunFiles
 
 /// The latent R² of a run on synthetic data: how well linear maps of the inferred z, v, [z, v]
 /// and h (fitted on training trials) explain the true latents of the validation trials.

@@ -177,6 +177,13 @@ public final class LangevinFlow<S: Scalar> {
     /// Log-rates of the last forward pass                          // (steps, B, Nout)
     public var logRates: Buffer<S> { readout.logRates }
 
+    /// Adds the held-out Poisson NLL terms of the last forward on `batch` to a running `sum`
+    /// and `count` (see `PoissonReadout.addHeldOutNLL`): the held-out neurons and the forward bins.
+    public func addHeldOutNLL(_ batch: Batch<S>, to sum: inout Double, count: inout Int) {
+        readout.addHeldOutNLL(targets: batch.targets.ptr, steps: dims.steps, batch: batch.count, bins: dims.bins, heldIn: dims.heldIn,
+                              to: &sum, count: &count)
+    }
+
     /// The force matrix A of the last forward pass (f(z) = z A, A symmetric)   // (H, H)
     public var forceMatrix: UnsafePointer<S> { UnsafePointer(potential.forceMatrix.ptr) }
 

@@ -56,6 +56,25 @@ public final class PoissonReadout<S: Scalar> {
         return sum
     }
 
+    /// The held-out score's part of the last forward: adds exp(ℓ) - y ℓ of the held-out neurons
+    /// of the observed bins and of every neuron of the forward bins, NaN targets skipped, each
+    /// term in S, to `sum` (in Double, in step, neuron, trial order) and counts them in `count`.
+    /// `targets` (steps, batch, Nout) as the log-rates.
+    public func addHeldOutNLL(targets: UnsafePointer<S>, steps: Int, batch: Int, bins: Int, heldIn: Int,
+                              to sum: inout Double, count: inout Int) {
+        let l = logRates.ptr
+        for t in 0..<steps {
+            for n in 0..<outputs where t >= bins || n >= heldIn {
+                for j in 0..<batch {
+                    let i = (t * batch + j) * outputs + n
+                    guard !targets[i].isNaN else { continue }
+                    sum += Double(S.exp(l[i]) - targets[i] * l[i])
+                    count += 1
+                }
+            }
+        }
+    }
+
     /// Backward of `scale · Σ gradMask ⊙ (exp(ℓ) - y ℓ)`: overwrites `dx` (rows, D) and
     /// accumulates into the readout gradients.
     public func backward(dx: UnsafeMutablePointer<S>, x: UnsafePointer<S>, targets: UnsafePointer<S>,

@@ -7,8 +7,8 @@ import Kernels
 import Metrics
 import Model
 import Report
+import RunFiles
 import Support
-import Training
 
 // RunReport: the HTML report of a run directory (and a search's overview page), read from the
 // files a run leaves (metrics.jsonl, validation.json, latents.h5, best.h5), drawn with Report. It
@@ -26,7 +26,7 @@ public enum RunReport {
     @discardableResult
     public static func write(runDirectory run: String, dataPath: String? = nil, truthPath: String? = nil, out: String? = nil) throws -> String {
         let page = try Page(run: run, dataPath: dataPath, truthPath: truthPath)
-        let path = out ?? run + "/report.html"
+        let path = out ?? RunDirectory(run).report
         try page.html().write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
@@ -49,13 +49,14 @@ public enum RunReport {
 
         init(run: String, dataPath: String?, truthPath: String?) throws {
             self.run = run
-            guard let text = try? String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8) else {
-                throw ReportError("'\(run)/metrics.jsonl' cannot be read: is '\(run)' the run directory of a train (or a search trial)?")
+            let files = RunDirectory(run)
+            guard let text = try? String(contentsOfFile: files.metrics, encoding: .utf8) else {
+                throw ReportError("'\(files.metrics)' cannot be read: is '\(run)' the run directory of a train (or a search trial)?")
             }
             records = EpochRecord.records(lines: text.split(separator: "\n"))
-            validation = JSON.read(ValidationScores.self, from: run + "/validation.json")
-            config = (try? CheckpointIO.readConfig(path: run + "/best.h5")) ?? Config()
-            latents = try? H5File.open(run + "/latents.h5")
+            validation = JSON.read(ValidationScores.self, from: files.validation)
+            config = (try? CheckpointIO.readConfig(path: files.best)) ?? Config()
+            latents = try? H5File.open(files.latents)
             let data = dataPath ?? (try? latents?.readAttributeString("data"))
             self.dataPath = data
             tensors = data.flatMap { try? NLBTensors.load(path: $0) }
@@ -236,7 +237,7 @@ public enum RunReport {
 
         func rateFigures() -> [Figure] {
             guard let tensors, let latents, let trials = try? latents.readDoubles("valid/trials").values.map({ Int($0) }), !trials.isEmpty,
-                  let submission = try? H5File.open(run + "/submission.h5"), let groupName = try? submission.children(groups: true).first,
+                  let submission = try? H5File.open(RunDirectory(run).submission), let groupName = try? submission.children(groups: true).first,
                   let ratesIn = try? submission.readDoubles("\(groupName)/train_rates_heldin").values,
                   let ratesOut = try? submission.readDoubles("\(groupName)/train_rates_heldout").values else { return [] }
             let T = tensors.bins, nIn = tensors.heldIn, nHo = tensors.heldOut, steps = T + tensors.forwardBins, n = nIn + nHo
@@ -272,7 +273,7 @@ public enum RunReport {
         // MARK: Coupling
 
         func couplingFigures() -> [Figure] {
-            guard let tensors, let best = try? H5File.open(run + "/best.h5"),
+            guard let tensors, let best = try? H5File.open(RunDirectory(run).best),
                   let (shape, kernel) = try? best.readDoubles("model/potential.conv_z"), shape.count == 3 else { return [] }
             let g = shape[0], k = shape[2]
             var figures = [Figure(svg: Plots.heatmap(title: "Potential kernel W", subtitle: "\(g)×\(g) groups × \(k) taps (taps side by side)",
@@ -281,7 +282,7 @@ public enum RunReport {
                                   caption: "The coupled-oscillator kernel: row i, column j·K + tap is W[i, j, tap] (before its normalisation).")]
             let layout = ParameterLayout(config: config, dims: DataDims(tensors))
             let params = ParameterSet<Float>(layout: layout)
-            if (try? CheckpointIO.read(path: run + "/best.h5", into: params.values, layout: layout)) != nil {
+            if (try? CheckpointIO.read(path: RunDirectory(run).best, into: params.values, layout: layout)) != nil {
                 let potential = CoupledOscillatorPotential<Float>(config: config, layout: layout)
                 potential.build(params: params)
                 let h = config.hidden
@@ -324,7 +325,7 @@ public enum RunReport {
     public static func writeSearchOverview(runDirectory run: String, trials: [(name: String, status: String, coBps: Double?, latentR2: Double?)]) throws -> String {
         let heatmap = (try? String(contentsOfFile: run + "/heatmap.svg", encoding: .utf8)) ?? ""
         let rows = trials.map { t -> String in
-            let link = FileManager.default.fileExists(atPath: "\(run)/trials/\(t.name)/report.html")
+            let link = FileManager.default.fileExists(atPath: RunDirectory(run).trial(t.name).report)
                 ? "<a href=\"trials/\(SVG.escape(t.name))/report.html\">\(SVG.escape(t.name))</a>" : SVG.escape(t.name)
             return "<tr><td>\(link)</td><td>\(SVG.escape(t.status))</td><td>\(t.coBps.map { String(format: "%.4f", $0) } ?? "–")</td><td>\(t.latentR2.map { String(format: "%.3f", $0) } ?? "–")</td></tr>"
         }.joined()
@@ -341,7 +342,7 @@ public enum RunReport {
         </body></html>
 
         """
-        let path = run + "/report.html"
+        let path = RunDirectory(run).report
         try html.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }

@@ -6,6 +6,7 @@ import Inference
 import Foundation
 import Model
 import Recipes
+import RunFiles
 import Support
 import Training
 
@@ -184,7 +185,7 @@ public final class AdaptiveSearch {
     @discardableResult
     public func run() throws -> [JobResult] {
         try Search.agreeOnRoot(world) { try prepareRunDirectory() }
-        Preemption.share(through: runDirectory)
+        Preemption.share(through: RunDirectory(runDirectory).preemptedMarker)
         let groupIndex = world.rank / ranksPerTrial
         let group = try world.split(color: groupIndex, key: world.rank)
         group.deadline = world.deadline
@@ -262,7 +263,7 @@ public final class AdaptiveSearch {
         var logFile: FileHandle?
         if group.isRoot {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let logPath = directory + "/train.log"
+            let logPath = RunDirectory(directory).log
             if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
             logFile = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
             try logFile?.seekToEnd()
@@ -271,27 +272,28 @@ public final class AdaptiveSearch {
         let log: (String) -> Void = { line in logFile?.write(Data((line + "\n").utf8)) }
         let afterEpoch: ((EpochRecord) -> Void)? = world.isRoot ? { _ in self.announce() } : nil
         var result = JobResult(job: job, status: .failed)
-        if group.isRoot && (job.stage == 0 || strategy.isPBT) && !FileManager.default.fileExists(atPath: directory + "/metrics.jsonl") {
+        if group.isRoot && (job.stage == 0 || strategy.isPBT) && !FileManager.default.fileExists(atPath: RunDirectory(directory).metrics) {
             let values = strategy.isPBT ? [SearchParameter(field: "member", value: "\(job.trial)")] + job.values : points[job.trial].parameters
             HParamsLog.session(directory: directory, group: strategy.isPBT ? "member \(job.trial)" : points[job.trial].name, values: values)
         }
         do {
             let config = try config(job)
-            var startFrom: (path: String, adjustable: Set<String>)?
+            var warmStart: WarmStart?
             if case let .pbt(_, _, _, space, _, _, _) = strategy, job.stage > 0, let parent = job.parent {
                 var source = job
                 source.trial = parent
                 source.stage = job.stage - 1
-                guard let path = RunCheckpoints(directory: self.directory(source)).paths().first else {
+                guard let path = RunCheckpoints(RunDirectory(self.directory(source))).paths().first else {
                     throw TrainingError("PBT: the checkpoint of member \(parent) at the end of generation \(job.stage - 1) is missing from \(self.directory(source)); the search directory was altered. Start the search again in a new run directory.")
                 }
-                startFrom = (path, Set(space.fields.map(\.field)).union(["seed"]))
+                warmStart = WarmStart(checkpoint: path, adjustable: Set(space.fields.map(\.field)).union(["seed"]))
             }
             let evaluate: Bool
             if case .asha = strategy { evaluate = true } else { evaluate = false }
-            let outcome = try TrainingRun.run(config: config, tensors: tensors, dataPath: dataPath, runDirectory: directory,
-                                              datasetName: datasetName, comm: group, log: log, afterEpoch: afterEpoch,
-                                              cacheDirectory: runDirectory, startFrom: startFrom, evaluate: evaluate)
+            let context = RunContext(tensors: tensors, dataPath: dataPath, run: RunDirectory(directory), comm: group, log: log,
+                                     datasetName: datasetName, cacheDirectory: runDirectory)
+            let outcome = try TrainingRun.run(config: config, context: context, afterEpoch: afterEpoch, warmStart: warmStart,
+                                              evaluate: evaluate)
             let trainer = outcome.trainer
             result.status = .complete
             result.epochs = trainer.history.last.map { $0.epoch + 1 }
@@ -336,7 +338,7 @@ public final class AdaptiveSearch {
         guard generation.count == members, generation.allSatisfy({ readResult($0.id) != nil }) else { return }
         for m in 0..<members {
             let old = directory(SearchJob(id: 0, trial: m, stage: g - 1, fromEpoch: 0, toEpoch: 1))
-            let spent = RunCheckpoints(directory: old).paths() + [old + "/best.h5", old + "/last.h5"]
+            let spent = RunCheckpoints(RunDirectory(old)).paths() + [RunDirectory(old).best, RunDirectory(old).last]
             for path in spent { try? FileManager.default.removeItem(atPath: path) }
         }
     }
@@ -348,8 +350,9 @@ public final class AdaptiveSearch {
         guard let best = bestMember() else { return }
         let config = try config(best.job)
         if world.isRoot { say("scoring the best member (\(best.job.trial)) on the validation split and writing its submission…") }
-        _ = try TrainingRun.run(config: config, tensors: tensors, dataPath: dataPath, runDirectory: directory(best.job),
-                                datasetName: datasetName, comm: world, log: { _ in }, cacheDirectory: runDirectory)
+        _ = try TrainingRun.run(config: config, context: RunContext(tensors: tensors, dataPath: dataPath, run: RunDirectory(directory(best.job)),
+                                                                    comm: world, log: { _ in }, datasetName: datasetName,
+                                                                    cacheDirectory: runDirectory))
     }
 
     /// PBT: the last generation's member with the best smoothed metric, and that metric.
@@ -379,7 +382,7 @@ public final class AdaptiveSearch {
     /// World rank 0: refuses a run directory of another search; writes search.json.
     func prepareRunDirectory() throws {
         try FileManager.default.createDirectory(atPath: jobsDirectory, withIntermediateDirectories: true)
-        try? FileManager.default.removeItem(atPath: Preemption.marker(in: runDirectory))     // of a preempted session
+        try? FileManager.default.removeItem(atPath: RunDirectory(runDirectory).preemptedMarker)     // of a preempted session
         let manifest = Manifest(strategy: "\(strategy)", config: base.json(), dataFingerprint: try dataFingerprint(path: tensors.path),
                                 groups: groups)
         let path = runDirectory + "/search.json"
@@ -451,7 +454,7 @@ public final class AdaptiveSearch {
             }
         case .pbt:
             if let best = bestMember() {
-                let scores = JSON.read(ValidationScores.self, from: directory(best.job) + "/validation.json")
+                let scores = JSON.read(ValidationScores.self, from: RunDirectory(directory(best.job)).validation)
                 say(String(format: "best member: %d (smoothed validation %@ %.5f)%@ → %@", best.job.trial, base.validationMetric.rawValue, best.smoothed,
                            scores.map { String(format: ", validation co-bps %.4f", $0.coBps) } ?? "", directory(best.job)))
             }

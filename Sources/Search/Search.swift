@@ -2,6 +2,7 @@ import Data
 import Distributed
 import Foundation
 import Model
+import RunFiles
 import Support
 import Training
 
@@ -141,7 +142,7 @@ public final class Search {
     @discardableResult
     public func run() throws -> [TrialRecord] {
         try agreeOnRoot { try prepareRunDirectory() }
-        Preemption.share(through: runDirectory)
+        Preemption.share(through: RunDirectory(runDirectory).preemptedMarker)
         let groupIndex = world.rank / ranksPerTrial
         let group = try world.split(color: groupIndex, key: world.rank)
         group.deadline = world.deadline
@@ -202,7 +203,7 @@ public final class Search {
             record.group = groupIndex
             record.sessions += 1
             try writeRecord(record, point)
-            let logPath = directory + "/train.log"
+            let logPath = RunDirectory(directory).log
             if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
             logFile = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
             try logFile?.seekToEnd()
@@ -212,9 +213,9 @@ public final class Search {
         let afterEpoch: ((EpochRecord) -> Void)? = world.isRoot ? { _ in try? self.announce() } : nil
         if group.isRoot && record.sessions == 1 { HParamsLog.session(directory: directory, group: point.name, values: point.parameters) }
         do {
-            let outcome = try TrainingRun.run(config: point.config, tensors: tensors, dataPath: dataPath, runDirectory: directory,
-                                              datasetName: datasetName, comm: group, log: log, afterEpoch: afterEpoch,
-                                              cacheDirectory: runDirectory)
+            let context = RunContext(tensors: tensors, dataPath: dataPath, run: RunDirectory(directory), comm: group, log: log,
+                                     datasetName: datasetName, cacheDirectory: runDirectory)
+            let outcome = try TrainingRun.run(config: point.config, context: context, afterEpoch: afterEpoch)
             guard group.isRoot, let report = outcome.report else { return }
             let trainer = outcome.trainer
             record.status = .complete
@@ -290,7 +291,7 @@ public final class Search {
     func prepareRunDirectory() throws {
         let fm = FileManager.default
         try fm.createDirectory(atPath: trialsDirectory, withIntermediateDirectories: true)
-        try? fm.removeItem(atPath: Preemption.marker(in: runDirectory))     // of a preempted session
+        try? fm.removeItem(atPath: RunDirectory(runDirectory).preemptedMarker)     // of a preempted session
         let manifest = Manifest(grid: grid, config: base.json(), dataFingerprint: try dataFingerprint(path: tensors.path))
         let manifestPath = runDirectory + "/search.json"
         if fm.fileExists(atPath: manifestPath) {
@@ -385,8 +386,3 @@ public final class Search {
     }
 }
 
-/// A failure every rank knows of (agreed through a collective), so no rank needs to abort the
-/// others. Rank 0's carries the reason; the other ranks' carry none and stay quiet.
-public struct AgreedFailure: Error {
-    public let reason: Error?
-}

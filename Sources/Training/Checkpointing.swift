@@ -5,13 +5,14 @@ import Foundation
 import HDF5
 import Kernels
 import Model
+import RunFiles
 import Support
 
 /// Checkpoint cadence and resume: what the trainer writes into a resumable checkpoint (its
 /// state, the optimiser's and the scheduler's) and how it continues from the newest one. The
 /// files themselves (names, tensors, clean-up) are `RunCheckpoints`'.
 extension Trainer {
-    var checkpoints: RunCheckpoints { RunCheckpoints(directory: runDirectory) }
+    var checkpoints: RunCheckpoints { RunCheckpoints(run) }
 
     /// Resumable checkpoints in the run directory, newest (highest step) first.
     func checkpointPaths() -> [String] { checkpoints.paths() }
@@ -28,7 +29,7 @@ extension Trainer {
     /// newest checkpoint, so the same command only predicts and reports again.
     func stopIfPreempted() throws {
         guard try stepAgreement(lossFinite: true).preempted else { return }
-        let path = checkpointPaths().first ?? bestCheckpointPath
+        let path = checkpointPaths().first ?? run.best
         log("preempted at the end of the run, after training: \(path) holds it all. Run the same command again to predict and report.")
         throw Preempted(checkpoint: path)
     }
@@ -78,11 +79,11 @@ extension Trainer {
                 log("warning: skipping a checkpoint that cannot be used: \(error)")
             }
         }
-        throw TrainingError("no checkpoint in '\(runDirectory)' could be loaded (tried \(candidates.count)); see the warnings above. Move them away to start afresh.")
+        throw TrainingError("no checkpoint in '\(run)' could be loaded (tried \(candidates.count)); see the warnings above. Move them away to start afresh.")
     }
 
     /// Restores everything training needs from the resumable checkpoint at `path` (written by
-    /// this run or, for `startFrom`, by another): weights, Adam, the best weights, the weight
+    /// this run or, for a `WarmStart`, by another): weights, Adam, the best weights, the weight
     /// average, the scheduler and the step counters. The checkpoint's config must equal this
     /// one except in run-management fields and in `adjustable` (PBT's explored fields); when
     /// the learning rate is among the changed ones, the scheduler continues from the new value.
@@ -97,7 +98,7 @@ extension Trainer {
         guard differing.isEmpty else {
             let what = differing.map { "\($0.name): \($0.get(stored)) in the checkpoint, \($0.get(config)) now" }
             throw TrainingError(adjustable.isEmpty
-                ? "the run directory '\(runDirectory)' holds checkpoints of another config (\(what.joined(separator: "; "))). Use the same config to resume, or another --run-dir to start afresh."
+                ? "the run directory '\(run)' holds checkpoints of another config (\(what.joined(separator: "; "))). Use the same config to resume, or another --run-dir to start afresh."
                 : "'\(path)' was written with another config (\(what.joined(separator: "; "))), and only \(adjustable.sorted().joined(separator: ", ")) may change when training continues from it.")
         }
         let theirFingerprint = try file.readAttributeString("data_fingerprint")
@@ -122,9 +123,9 @@ extension Trainer {
 
     /// Keeps the first `epochs` lines of metrics.jsonl (those a resumed run has already done).
     func keepMetricsLines(_ epochs: Int) throws {
-        let existing = (try? String(contentsOfFile: metricsPath, encoding: .utf8)) ?? ""
+        let existing = (try? String(contentsOfFile: run.metrics, encoding: .utf8)) ?? ""
         let lines = existing.split(separator: "\n", omittingEmptySubsequences: true).prefix(epochs)
         history = EpochRecord.records(lines: lines)
-        try (lines.map { $0 + "\n" }.joined()).write(toFile: metricsPath, atomically: true, encoding: .utf8)
+        try (lines.map { $0 + "\n" }.joined()).write(toFile: run.metrics, atomically: true, encoding: .utf8)
     }
 }

@@ -5,6 +5,7 @@ import Foundation
 import Inference
 import Model
 import Recipes
+import RunFiles
 import Support
 
 /// `train` with `ensemble` > 1: the members, trained one after another on the whole
@@ -31,29 +32,26 @@ public enum EnsembleRun {
         public let members: [Member]
         public let submissionPath: String
         /// The first member's run: what the report draws.
-        public let firstMember: String
+        public let firstMember: RunDirectory
     }
 
     /// Shares left under which no further member starts (the budget is spent).
     static let minimumMinutes = 0.05
 
-    public static func memberDirectory(_ runDirectory: String, _ k: Int) -> String { runDirectory + "/member-\(k)" }
-
-    public static func run(config: Config, tensors: NLBTensors, dataPath: String, runDirectory: String,
-                           datasetName: String?, comm: Communicator, log: @escaping (String) -> Void,
-                           truthPath: String? = nil) throws -> Outcome {
+    public static func run(config: Config, context: RunContext) throws -> Outcome {
         precondition(config.ensemble > 1)
+        let comm = context.comm, run = context.run, log = context.log
         if comm.isRoot {
-            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
-            try ConfigFile.yaml(config).write(toFile: runDirectory + "/config.yaml", atomically: true, encoding: .utf8)
+            try FileManager.default.createDirectory(atPath: run.path, withIntermediateDirectories: true)
+            try ConfigFile.yaml(config).write(toFile: run.config, atomically: true, encoding: .utf8)
         }
         var used = 0.0
         var trained = 0
         for k in 1...config.ensemble {
-            let directory = memberDirectory(runDirectory, k)
+            let directory = run.member(k)
             // Rank 0 reads the run directory and every rank follows its answer: done, and minutes used.
             var known = [0.0, 0.0]
-            if comm.isRoot, let report = JSON.read(ValidationScores.self, from: directory + "/validation.json") {
+            if comm.isRoot, let report = JSON.read(ValidationScores.self, from: directory.validation) {
                 known = [1, report.minutes ?? 0]
             }
             try comm.broadcast(&known, count: 2, root: 0)
@@ -73,28 +71,27 @@ public enum EnsembleRun {
                 log("ensemble member \(k) of \(config.ensemble) (seed \(member.seed)): done, kept (\(directory))")
             } else {
                 log("\nensemble member \(k) of \(config.ensemble): seed \(member.seed)" + (config.maxMinutes > 0 ? ", a budget of \(formatDuration(member.maxMinutes * 60)) (an equal share of the \(formatDuration((config.maxMinutes - used) * 60)) left)" : "") + ", in \(directory)")
-                let outcome = try TrainingRun.run(config: member, tensors: tensors, dataPath: dataPath, runDirectory: directory,
-                                                  datasetName: datasetName, comm: comm, log: log, truthPath: truthPath)
+                let outcome = try TrainingRun.run(config: member, context: context.in(directory))
                 if let report = outcome.report { known[1] = report.minutes ?? 0 }
                 try comm.broadcast(&known, count: 2, root: 0)
             }
             used += known[1]
             trained = k
         }
-        let submission = runDirectory + "/submission.h5"
-        guard comm.isRoot else { return Outcome(members: [], submissionPath: submission, firstMember: memberDirectory(runDirectory, 1)) }
+        let submission = run.submission
+        guard comm.isRoot else { return Outcome(members: [], submissionPath: submission, firstMember: run.member(1)) }
         var members: [Member] = []
         for k in 1...trained {
-            let directory = memberDirectory(runDirectory, k)
-            guard let report = JSON.read(ValidationScores.self, from: directory + "/validation.json") else {
-                throw TrainingError("ensemble member \(k): '\(directory)/validation.json' is missing or unreadable; run the same command again to redo that member's evaluation")
+            let directory = run.member(k)
+            guard let report = JSON.read(ValidationScores.self, from: directory.validation) else {
+                throw TrainingError("ensemble member \(k): '\(directory.validation)' is missing or unreadable; run the same command again to redo that member's evaluation")
             }
-            let best = EpochRecord.read(path: directory + "/metrics.jsonl").last(where: \.best)?.epoch
-            members.append(Member(directory: directory, seed: config.seed + k - 1, minutes: report.minutes ?? 0,
+            let best = EpochRecord.read(path: directory.metrics).last(where: \.best)?.epoch
+            members.append(Member(directory: directory.path, seed: config.seed + k - 1, minutes: report.minutes ?? 0,
                                   bestEpoch: best, validationCoBps: report.coBps))
         }
-        try Submission.average(members.map { $0.directory + "/submission.h5" }, into: submission)
-        try JSON.write(members, to: runDirectory + "/ensemble.json")
-        return Outcome(members: members, submissionPath: submission, firstMember: memberDirectory(runDirectory, 1))
+        try Submission.average(members.map { RunDirectory($0.directory).submission }, into: submission)
+        try JSON.write(members, to: run.ensembleMembers)
+        return Outcome(members: members, submissionPath: submission, firstMember: run.member(1))
     }
 }

@@ -6,6 +6,7 @@ import Inference
 import Kernels
 import Model
 import Recipes
+import RunFiles
 import Support
 import TensorBoard
 
@@ -15,6 +16,20 @@ import TensorBoard
 
 public enum TrainingFailure {}
 public typealias TrainingError = Failure<TrainingFailure>
+
+/// Training that continues another run's resumable checkpoint: its weights, Adam moments,
+/// best weights, weight average and schedule state, with a config that may differ from the
+/// checkpoint's in `adjustable` fields (and in the run-management ones). PBT starts each member's
+/// next generation from its parent's this way; so can fine-tuning, or a search that widens a
+/// schedule.
+public struct WarmStart: Sendable {
+    public let checkpoint: String
+    public let adjustable: Set<String>
+    public init(checkpoint: String, adjustable: Set<String>) {
+        self.checkpoint = checkpoint
+        self.adjustable = adjustable
+    }
+}
 
 /// The epoch loop: seeded shuffles, KL and weight-decay warm-up, clipping, Adam,
 /// ReduceLROnPlateau and early stopping on the validation loss, best weights kept.
@@ -38,7 +53,8 @@ public final class Trainer {
     public let optimiserStep: TrainingStep
     var adam: Adam<Float> { optimiserStep.adam }
     let batch: Batch<Float>
-    public let runDirectory: String
+    /// The run directory's files.
+    public let run: RunDirectory
     public let comm: Communicator
     let say: (String) -> Void
 
@@ -66,15 +82,13 @@ public final class Trainer {
     /// Set by `TrainingRun` on data with true latents: the latent R² and motion of the weights
     /// validation uses (every rank calls it; the values on rank 0).
     public var latentProbe: (() throws -> (r2: Double, motion: Double)?)?
-    /// A checkpoint of another run to continue from when this run directory has none of its
-    /// own, and the config fields that may differ from it (PBT: the parent's weights, Adam
-    /// moments, weight average and schedule state, with the member's explored fields).
-    public var startFrom: (path: String, adjustable: Set<String>)?
+    /// Where training starts when the run directory has no checkpoint of its own (nil: afresh).
+    public var warmStart: WarmStart?
     /// Rank 0's TensorBoard event file of this session (nil elsewhere, and before `train`).
     public internal(set) var events: EventWriter?
 
-    public init(config: Config, tensors: NLBTensors, runDirectory: String, comm: Communicator,
-                log: @escaping (String) -> Void) throws {
+    public init(config: Config, context: RunContext) throws {
+        let tensors = context.tensors
         self.config = config
         self.tensors = tensors
         dims = DataDims(tensors)
@@ -88,15 +102,15 @@ public final class Trainer {
         trainingKeys = split.training + (config.evalTrials == .heldIn ? (0..<tensors.evalCount).map { tensors.trainCount + $0 } : [])
         model = LangevinFlow(config: config, dims: dims, maxBatch: config.batchSize)
         model.params.initialise(seed: config.seed)
-        self.runDirectory = runDirectory
-        self.comm = comm
+        run = context.run
+        comm = context.comm
         optimiserStep = TrainingStep(model: model, config: config, comm: comm)
         batch = Batch(dims: dims, capacity: config.batchSize)
         bestParameters = Buffer(count: model.params.layout.totalCount)
         liveParameters = config.weightAverage > 0 ? Buffer(count: model.params.layout.totalCount) : nil
         scheduler = PlateauScheduler(learningRate: config.learningRate, factor: config.lrFactor,
                                      patience: config.lrPatience, minLearningRate: config.minLearningRate)
-        say = log
+        say = context.log
         fingerprint = try dataFingerprint(path: tensors.path)
         armWatchdog()
         // Every replica starts from rank 0's parameters.
@@ -131,9 +145,6 @@ public final class Trainer {
         return count
     }
 
-    var metricsPath: String { runDirectory + "/metrics.jsonl" }
-    /// The weights after the last step (best.h5 holds the best ones).
-    public var lastCheckpointPath: String { runDirectory + "/last.h5" }
 
     /// Throws unless every rank holds bit-identical parameters (a 64-bit `Digest64`,
     /// compared by max and min over ranks).
@@ -150,7 +161,6 @@ public final class Trainer {
         }
         log("parameters are bit-identical on all \(comm.size) rank\(comm.size == 1 ? "" : "s") after \(step) steps (digest \(String(hash, radix: 16)) on \(kernelSet))")
     }
-    public var bestCheckpointPath: String { runDirectory + "/best.h5" }
 
     // MARK: - Collective watchdog
 
@@ -174,30 +184,60 @@ public final class Trainer {
         }
     }
 
-    /// Trains for `config.epochs` epochs (or until early stopping). Leaves the best weights in
-    /// the model and in `best.h5`.
-    public func train() throws {
+    /// What one session of `train` carries from epoch to epoch.
+    struct Session {
+        var state: TrainerState
+        /// Epochs complete when the session began (resumed from a checkpoint).
+        let firstEpoch: Int
+        let started = Date()
+        /// The end of the previous epoch: each epoch's wall time, checkpoint writes included,
+        /// counts towards the budget, across sessions.
+        var lastMark = Date()
+        var firstEpochEnd: Date?
         var metricsLog: FileHandle?
-        // The run's own newest checkpoint first; else, when given, the checkpoint to continue
-        // from (a PBT member's parent).
-        let resumed = try resumeFromNewestCheckpoint() ?? startFrom.map { try load(checkpoint: $0.path, adjustable: $0.adjustable) }
-        var state = resumed ?? TrainerState(epoch: 0, batchCursor: 0, partial: EpochSums())
+    }
+
+    /// The validation of one epoch (`evaluate`).
+    struct Evaluation {
+        let loss: LossValues
+        let heldOutNLL: Double
+        /// The value `validationMetric` selects on.
+        let metric: Double
+    }
+
+    /// Trains for `config.epochs` epochs (or until early stopping or the budget). Leaves the
+    /// best weights in the model and in `best.h5`.
+    public func train() throws {
+        var session = try beginSession()
+        defer { try? session.metricsLog?.close() }
+        while session.state.epoch < config.epochs {
+            if try runEpochAndDecide(&session) { break }
+        }
+        try finish(session)
+    }
+
+    /// Resumes from the run's newest checkpoint (else from `warmStart`, else afresh), opens
+    /// the metrics log and the TensorBoard events on rank 0, and says what will train.
+    func beginSession() throws -> Session {
+        // The run's own newest checkpoint first; else, when given, the checkpoint to continue from.
+        let resumed = try resumeFromNewestCheckpoint() ?? warmStart.map { try load(checkpoint: $0.checkpoint, adjustable: $0.adjustable) }
+        var session = Session(state: resumed ?? TrainerState(epoch: 0, batchCursor: 0, partial: EpochSums()), firstEpoch: resumed?.epoch ?? 0)
         if comm.isRoot {
-            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: run.path, withIntermediateDirectories: true)
             checkpoints.removeStaleTemporaries()
-            try keepMetricsLines(state.epoch)
-            metricsLog = try FileHandle(forWritingTo: URL(fileURLWithPath: metricsPath))
-            try metricsLog?.seekToEnd()
+            try keepMetricsLines(session.state.epoch)
+            session.metricsLog = try FileHandle(forWritingTo: URL(fileURLWithPath: run.metrics))
+            try session.metricsLog?.seekToEnd()
             // TensorBoard: the same values as metrics.jsonl, x = the epoch; a resumed session
             // tells TensorBoard to drop what an earlier session logged from here on.
-            events = try EventWriter(directory: runDirectory)
-            events?.sessionStart(step: state.epoch + 1)
+            events = try EventWriter(directory: run.path)
+            events?.sessionStart(step: session.state.epoch + 1)
         }
-        defer { try? metricsLog?.close() }
-        let encoder = JSON.encoder()
-        let started = Date()
         let evalInputs = trainingKeys.count - split.training.count
-        log("training on \(split.training.count) trials" + (evalInputs > 0 ? " and the held-in spikes of \(evalInputs) eval trials" : "") + ", validating on \(split.validation.count); \(model.params.layout.totalCount) parameters, global batch \(config.batchSize) over \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(config.epochs) epochs" + (config.maxMinutes > 0 ? " or \(formatDuration(config.maxMinutes * 60)) of training, whichever comes first" : "") + (state.trainingSeconds.map { $0 > 0 ? " (\(formatDuration($0)) spent before this session)" : "" } ?? ""))
+        let spent = session.state.trainingSeconds.map { $0 > 0 ? " (\(formatDuration($0)) spent before this session)" : "" } ?? ""
+        log("training on \(split.training.count) trials" + (evalInputs > 0 ? " and the held-in spikes of \(evalInputs) eval trials" : "")
+            + ", validating on \(split.validation.count); \(model.params.layout.totalCount) parameters, global batch \(config.batchSize) over \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(config.epochs) epochs"
+            + (config.maxMinutes > 0 ? " or \(formatDuration(config.maxMinutes * 60)) of training, whichever comes first" : "") + spent)
         if let note = SmallData.note(trainTrials: tensors.trainCount, trainingTrials: split.training.count,
                                      parameters: model.params.layout.totalCount, config: config) {
             log(note)
@@ -205,94 +245,133 @@ public final class Trainer {
         if config.precision == .bf16 && OneDNN.bf16Path == .emulated {
             log("warning: precision bf16 runs \(OneDNN.bf16Path.description): the same bf16 arithmetic, but slower than float32 here; precision: float32 is faster on this CPU")
         }
+        return session
+    }
 
-        // Wall time of the training, for the budget: each epoch from the end of the previous one
-        // (so checkpoint writes count too), across sessions.
-        var lastMark = Date(), firstEpochEnd: Date?
-        while state.epoch < config.epochs {
-            let epoch = state.epoch
-            let epochStart = Date()
-            let train = try runEpoch(epoch, from: &state)
-            guard train.loss.total.isFinite else {
-                throw nonFinite(epoch: epoch, what: "the training loss became \(train.loss.total)")
-            }
-            let (valid, heldOutNLL) = try withAveragedWeights { try validate() }
-            let metric = config.validationMetric == .heldOut ? heldOutNLL : valid.total
-            guard metric.isFinite else {
-                throw nonFinite(epoch: epoch, what: "the validation metric (\(config.validationMetric.rawValue)) became \(metric)")
-            }
-            let improved = metric < bestValidMetric
-            if improved {
-                bestValidMetric = metric
-                bestEpoch = epoch
-                bestParameters.copy(from: average?.values ?? model.params.values)
-                try writeBest()
-            }
-            let reduced = config.lrSchedule == .plateau ? scheduler.step(metric) : false
-            let seconds = Date().timeIntervalSince(epochStart)
-            var record = EpochRecord(
-                epoch: epoch, step: step, trainLoss: train.loss.total, trainReconstruction: train.loss.reconstruction,
-                trainKL: train.loss.kl, validLoss: valid.total, validReconstruction: valid.reconstruction, validKL: valid.kl,
-                validHeldOutNLL: heldOutNLL, validMetric: metric,
-                learningRate: learningRate(atEpoch: epoch, state), klWeight: klWeight(atEpoch: epoch, state),
-                weightDecay: weightDecay(atEpoch: epoch, state), gradNorm: train.gradNorm,
-                trialsPerSecond: Double(trainingKeys.count) / seconds, seconds: seconds, best: improved)
-            if let probe = latentProbe, config.latentEvery > 0, epoch == 0 || (epoch + 1) % config.latentEvery == 0 {
-                let latent = try withAveragedWeights { try probe() }
-                record.latentR2 = latent?.r2
-                record.latentMotion = latent?.motion
-            }
-            history.append(record)
-            metricsLog?.write(try encoder.encode(record) + Data("\n".utf8))
-            events?.scalars(step: epoch + 1, record.scalars)
-            let now = Date()
-            state = TrainerState(epoch: epoch + 1, batchCursor: 0, partial: EpochSums(),
-                                 trainingSeconds: (state.trainingSeconds ?? 0) + now.timeIntervalSince(lastMark), plannedEpochs: state.plannedEpochs)
-            lastMark = now
-            if firstEpochEnd == nil { firstEpochEnd = now }
-            let budgetReached = try planBudget(&state, sessionEpochs: epoch + 1 - (resumed?.epoch ?? 0),
-                                               secondsSinceFirstEpoch: now.timeIntervalSince(firstEpochEnd!))
-            var total = max(state.plannedEpochs ?? config.epochs, epoch + 1)
-            let done = epoch + 1 - (resumed?.epoch ?? 0)
-            let perEpoch = Date().timeIntervalSince(started) / Double(done)
-            let left = max(config.maxMinutes * 60 - (state.trainingSeconds ?? 0), 0)
-            if config.maxMinutes > 0 && epoch + 1 >= total && epoch + 1 < config.epochs && !budgetReached {
-                // Faster than planned (the plan is an estimate): count on from what is left.
-                total = min(config.epochs, epoch + 1 + Int((left / perEpoch).rounded(.up)))
-            }
-            var eta = perEpoch * Double(max(total - epoch - 1, 0))
-            if config.maxMinutes > 0 { eta = min(eta, left) }
-            log(String(format: "epoch %4d/%d  train %.4f (rec %.4f kl %.3g)  valid %@ %.5f%@  lr %.2e%@  beta %.3f  %5.0f trials/s  ETA %@%@",
-                       epoch + 1, total, train.loss.total, train.loss.reconstruction, train.loss.kl,
-                       config.validationMetric.rawValue, metric,
-                       improved ? "*" : " ", record.learningRate, reduced ? "↓" : " ", record.klWeight,
-                       record.trialsPerSecond, formatDuration(eta),
-                       record.latentR2.map { String(format: "  latent R² [z,v] %.3f, z motion %.2f", $0, record.latentMotion ?? 0) } ?? ""))
-            afterEpoch?(record)
-            let stopping = config.earlyStoppingPatience > 0 && epoch - bestEpoch >= config.earlyStoppingPatience
-            if (epoch + 1) % config.checkpointEvery == 0 || epoch + 1 == config.epochs || stopping || budgetReached {
-                try saveCheckpoint(state)
-            }
-            if stopping {
-                log("early stopping: no better validation \(config.validationMetric.rawValue) for \(config.earlyStoppingPatience) epochs (best at epoch \(bestEpoch + 1))")
-                break
-            }
-            if budgetReached {
-                log("the budget of \(formatDuration(config.maxMinutes * 60)) is spent after \(epoch + 1) epochs (\(formatDuration(state.trainingSeconds ?? 0)) of training)")
-                break
-            }
+    /// One epoch and what follows it: train, evaluate, keep the best weights, step the
+    /// scheduler, record and log, account the time, checkpoint. True when training stops here.
+    func runEpochAndDecide(_ session: inout Session) throws -> Bool {
+        let epoch = session.state.epoch, epochStart = Date()
+        let train = try runEpoch(epoch, from: &session.state)
+        guard train.loss.total.isFinite else { throw nonFinite(epoch: epoch, what: "the training loss became \(train.loss.total)") }
+        let evaluation = try evaluate(epoch: epoch)
+        let improved = try keepIfBest(evaluation.metric, epoch: epoch)
+        let reduced = config.lrSchedule == .plateau ? scheduler.step(evaluation.metric) : false
+        let record = try epochRecord(epoch, train: train, evaluation: evaluation, improved: improved,
+                                     seconds: Date().timeIntervalSince(epochStart), state: session.state)
+        history.append(record)
+        session.metricsLog?.write(try JSON.encoder().encode(record) + Data("\n".utf8))
+        events?.scalars(step: epoch + 1, record.scalars)
+        let budgetReached = try accountTime(&session)
+        logEpoch(record, session: session, reduced: reduced, budgetReached: budgetReached)
+        afterEpoch?(record)
+        return try checkpointAndDecide(&session, budgetReached: budgetReached)
+    }
+
+    /// The validation of `epoch` with the weights validation uses (the average's when on);
+    /// a non-finite metric ends training.
+    func evaluate(epoch: Int) throws -> Evaluation {
+        let (loss, heldOutNLL) = try withAveragedWeights { try validate() }
+        let metric = config.validationMetric == .heldOut ? heldOutNLL : loss.total
+        guard metric.isFinite else {
+            throw nonFinite(epoch: epoch, what: "the validation metric (\(config.validationMetric.rawValue)) became \(metric)")
         }
+        return Evaluation(loss: loss, heldOutNLL: heldOutNLL, metric: metric)
+    }
+
+    /// Keeps the weights (the average's when on) and writes best.h5 when `metric` is the best
+    /// so far; whether it was.
+    func keepIfBest(_ metric: Double, epoch: Int) throws -> Bool {
+        guard metric < bestValidMetric else { return false }
+        bestValidMetric = metric
+        bestEpoch = epoch
+        bestParameters.copy(from: average?.values ?? model.params.values)
+        try writeBest()
+        return true
+    }
+
+    /// The metrics.jsonl line of `epoch` (with the latent R² every `latentEvery` epochs, on
+    /// data with true latents). `state` is the epoch's own (its schedules).
+    func epochRecord(_ epoch: Int, train: (loss: LossValues, gradNorm: Double), evaluation: Evaluation, improved: Bool,
+                     seconds: Double, state: TrainerState) throws -> EpochRecord {
+        var record = EpochRecord(
+            epoch: epoch, step: step, trainLoss: train.loss.total, trainReconstruction: train.loss.reconstruction,
+            trainKL: train.loss.kl, validLoss: evaluation.loss.total, validReconstruction: evaluation.loss.reconstruction,
+            validKL: evaluation.loss.kl, validHeldOutNLL: evaluation.heldOutNLL, validMetric: evaluation.metric,
+            learningRate: learningRate(atEpoch: epoch, state), klWeight: klWeight(atEpoch: epoch, state),
+            weightDecay: weightDecay(atEpoch: epoch, state), gradNorm: train.gradNorm,
+            trialsPerSecond: Double(trainingKeys.count) / seconds, seconds: seconds, best: improved)
+        if let probe = latentProbe, config.latentEvery > 0, epoch == 0 || (epoch + 1) % config.latentEvery == 0 {
+            let latent = try withAveragedWeights { try probe() }
+            record.latentR2 = latent?.r2
+            record.latentMotion = latent?.motion
+        }
+        return record
+    }
+
+    /// Moves the session to the next epoch, adds this epoch's wall time to the training time,
+    /// and plans the epochs of the budget (`planBudget`); whether the budget is spent.
+    func accountTime(_ session: inout Session) throws -> Bool {
+        let now = Date(), state = session.state
+        session.state = TrainerState(epoch: state.epoch + 1, batchCursor: 0, partial: EpochSums(),
+                                     trainingSeconds: (state.trainingSeconds ?? 0) + now.timeIntervalSince(session.lastMark),
+                                     plannedEpochs: state.plannedEpochs)
+        session.lastMark = now
+        if session.firstEpochEnd == nil { session.firstEpochEnd = now }
+        return try planBudget(&session.state, sessionEpochs: session.state.epoch - session.firstEpoch,
+                              secondsSinceFirstEpoch: now.timeIntervalSince(session.firstEpochEnd!))
+    }
+
+    /// The epoch's progress line, with the epochs planned and the ETA.
+    func logEpoch(_ record: EpochRecord, session: Session, reduced: Bool, budgetReached: Bool) {
+        let epoch = record.epoch, state = session.state
+        var total = max(state.plannedEpochs ?? config.epochs, epoch + 1)
+        let perEpoch = Date().timeIntervalSince(session.started) / Double(epoch + 1 - session.firstEpoch)
+        let left = max(config.maxMinutes * 60 - (state.trainingSeconds ?? 0), 0)
+        if config.maxMinutes > 0 && epoch + 1 >= total && epoch + 1 < config.epochs && !budgetReached {
+            // Faster than planned (the plan is an estimate): count on from what is left.
+            total = min(config.epochs, epoch + 1 + Int((left / perEpoch).rounded(.up)))
+        }
+        var eta = perEpoch * Double(max(total - epoch - 1, 0))
+        if config.maxMinutes > 0 { eta = min(eta, left) }
+        log(String(format: "epoch %4d/%d  train %.4f (rec %.4f kl %.3g)  valid %@ %.5f%@  lr %.2e%@  beta %.3f  %5.0f trials/s  ETA %@%@",
+                   epoch + 1, total, record.trainLoss, record.trainReconstruction, record.trainKL,
+                   config.validationMetric.rawValue, record.validMetric,
+                   record.best ? "*" : " ", record.learningRate, reduced ? "↓" : " ", record.klWeight,
+                   record.trialsPerSecond, formatDuration(eta),
+                   record.latentR2.map { String(format: "  latent R² [z,v] %.3f, z motion %.2f", $0, record.latentMotion ?? 0) } ?? ""))
+    }
+
+    /// Checkpoints every `checkpointEvery` epochs and at any end; true (with its reason logged)
+    /// when early stopping or the budget ends training here.
+    func checkpointAndDecide(_ session: inout Session, budgetReached: Bool) throws -> Bool {
+        let epoch = session.state.epoch - 1
+        let stopping = config.earlyStoppingPatience > 0 && epoch - bestEpoch >= config.earlyStoppingPatience
+        if (epoch + 1) % config.checkpointEvery == 0 || epoch + 1 == config.epochs || stopping || budgetReached {
+            try saveCheckpoint(session.state)
+        }
+        if stopping {
+            log("early stopping: no better validation \(config.validationMetric.rawValue) for \(config.earlyStoppingPatience) epochs (best at epoch \(bestEpoch + 1))")
+        } else if budgetReached {
+            log("the budget of \(formatDuration(config.maxMinutes * 60)) is spent after \(epoch + 1) epochs (\(formatDuration(session.state.trainingSeconds ?? 0)) of training)")
+        }
+        return stopping || budgetReached
+    }
+
+    /// After the last epoch: the replicas agree, last.h5 holds the last weights, and the model
+    /// and best.h5 the best ones.
+    func finish(_ session: Session) throws {
         try verifyReplicasAgree()
         try writeLast()
         model.params.values.copy(from: bestParameters)
         try writeBest()
-        log("best validation \(config.validationMetric.rawValue) \(String(format: "%.5f", bestValidMetric)) at epoch \(bestEpoch + 1); weights in \(bestCheckpointPath) (\(formatDuration(Date().timeIntervalSince(started))))")
+        log("best validation \(config.validationMetric.rawValue) \(String(format: "%.5f", bestValidMetric)) at epoch \(bestEpoch + 1); weights in \(run.best) (\(formatDuration(Date().timeIntervalSince(session.started))))")
     }
 
     /// Rank 0 writes last.h5 (the weights after the last step) atomically.
     func writeLast() throws {
         guard comm.isRoot else { return }
-        try CheckpointIO.write(path: lastCheckpointPath, layout: model.params.layout, values: model.params.values, config: config) { file in
+        try CheckpointIO.write(path: run.last, layout: model.params.layout, values: model.params.values, config: config) { file in
             try file.writeAttribute("step", int: Int64(self.step))
             try file.writeAttribute("epoch", int: Int64(self.history.count))
             try file.writeAttribute("world_size", int: Int64(self.comm.size))
@@ -314,12 +393,12 @@ public final class Trainer {
         let weight = largest(model.params.values)
         var kept = "no checkpoint of finite weights could be written"
         if comm.isRoot && weight.isFinite {
-            do { try writeLast(); kept = "the live weights (finite\(beforeUpdate ? "; no update was applied, so they are those before this step" : ", the ones that gave it")) are in \(lastCheckpointPath)" } catch {
-                kept = "writing \(lastCheckpointPath) failed (\(error))"
+            do { try writeLast(); kept = "the live weights (finite\(beforeUpdate ? "; no update was applied, so they are those before this step" : ", the ones that gave it")) are in \(run.last)" } catch {
+                kept = "writing \(run.last) failed (\(error))"
             }
         }
         let newest = checkpointPaths().first.map { "the newest resumable checkpoint is \($0)" } ?? "no resumable checkpoint was written yet"
-        let best = bestEpoch >= 0 ? "; the best weights so far (epoch \(bestEpoch + 1)) are in \(bestCheckpointPath)" : ""
+        let best = bestEpoch >= 0 ? "; the best weights so far (epoch \(bestEpoch + 1)) are in \(run.best)" : ""
         // The path of this rank's last forward pass.
         let z = largest(model.dynamics.positions), v = largest(model.dynamics.velocities)
         let diverged = !(z.isFinite && v.isFinite) || max(z, v) > 1e15
@@ -337,7 +416,7 @@ public final class Trainer {
     /// Rank 0 writes best.h5 (the best weights so far) atomically.
     func writeBest() throws {
         guard comm.isRoot else { return }
-        try CheckpointIO.write(path: bestCheckpointPath, layout: model.params.layout, values: bestParameters, config: config) { file in
+        try CheckpointIO.write(path: run.best, layout: model.params.layout, values: bestParameters, config: config) { file in
             try file.writeAttribute("best_epoch", int: Int64(self.bestEpoch))
             try file.writeAttribute("best_valid_metric", double: self.bestValidMetric)
             try file.writeAttribute("valid_metric", string: self.config.validationMetric.rawValue)
@@ -426,17 +505,7 @@ public final class Trainer {
             let chunk = Array(mine[start..<min(start + config.batchSize, mine.count)])
             batch.load(trials: chunk, split: .train, from: tensors)
             let loss = model.forward(batch, noise: .deterministic(batch: chunk.count), klWeight: config.klWeight)
-            let b = chunk.count, nOut = dims.outputs, l = model.logRates.ptr, y = batch.targets.ptr
-            for t in 0..<dims.steps {
-                for n in 0..<nOut where t >= dims.bins || n >= dims.heldIn {
-                    for j in 0..<b {
-                        let i = (t * b + j) * nOut + n
-                        guard !y[i].isNaN else { continue }
-                        heldOutSum += Double(exp(l[i]) - y[i] * l[i])
-                        heldOutCount += 1
-                    }
-                }
-            }
+            model.addHeldOutNLL(batch, to: &heldOutSum, count: &heldOutCount)
             recon += loss.reconstruction * Double(loss.observedEntries)
             kl += loss.kl * Double(loss.trials)
             observed += loss.observedEntries

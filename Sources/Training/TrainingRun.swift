@@ -4,6 +4,7 @@ import Evaluation
 import Foundation
 import Inference
 import Model
+import RunFiles
 import Support
 import Recipes
 
@@ -11,7 +12,7 @@ import Recipes
 /// there), then predict every trial with the best weights over all ranks, and on rank 0
 /// evaluate them on the validation split and write validation.json and the NLB submission. `train` runs one on MPI_COMM_WORLD;
 /// `search` runs one per grid point on each group's sub-communicator, so a search trial is the
-/// same computation as `train` with the same config at the same world size. `startFrom`
+/// same computation as `train` with the same config at the same world size. `warmStart`
 /// continues another run's checkpoint (a PBT member's parent); `evaluate: false` stops after
 /// training (a PBT generation, which is scored on its validation metric alone).
 public enum TrainingRun {
@@ -24,27 +25,25 @@ public enum TrainingRun {
         public var evaluationSeconds = 0.0
     }
 
-    /// `cacheDirectory` holds the smoothed-spikes baseline's cache (default: the run directory;
-    /// a search passes its own, so the trials share one).
-    /// `truthPath`: a file with the ground truth (`truth/`) of synthetic data, for rate, PSTH
-    /// and latent R² (default: the data file, which has it when `synth` made it).
-    public static func run(config: Config, tensors: NLBTensors, dataPath: String, runDirectory: String,
-                           datasetName: String?, comm: Communicator, log: @escaping (String) -> Void,
-                           afterEpoch: ((EpochRecord) -> Void)? = nil, cacheDirectory: String? = nil,
-                           truthPath: String? = nil, startFrom: (path: String, adjustable: Set<String>)? = nil,
-                           evaluate: Bool = true) throws -> Outcome {
+    /// Trains `config` in `context` and, with `evaluate`, ends the run (predictions, metrics,
+    /// baseline, latents, submission). `afterEpoch` is called on every rank after each epoch;
+    /// `warmStart` continues another run's checkpoint when the run directory has none (a PBT
+    /// member's parent).
+    public static func run(config: Config, context: RunContext, afterEpoch: ((EpochRecord) -> Void)? = nil,
+                           warmStart: WarmStart? = nil, evaluate: Bool = true) throws -> Outcome {
         let started = Date()
+        let comm = context.comm, tensors = context.tensors, run = context.run, log = context.log
         if comm.isRoot {
-            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
-            try ConfigFile.yaml(config).write(toFile: runDirectory + "/config.yaml", atomically: true, encoding: .utf8)
+            try FileManager.default.createDirectory(atPath: run.path, withIntermediateDirectories: true)
+            try ConfigFile.yaml(config).write(toFile: run.config, atomically: true, encoding: .utf8)
         }
-        let trainer = try Trainer(config: config, tensors: tensors, runDirectory: runDirectory, comm: comm, log: log)
+        let trainer = try Trainer(config: config, context: context)
         trainer.afterEpoch = afterEpoch
         trainer.latentProbe = LatentFit.probe(model: trainer.model, tensors: tensors, split: trainer.split,
-                                                 truthPath: truthPath ?? dataPath, seed: config.seed, comm: comm)
-        trainer.startFrom = startFrom
+                                                 truthPath: context.truth, seed: config.seed, comm: comm)
+        trainer.warmStart = warmStart
         try trainer.train()
-        let submission = runDirectory + "/submission.h5"
+        let submission = run.submission
         guard evaluate else { return Outcome(trainer: trainer, report: nil, submissionPath: submission) }
         // A preemption signal during the end of the run stops it at the next of these points
         // (agreed over the ranks, like a step boundary): the training is in the checkpoint, and
@@ -60,7 +59,7 @@ public enum TrainingRun {
         try trainer.stopIfPreempted()
         let baselineStarted = Date()
         let baseline = try SmoothedSpikes.coBps(tensors: tensors, split: trainer.split, fingerprint: trainer.fingerprint,
-                                                cacheDirectory: cacheDirectory ?? runDirectory, comm: comm)
+                                                cacheDirectory: context.cacheDirectory ?? run.path, comm: comm)
         let baselineSeconds = Date().timeIntervalSince(baselineStarted)
         try trainer.stopIfPreempted()
         // The latent paths (deterministic mean path) of the validation trials, which the report
@@ -70,25 +69,25 @@ public enum TrainingRun {
                                             set: .train, samples: 0, seed: config.seed, comm: comm)
         try trainer.stopIfPreempted()
         guard comm.isRoot, let rates, let paths else { return Outcome(trainer: trainer, report: nil, submissionPath: submission) }
-        let truthFile = truthPath ?? dataPath
+        let truthFile = context.truth
         var report = try ValidationScores.compute(trainRates: rates.train, dims: trainer.dims, tensors: tensors, split: trainer.split,
                                                    baseline: baseline, truthPath: truthFile)
         let validRows = Array(fitTrials.count..<(fitTrials.count + trainer.split.validation.count))
         let mapped = LatentFit.fit(paths: paths, fitRows: Array(0..<fitTrials.count), scoreRows: validRows,
                                       fitTrials: fitTrials, scoreTrials: trainer.split.validation, truthPath: truthFile,
                                       tensors: tensors, into: &report)
-        try LatentPaths.write(path: runDirectory + "/latents.h5",
+        try LatentPaths.write(path: run.latents,
                               sets: [("valid", trainer.split.validation, paths.subset(validRows))],
                               extra: mapped.map { ["valid/z_mapped": $0] } ?? [:],
-                              attributes: ["checkpoint": trainer.bestCheckpointPath, "data": dataPath, "truth": truthFile,
+                              attributes: ["checkpoint": run.best, "data": context.dataPath, "truth": truthFile,
                                            "description": "deterministic mean-path latents of the validation trials (best weights)"])
-        let group = Submission.group(dataPath: dataPath, tensors: tensors, explicit: datasetName)
+        let group = Submission.group(dataPath: context.dataPath, tensors: tensors, explicit: context.datasetName)
         if let note = group.note { log(note) }
         try Submission.write(path: submission, group: group.name, trainRates: rates.train, evalRates: rates.eval,
                              dims: trainer.dims, tensors: tensors)
         report.minutes = Date().timeIntervalSince(started) / 60
         report.endOfRunSeconds = Date().timeIntervalSince(evaluationStarted)
-        try JSON.write(report, to: runDirectory + "/validation.json")
+        try JSON.write(report, to: run.validation)
         trainer.events?.scalars(step: trainer.history.last.map { $0.epoch + 1 } ?? 0, report.scalars)
         log(String(format: "end of run (predictions, metrics, baseline, submission): %.1f s, of which the smoothed-spikes baseline %.2f s", report.endOfRunSeconds ?? 0, baselineSeconds))
         return Outcome(trainer: trainer, report: report, submissionPath: submission,

@@ -1,48 +1,6 @@
 import Foundation
+import RunFiles
 import Support
-
-/// One line of the run's metrics log (metrics.jsonl).
-public struct EpochRecord: Codable, Sendable {
-    public var epoch: Int
-    public var step: Int
-    public var trainLoss: Double
-    public var trainReconstruction: Double
-    public var trainKL: Double
-    public var validLoss: Double
-    public var validReconstruction: Double
-    public var validKL: Double
-    /// Validation Poisson NLL per entry of the held-out neurons and forward bins.
-    public var validHeldOutNLL: Double
-    /// The value `validationMetric` selects on.
-    public var validMetric: Double
-    public var learningRate: Double
-    public var klWeight: Double
-    public var weightDecay: Double
-    public var gradNorm: Double
-    public var trialsPerSecond: Double
-    public var seconds: Double
-    public var best: Bool
-    /// R² of a linear map from the validation trials' mean-path [z, v] to the true latents
-    /// (data with truth only, every `latentEvery` epochs).
-    public var latentR2: Double? = nil
-    /// The within-trial share of the variance of z over the validation trials (0: z is constant
-    /// within each trial).
-    public var latentMotion: Double? = nil
-}
-
-extension EpochRecord {
-    /// The records of metrics.jsonl text, one JSON line each, in epoch order (lines that do not
-    /// decode are skipped). The one place that file's lines are decoded.
-    public static func records<S: Sequence>(lines: S) -> [EpochRecord] where S.Element: StringProtocol {
-        lines.compactMap { try? JSON.decode(EpochRecord.self, from: String($0)) }
-    }
-
-    /// The records of a run's metrics.jsonl (none when it is missing), in epoch order.
-    public static func read(path: String) -> [EpochRecord] {
-        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        return records(lines: text.split(separator: "\n", omittingEmptySubsequences: true))
-    }
-}
 
 /// Sums of the epoch in progress, for its logged training loss.
 public struct EpochSums: Codable, Equatable, Sendable {
@@ -75,14 +33,6 @@ public struct TrainerState: Codable, Equatable, Sendable {
     }
 }
 
-/// Training stopped at a step boundary because of SIGTERM or SIGUSR1; a checkpoint was written.
-public struct Preempted: Error, CustomStringConvertible {
-    public let checkpoint: String
-    /// The exit status that tells a wrapper to requeue the job (EX_TEMPFAIL).
-    public static let exitCode: Int32 = 75
-    public init(checkpoint: String) { self.checkpoint = checkpoint }
-    public var description: String { "preempted; resume from \(checkpoint) by running the same command again" }
-}
 
 extension EpochRecord {
     /// The record as TensorBoard scalars (tags grouped by prefix, as the dashboard groups them).

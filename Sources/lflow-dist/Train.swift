@@ -6,6 +6,7 @@ import Evaluation
 import Foundation
 import Model
 import Recipes
+import RunFiles
 import RunReport
 import Training
 
@@ -75,17 +76,18 @@ struct Train: ParsableCommand {
         if let line = options.configLine(data: data) { say(line) }
         let dataPath = try ConfigOptions.dataPath(data, comm: comm, say: say)
         let tensors = try NLBTensors.load(path: dataPath)
-        let runDirectory = runDir ?? DefaultPaths.trainRun(data: dataPath)
+        let run = RunDirectory(runDir ?? DefaultPaths.trainRun(data: dataPath))
         if resume {
             // An ensemble's checkpoints are in its members' run directories.
-            let directories = config.ensemble > 1 ? (1...config.ensemble).map { EnsembleRun.memberDirectory(runDirectory, $0) } : [runDirectory]
-            guard directories.contains(where: { !RunCheckpoints(directory: $0).paths().isEmpty }) else {
-                throw ValidationError("--resume: no checkpoint (\(RunCheckpoints.prefix)*.h5) in '\(runDirectory)'. Check --run-dir, or drop --resume to start a fresh run.")
+            let directories = config.ensemble > 1 ? (1...config.ensemble).map { run.member($0) } : [run]
+            guard directories.contains(where: { !RunCheckpoints($0).paths().isEmpty }) else {
+                throw ValidationError("--resume: no checkpoint (\(RunDirectory.checkpointPrefix)*.h5) in '\(run)'. Check --run-dir, or drop --resume to start a fresh run.")
             }
         }
+        let context = RunContext(tensors: tensors, dataPath: dataPath, run: run, comm: comm, log: say, datasetName: datasetName,
+                                 truthPath: truth)
         if config.ensemble > 1 {
-            let outcome = try EnsembleRun.run(config: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,
-                                              datasetName: datasetName, comm: comm, log: say, truthPath: truth)
+            let outcome = try EnsembleRun.run(config: config, context: context)
             guard comm.isRoot else { return }
             var table = "\nensemble of \(outcome.members.count): the mean rates of\n  member  seed  best epoch  validation co-bps  minutes"
             for (k, m) in outcome.members.enumerated() {
@@ -95,24 +97,23 @@ struct Train: ParsableCommand {
             }
             say(table + "\n  (each member on its own validation split, which the others may have trained on: the ensemble's own score needs held-out data, e.g. `lflow-dist evaluate` on the eval trials)")
             let page: String
-            do { page = try RunReport.write(runDirectory: outcome.firstMember, dataPath: dataPath, truthPath: truth) } catch {
+            do { page = try RunReport.write(runDirectory: outcome.firstMember.path, dataPath: dataPath, truthPath: truth) } catch {
                 page = "not written (\(error))"
             }
             say(String(format: "\ndone in %.1f minutes. submission: %@  members: %@/member-*/best.h5", Date().timeIntervalSince(started) / 60,
-                       outcome.submissionPath, runDirectory))
+                       outcome.submissionPath, run.path))
             say("report (member 1): \(page)")
             return
         }
-        let outcome = try TrainingRun.run(config: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,
-                                          datasetName: datasetName, comm: comm, log: say, truthPath: truth)
+        let outcome = try TrainingRun.run(config: config, context: context)
         guard let report = outcome.report else { return }
         say("\nvalidation metrics (best weights, epoch \(outcome.trainer.bestEpoch + 1)):\n" + report.table)
         let page: String
-        do { page = try RunReport.write(runDirectory: runDirectory, dataPath: dataPath, truthPath: truth) } catch {
+        do { page = try RunReport.write(runDirectory: run.path, dataPath: dataPath, truthPath: truth) } catch {
             page = "not written (\(error))"
         }
         say(String(format: "\ndone in %.1f minutes. submission: %@  checkpoint: %@", Date().timeIntervalSince(started) / 60,
-                   outcome.submissionPath, outcome.trainer.bestCheckpointPath))
+                   outcome.submissionPath, run.best))
         say("report: \(page)")
     }
 }

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Distributed
 import Foundation
-import Search
-import Training
 #if canImport(Glibc)
 import Glibc
 #endif
