@@ -72,14 +72,15 @@ let package = Package(
                 swiftSettings: optimised),
         // Self-contained HTML and SVG: colours, ticks, axes, legends and the chart kinds; no JavaScript.
         .target(name: "Report", swiftSettings: optimised),
-        // Searches over configs on MPI groups: the grid, claims, results, heatmap.
-        .target(name: "Search", dependencies: ["Training", "Evaluation", "Inference", "Recipes", "TensorBoard", "Report", "Checkpoint", "Model", "Data", "Distributed", "Kernels", "RunFiles", "Support", "Yams"],
+        // The report of a run directory, and a search's page, from their files.
+        .target(name: "RunReport", dependencies: ["Report", "Evaluation", "Metrics", "Model", "Data", "HDF5", "Checkpoint", "Kernels", "RunFiles", "Support"],
+                swiftSettings: optimised),
+        // Searches over configs on MPI groups: one engine, the grid, ASHA and PBT strategies, job
+        // records, results and the heatmap.
+        .target(name: "Search", dependencies: ["Training", "RunReport", "Evaluation", "Inference", "Recipes", "TensorBoard", "Report", "Checkpoint", "Model", "Data", "Distributed", "Kernels", "RunFiles", "Support", "Yams"],
                 swiftSettings: optimised),
         // `bench`: the trainer's step timed under mpirun, against PyTorch.
         .target(name: "Bench", dependencies: ["Training", "Inference", "Checkpoint", "Model", "Distributed", "Kernels", "Support"],
-                swiftSettings: optimised),
-        // The report of a run directory (and a search's overview page), from its files.
-        .target(name: "RunReport", dependencies: ["Report", "Evaluation", "Metrics", "Model", "Data", "HDF5", "Checkpoint", "Kernels", "RunFiles", "Support"],
                 swiftSettings: optimised),
         .executableTarget(
             name: "lflow-dist",

@@ -319,26 +319,31 @@ public enum RunReport {
         }
     }
 
-    /// The overview page of a search: the heatmap and the results table, with a link to each
-    /// trial's report.
+    /// The page of a search, whatever its strategy: its figures (over a grid the heatmap; the
+    /// metric over epochs; PBT's explored values over generations) and its results table, the
+    /// first row the header; a row whose link is given links its trial's own report.
     @discardableResult
-    public static func writeSearchOverview(runDirectory run: String, trials: [(name: String, status: String, coBps: Double?, latentR2: Double?)]) throws -> String {
-        let heatmap = (try? String(contentsOfFile: run + "/heatmap.svg", encoding: .utf8)) ?? ""
-        let rows = trials.map { t -> String in
-            let link = FileManager.default.fileExists(atPath: RunDirectory(run).trial(t.name).report)
-                ? "<a href=\"trials/\(SVG.escape(t.name))/report.html\">\(SVG.escape(t.name))</a>" : SVG.escape(t.name)
-            return "<tr><td>\(link)</td><td>\(SVG.escape(t.status))</td><td>\(t.coBps.map { String(format: "%.4f", $0) } ?? "–")</td><td>\(t.latentR2.map { String(format: "%.3f", $0) } ?? "–")</td></tr>"
+    public static func writeSearchPage(runDirectory run: String, title: String, figures: [String], rows: [[String]],
+                                       links: [String?]) throws -> String {
+        let body = rows.enumerated().map { i, cells -> String in
+            let tag = i == 0 ? "th" : "td"
+            let linked = cells.enumerated().map { j, cell -> String in
+                let text = SVG.escape(cell)
+                guard j == 0, i < links.count, let link = links[i] else { return text }
+                return "<a href=\"\(SVG.escape(link))\">\(text)</a>"
+            }
+            return "<tr>" + linked.map { "<\(tag)>\($0)</\(tag)>" }.joined() + "</tr>"
         }.joined()
         let html = """
         <!DOCTYPE html>
-        <html lang="en"><head><meta charset="utf-8"><title>lflow-dist search: \(SVG.escape(run))</title>
+        <html lang="en"><head><meta charset="utf-8"><title>lflow-dist \(SVG.escape(title))</title>
         <style>body{font-family:system-ui,sans-serif;margin:24px 32px;color:#222;background:#fafafa}
-        table{border-collapse:collapse;font-size:13px;background:#fff} td,th{border:1px solid #ddd;padding:4px 10px}
-        th{background:#f0f0f0} .heatmap svg{background:#fff;border:1px solid #e4e4e4}</style></head><body>
-        <h1 style="font-size:20px">Search: \(SVG.escape(run))</h1>
-        <div class="heatmap">\(heatmap)</div>
-        <h2 style="font-size:16px">Trials</h2>
-        <table><tr><th>trial (its report)</th><th>status</th><th>validation co-bps</th><th>latent R² [z, v]</th></tr>\(rows)</table>
+        table{border-collapse:collapse;font-size:13px;background:#fff}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
+        th{background:#f0f0f0} svg{background:#fff;border:1px solid #e4e4e4}</style></head><body>
+        <h1 style="font-size:20px">\(SVG.escape(title))</h1>
+        \(Plots.grid(figures, columns: 2))
+        <h2 style="font-size:16px">Results</h2>
+        <table>\(body)</table>
         </body></html>
 
         """

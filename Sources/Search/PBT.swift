@@ -1,6 +1,12 @@
+import Checkpoint
+import Distributed
 import Foundation
 import Kernels
 import Model
+import Report
+import RunFiles
+import Support
+import Training
 
 /// Population-based training (Jaderberg et al. 2017) as AutoLFADS runs it (Keshtkaran et al.
 /// 2022): `members` models train together in generations of `generationEpochs` epochs (the
@@ -151,5 +157,271 @@ struct PBTPolicy: SchedulePolicy {
             }
         }
         return nil
+    }
+}
+
+/// PBT (see `PBTPolicy`): a run directory per member and generation, each generation continuing
+/// its parent's checkpoint with the member's explored values; jobs end after training (scored on
+/// their validation metric), and the best member is scored on the validation split at the end.
+/// Disk stays bounded: a generation's checkpoints go once every member of the next has finished.
+struct PBTStrategy: SearchStrategy {
+    let members: Int
+    let generationEpochs: Int
+    let burnInEpochs: Int
+    let space: SearchSpace
+    let sampleInitial: Bool
+    let patience: Int
+    let minImprovement: Double
+    let base: Config
+    let boundaries: [Int]
+
+    init(members: Int, generationEpochs: Int, burnInEpochs: Int, space: SearchSpace, sampleInitial: Bool, patience: Int,
+         minImprovement: Double, base: Config) throws {
+        self.members = members
+        self.generationEpochs = generationEpochs
+        self.burnInEpochs = burnInEpochs
+        self.space = space
+        self.sampleInitial = sampleInitial
+        self.patience = patience
+        self.minImprovement = minImprovement
+        self.base = base
+        boundaries = PBTPolicy.boundaries(burnIn: burnInEpochs, generationEpochs: generationEpochs, maxEpochs: base.epochs)
+        try check()
+    }
+
+    func check() throws {
+        guard members >= 2 else { throw SearchError("--population must be at least 2 (a tournament needs a pair), got \(members)") }
+        guard generationEpochs >= 1, max(burnInEpochs, generationEpochs) < base.epochs else {
+            throw SearchError("--generation-epochs \(generationEpochs) and --burn-in-epochs \(burnInEpochs) leave no generation after the first within epochs \(base.epochs); raise epochs or shorten them")
+        }
+        guard !space.fields.isEmpty else { throw SearchError("PBT needs at least one explored field (--explore field=lower:upper)") }
+        guard patience >= 0, minImprovement >= 0 else { throw SearchError("--patience-generations and --min-improvement must be >= 0") }
+        for f in space.fields {
+            for v in [f.lower, f.upper] {
+                var probe = base
+                try? probe.set(f.field, "\(v)")
+                do { try probe.validate() } catch {
+                    throw SearchError("--explore \(f.field)=\(f.lower):\(f.upper): the config refuses \(f.field) = \(v): \(error). Narrow the bounds.")
+                }
+                if let problem = LangevinStability.problem(probe, steps: 60) {
+                    throw SearchError("--explore \(f.field)=\(f.lower):\(f.upper): at \(f.field) = \(v) \(problem)")
+                }
+            }
+        }
+    }
+
+    var name: String { "pbt" }
+    var identity: String {
+        "pbt members \(members) generations \(generationEpochs) burn-in \(burnInEpochs) initial \(sampleInitial ? "sample" : "config") patience \(patience) min-improvement \(minImprovement) explore "
+            + space.fields.map { "\($0.field)=\($0.lower):\($0.upper):\($0.weight)" }.joined(separator: " ")
+    }
+    var policy: SchedulePolicy {
+        PBTPolicy(members: members, boundaries: boundaries, space: space, base: base, seed: base.seed,
+                  initial: PBTPolicy.initialValues(members: members, space: space, base: base, seed: base.seed, sample: sampleInitial),
+                  patience: patience, minImprovement: minImprovement)
+    }
+
+    func describe(groups: Int, ranksPerTrial: Int) -> String {
+        "search (PBT): \(members) members over \(groups) group\(groups == 1 ? "" : "s") of \(ranksPerTrial) rank\(ranksPerTrial == 1 ? "" : "s"); generations end at \(boundaries.map(String.init).joined(separator: ", ")) epochs; exploring \(space.fields.map { "\($0.field) [\($0.lower), \($0.upper)]" }.joined(separator: ", ")); members start \(sampleInitial ? "from values drawn within the bounds" : "from the config"); tournaments on the smoothed validation \(base.validationMetric.rawValue)"
+    }
+
+    func directory(_ job: SearchJob, in run: RunDirectory) -> RunDirectory { run.pbtMember(job.trial, generation: job.stage) }
+
+    func config(_ job: SearchJob) throws -> Config {
+        var c = base
+        for p in job.values { try c.set(p.field, p.value, source: "PBT") }
+        // Members draw their own noise but validate on the same trials.
+        c.seed = base.seed + job.trial
+        c.splitSeed = base.validationSplitSeed
+        c.epochs = job.toEpoch
+        try c.validate()
+        return c
+    }
+
+    /// Generation g > 0 continues its parent's checkpoint of generation g − 1.
+    func warmStart(_ job: SearchJob, in run: RunDirectory) throws -> WarmStart? {
+        guard job.stage > 0, let parent = job.parent else { return nil }
+        let source = run.pbtMember(parent, generation: job.stage - 1)
+        guard let path = RunCheckpoints(source).paths().first else {
+            throw TrainingError("PBT: the checkpoint of member \(parent) at the end of generation \(job.stage - 1) is missing from \(source); the search directory was altered. Start the search again in a new run directory.")
+        }
+        return WarmStart(checkpoint: path, adjustable: Set(space.fields.map(\.field)).union(["seed"]))
+    }
+
+    func evaluates(_ job: SearchJob) -> Bool { false }
+    func metric(_ result: JobResult) -> Double? { result.validMetric }
+
+    func label(_ job: SearchJob) -> String {
+        String(format: "member %d generation %d (epochs %d→%d%@)", job.trial, job.stage, job.fromEpoch, job.toEpoch,
+               job.parent.map { $0 == job.trial ? "" : ", copied from member \($0)" } ?? "")
+    }
+
+    func outcome(_ r: JobResult) -> String {
+        r.status == .complete ? String(format: "valid %@ %.4f", base.validationMetric.rawValue, r.metric ?? .nan) : "FAILED: " + (r.reason ?? "unknown reason")
+    }
+
+    func session(_ job: SearchJob) -> (group: String, values: [SearchParameter])? {
+        ("member \(job.trial)", [SearchParameter(field: "member", value: "\(job.trial)")] + job.values)
+    }
+    var hparamsFields: [(name: String, values: [String])] {
+        [("member", (0..<members).map(String.init))] + space.fields.map { ($0.field, ["\($0.lower)", "\($0.upper)"]) }
+    }
+
+    /// Each member's jobs, in order.
+    func lineages(_ jobs: [SearchJob]) -> [[SearchJob]] {
+        var out = [[SearchJob]](repeating: [], count: members)
+        for job in jobs.sorted(by: { $0.id < $1.id }) { out[job.trial].append(job) }
+        return out
+    }
+
+    /// Each member's smoothed metric after each generation it finished (by job id; only
+    /// generations every member finished).
+    func smoothed(_ results: [JobResult]) -> [Int: Double] {
+        var jobs = [[SearchJob]](repeating: [], count: members), rows = [[JobResult]](repeating: [], count: members)
+        for r in results.sorted(by: { $0.job.id < $1.job.id }) { jobs[r.job.trial].append(r.job); rows[r.job.trial].append(r) }
+        let complete = rows.map(\.count).min() ?? 0
+        var out: [Int: Double] = [:]
+        for g in 0..<complete {
+            let s = PBTPolicy.smoothed(through: g, jobs: jobs.map { Array($0.prefix(g + 1)) }, results: rows.map { Array($0.prefix(g + 1)) })
+            for m in 0..<members { out[jobs[m][g].id] = s[m] }
+        }
+        return out
+    }
+
+    /// The last generation's member with the best smoothed metric, and that metric.
+    func bestMember(_ results: [JobResult]) -> (result: JobResult, smoothed: Double)? {
+        var rows = [[JobResult]](repeating: [], count: members)
+        for r in results.sorted(by: { $0.job.id < $1.job.id }) { rows[r.job.trial].append(r) }
+        let g = rows.map(\.count).min() ?? 0
+        guard g > 0 else { return nil }
+        let smoothed = PBTPolicy.smoothed(through: g - 1, jobs: rows.map { $0.prefix(g).map(\.job) }, results: rows.map { Array($0.prefix(g)) })
+        guard let m = (0..<members).filter({ smoothed[$0].isFinite }).min(by: { (smoothed[$0], $0) < (smoothed[$1], $1) }) else { return nil }
+        return (rows[m][g - 1], smoothed[m])
+    }
+
+    /// One row per member and generation, in schedule order.
+    func table(_ results: [JobResult], base: Config) -> ResultsTable {
+        let explored = space.fields.map(\.field)
+        let smoothed = self.smoothed(results)
+        let sorted = results.sorted { $0.job.id < $1.job.id }
+        func values(_ r: JobResult) -> [String] { explored.map { f in r.job.values.first { $0.field == f }?.value ?? "" } }
+        let csv = sorted.map { r -> [String] in
+            ["\(r.job.id)", "\(r.job.trial)", "\(r.job.stage)", "\(r.job.fromEpoch)", "\(r.job.toEpoch)", r.job.parent.map(String.init) ?? ""]
+                + values(r) + [r.status.rawValue, Cell.number(r.metric), Cell.number(smoothed[r.job.id]), Cell.number(r.bestValidMetric),
+                               Cell.number(r.coBps), Cell.number(r.fpBps), Cell.number(r.velR2), Cell.number(r.psthR2), Cell.number(r.latentR2),
+                               Cell.quote(r.reason ?? ""), Cell.wall(r)]
+        }
+        let markdown = sorted.map { r -> [String] in
+            ["\(r.job.id)", "\(r.job.trial)", "\(r.job.stage)", "\(r.job.fromEpoch)→\(r.job.toEpoch)", r.job.parent.map(String.init) ?? "–"]
+                + values(r).map { v in Double(v).map { String(format: "%.4g", $0) } ?? v }
+                + [Cell.status(r), Cell.fixed(r.metric, 5), Cell.fixed(smoothed[r.job.id], 5), Cell.fixed(r.coBps), r.wallSeconds.map(formatDuration) ?? "–"]
+        }
+        return ResultsTable(
+            csvHeader: ["job", "member", "generation", "from_epoch", "to_epoch", "parent"] + explored
+                + ["status", "metric", "smoothed", "best_valid_metric", "valid_co_bps", "valid_fp_bps", "valid_vel_r2", "valid_psth_r2",
+                   "valid_latent_r2", "reason", "wall_seconds"],
+            csvRows: csv, title: "Search results (PBT)",
+            intro: "One row per member and generation. `from` is the member whose weights, Adam moments, weight average and schedule state the generation continued (itself unless it lost its tournament). The metric is the last epoch's validation \(base.validationMetric.rawValue) (lower is better); tournaments compare its exponential smoothing along each lineage.",
+            markdownHeader: ["job", "member", "gen.", "epochs", "from"] + explored + ["status", "metric", "smoothed", "co-bps", "wall"],
+            markdownRows: markdown, links: sorted.map { _ in nil })
+    }
+
+    func answer(_ results: [JobResult], search: Search) -> SearchAnswer? {
+        guard let best = bestMember(results), let config = try? config(best.result.job) else { return nil }
+        let weights = directory(best.result.job, in: search.run)
+        let scores = JSON.read(ValidationScores.self, from: weights.validation)
+        return SearchAnswer(
+            result: best.result, config: config,
+            header: ["The best member of the PBT search in \(search.run): member \(best.result.job.trial) after generation \(best.result.job.stage)",
+                     "(smoothed validation \(base.validationMetric.rawValue) \(String(format: "%.5f", best.smoothed))); its weights: \(weights.best)",
+                     "These are its explored values at the end. They are one step of a schedule (best-schedule.yaml):",
+                     "training from scratch with them is a different model. Use the weights: lflow-dist predict --checkpoint \(weights.best)"],
+            line: String(format: "best member: %d (smoothed validation %@ %.5f)%@ → %@", best.result.job.trial, base.validationMetric.rawValue,
+                         best.smoothed, scores.map { String(format: ", validation co-bps %.4f", $0.coBps) } ?? "", weights.path),
+            files: ["best-schedule.yaml": schedule(best.result.job, results: results)])
+    }
+
+    /// The best member's lineage: for each generation, the member whose weights it carried and
+    /// the explored values it trained with.
+    func schedule(_ last: SearchJob, results: [JobResult]) -> String {
+        var byKey: [String: SearchJob] = [:]
+        for r in results { byKey["\(r.job.trial)/\(r.job.stage)"] = r.job }
+        var chain: [SearchJob] = []
+        var member = last.trial
+        for g in stride(from: last.stage, through: 0, by: -1) {
+            guard let job = byKey["\(member)/\(g)"] else { break }
+            chain.insert(job, at: 0)
+            member = job.parent ?? member
+        }
+        var lines = ["# The lineage of the PBT search's best member: per generation, the epochs, the member whose",
+                     "# weights it carried and the explored values it trained with. It is a schedule, not a point:",
+                     "# the weights came from other members along the way (exploit), so no single `train` replays",
+                     "# it; `train --config` cannot take it. Use the best member's weights (best.yaml says where).",
+                     "generations:"]
+        for job in chain {
+            lines.append("  - {generation: \(job.stage), epochs: [\(job.fromEpoch), \(job.toEpoch)], member: \(job.trial)"
+                         + (job.parent.map { $0 == job.trial ? "" : ", copied from member \($0)" } ?? "")
+                         + job.values.map { ", \($0.field): \($0.value)" }.joined() + "}")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    func figures(_ results: [JobResult], base: Config) -> [String] {
+        let sorted = results.sorted { $0.job.id < $1.job.id }
+        let byMember = Dictionary(grouping: sorted.filter { $0.status == .complete && ($0.metric?.isFinite ?? false) }, by: \.job.trial)
+        var figures = [Plots.lines(title: "Validation \(base.validationMetric.rawValue) per member", subtitle: "at the end of each generation (lower is better)",
+                                   xLabel: "epoch", yLabel: base.validationMetric.rawValue,
+                                   series: byMember.keys.sorted().map { m in
+                                       Series(name: "member \(m)", x: byMember[m]!.map { Double($0.job.toEpoch) }, y: byMember[m]!.map { $0.metric! })
+                                   })]
+        for field in space.fields {
+            let series = byMember.keys.sorted().map { m -> Series in
+                let rows = sorted.filter { $0.job.trial == m }
+                return Series(name: "member \(m)", x: rows.map { Double($0.job.stage) },
+                              y: rows.map { r in Double(r.job.values.first { $0.field == field.field }?.value ?? "") ?? .nan })
+            }
+            figures.append(Plots.lines(title: field.field, subtitle: "explored within [\(field.lower), \(field.upper)]",
+                                       xLabel: "generation", yLabel: field.field, series: series, logY: field.logScale))
+        }
+        return figures
+    }
+
+    /// Once every member has finished generation g, generation g − 1's checkpoints and weights
+    /// are no longer needed (generation g started from them); they go, the logs and metrics stay.
+    func cleanUp(after job: SearchJob, search: Search) {
+        let g = job.stage
+        guard g >= 1 else { return }
+        let generation = search.schedule().issued.filter { $0.stage == g }
+        guard generation.count == members, generation.allSatisfy({ search.result($0.id) != nil }) else { return }
+        for m in 0..<members {
+            let old = search.run.pbtMember(m, generation: g - 1)
+            for path in RunCheckpoints(old).paths() + [old.best, old.last] { try? FileManager.default.removeItem(atPath: path) }
+        }
+    }
+
+    /// Every spent generation swept (a kill between a generation's last result and its clean-up
+    /// leaves one), then the best member scored on the validation split over every rank, with
+    /// its submission, as `train` ends.
+    func finish(search: Search) throws {
+        let results = search.results()
+        if search.world.isRoot {
+            for g in Set(results.map(\.job.stage)).sorted() {
+                if let job = results.first(where: { $0.job.stage == g })?.job { cleanUp(after: job, search: search) }
+            }
+        }
+        guard let best = bestMember(results) else { return }
+        if search.world.isRoot { search.say("scoring the best member (\(best.result.job.trial)) on the validation split and writing its submission…") }
+        _ = try TrainingRun.run(config: try config(best.result.job), context: search.context(in: directory(best.result.job, in: search.run), comm: search.world, log: { _ in }))
+    }
+
+    func summary(_ results: [JobResult], base: Config) -> [String] {
+        let epochs = results.reduce(0) { $0 + $1.job.cost }, failed = results.filter { $0.status == .failed }.count
+        return ["\(results.count) jobs, \(epochs) epochs trained, \(failed) failed"]
+    }
+
+    func failure(_ results: [JobResult], search: Search) -> String? {
+        bestMember(results) == nil
+            ? "every PBT member failed in the same generation, so no member was left to copy and the search stopped (the reasons are in \(search.run)/results.md). Narrow the explored bounds (a learning rate that high diverges) or lower the initial values (--initial config)."
+            : nil
     }
 }

@@ -1,118 +1,110 @@
+import Checkpoint
 import Data
 import Distributed
 import Foundation
 import Model
 import RunFiles
+import RunReport
 import Support
 import Training
 
-// Search: searches over configs across MPI groups: the grid, claims, trial records, the results
-// tables and the heatmap. Each trial is an ordinary TrainingRun; Search never reaches into the
-// trainer.
+// Search: searches over configs across MPI groups. One engine (`Search`) runs the jobs a
+// strategy (grid, ASHA, PBT: `SearchStrategy`) decides, each an ordinary TrainingRun, and keeps
+// one record per job, one manifest and one set of results. Search never reaches into the trainer.
 
-/// Where one trial of a search stands, kept in `<trial>/status.json`.
-public enum TrialStatus: String, Codable, Sendable { case pending, running, complete, failed }
+/// A strategy with the config its jobs start from: what `Search` runs. Made on every rank in
+/// `search`'s preflight, so every setting is refused before anything runs.
+public struct SearchSetup {
+    let strategy: SearchStrategy
+    /// The config every job starts from (ASHA and PBT: one resumable checkpoint per run).
+    public let base: Config
+    public var name: String { strategy.name }
+    /// ASHA's grace (given or chosen).
+    public var graceEpochs: Int? { (strategy as? ASHAStrategy)?.graceEpochs }
 
-/// What ranks a search's trials (best.yaml, the ★, the heatmap's colours).
-public enum SearchMetric: String, CaseIterable, Sendable {
-    /// Validation co-bps (the NLB ranking metric); higher is better.
-    case coBps
-    /// R² of a linear map from the validation trials' mean-path [z, v] to the true latents
-    /// (synthetic data only); higher is better.
-    case latentR2
-    /// The best value of the validation metric the trainer selects on (`validationMetric`:
-    /// the held-out Poisson NLL by default); lower is better.
-    case validation
-
-    public var label: String {
-        switch self { case .coBps: return "validation co-bps"; case .latentR2: return "latent R² [z, v]"; case .validation: return "best validation metric" }
+    /// Every point of `grid` to the config's epochs; `metric` ranks them.
+    public static func grid(_ grid: SearchGrid, base: Config, metric: SearchMetric) throws -> SearchSetup {
+        SearchSetup(strategy: try GridStrategy(grid: grid, base: base, metric: metric), base: base)
     }
-    public var higherIsBetter: Bool { self != .validation }
-    public func value(_ r: TrialRecord) -> Double? {
-        switch self { case .coBps: return r.coBps; case .latentR2: return r.latentR2; case .validation: return r.bestValidMetric }
+
+    /// ASHA over `grid`'s points; without `graceEpochs`, `ASHAStrategy.grace`.
+    public static func asha(_ grid: SearchGrid, base: Config, graceEpochs: Int?, reductionFactor: Int, synchronous: Bool,
+                            metric: SearchMetric) throws -> SearchSetup {
+        let base = try adaptive(base, strategy: "asha")
+        let grace = try graceEpochs ?? ASHAStrategy.grace(trials: grid.points(base: base).count, reductionFactor: reductionFactor,
+                                                          maxEpochs: base.epochs)
+        return SearchSetup(strategy: try ASHAStrategy(grid: grid, base: base, graceEpochs: grace, reductionFactor: reductionFactor,
+                                                      synchronous: synchronous, metric: metric), base: base)
+    }
+
+    /// PBT of `members` exploring `space`.
+    public static func pbt(members: Int, generationEpochs: Int, burnInEpochs: Int, space: SearchSpace, sampleInitial: Bool,
+                           patience: Int, minImprovement: Double, base: Config) throws -> SearchSetup {
+        let base = try adaptive(base, strategy: "pbt")
+        return SearchSetup(strategy: try PBTStrategy(members: members, generationEpochs: generationEpochs, burnInEpochs: burnInEpochs,
+                                                     space: space, sampleInitial: sampleInitial, patience: patience,
+                                                     minImprovement: minImprovement, base: base), base: base)
+    }
+
+    /// ASHA's and PBT's base config: one resumable checkpoint per run (the disk bound; it does
+    /// not change the trajectory). Refuses what cannot be exact: a wall-clock budget (epochs are
+    /// the resource and the clock) and a cosine schedule (its shape depends on the total epochs,
+    /// which a rung or a generation does not know).
+    static func adaptive(_ base: Config, strategy: String) throws -> Config {
+        guard base.maxMinutes == 0 else {
+            throw SearchError("--strategy \(strategy) counts its budget in epochs, so that a killed search decides the same: drop maxMinutes and set epochs (the longest a trial trains)")
+        }
+        guard base.lrSchedule == .plateau else {
+            throw SearchError("--strategy \(strategy) continues runs in steps of epochs; the cosine schedule depends on the total, so use lrSchedule: plateau")
+        }
+        var config = base
+        config.keepCheckpoints = 1
+        return config
     }
 }
 
-/// One trial's `status.json`: its parameters, status and, once complete, its results.
-public struct TrialRecord: Codable, Equatable, Sendable {
-    public var index: Int
-    public var name: String
-    public var parameters: [SearchParameter]
-    public var status: TrialStatus
-    /// Why a trial failed (the trainer's message).
-    public var reason: String?
-    /// Sessions that trained it (more than one after a resume).
-    public var sessions = 0
-    public var group: Int?
-    public var epochs: Int?
-    public var bestEpoch: Int?
-    /// The best value of the validation metric (`validationMetric`, heldOut NLL by default).
-    public var bestValidMetric: Double?
-    public var coBps: Double?
-    public var fpBps: Double?
-    public var velR2: Double?
-    public var psthR2: Double?
-    /// R² of the validation trials' [z, v] against the true latents (synthetic data only).
-    public var latentR2: Double?
-    /// Seconds of the epochs that count towards the result (resumed epochs are not counted
-    /// twice), plus the final evaluation.
-    public var wallSeconds: Double?
-
-    public var finished: Bool { status == .complete || status == .failed }
-}
-
-/// A physics-parameter grid search over the ranks of one MPI job.
+/// A search over configs across the ranks of one MPI job.
 ///
-/// The world splits into groups of `ranksPerTrial` consecutive ranks (MPI_Comm_split). Each
-/// group repeatedly claims the next unfinished grid point and trains it with the ordinary
-/// data-parallel `TrainingRun` on its own sub-communicator, in the trial's own directory, so
-/// checkpoints, preemption and resume work per trial and a trial's result is the same
-/// computation as `train` with that config at world size `ranksPerTrial`.
-///
-/// Claims are files created with O_EXCL in `<run>/claims/` (a shared filesystem is assumed, as
-/// for checkpoints), so a group that finishes early takes the next point at once: groups stay
-/// busy whatever the trials cost. Rank 0 of the world recreates the claims directory at start;
-/// a restarted search therefore re-claims every unfinished point, running ones first, and
-/// their trainers resume from their newest checkpoints. Complete and failed trials are skipped.
+/// The world splits into groups of `ranksPerTrial` consecutive ranks (MPI_Comm_split). The
+/// strategy's policy decides the jobs in a `VirtualSchedule`, a function of the finished jobs'
+/// results (`jobs/j<id>.json`, written once, atomically), which every group computes alike; a
+/// free group claims the first decided job no group has (a file created with O_EXCL in
+/// `claims/`: a shared filesystem is assumed, as for checkpoints) and trains it with
+/// `TrainingRun` on its own sub-communicator, in the job's run directory. So a job's result is
+/// the computation `train` does with its config at world size `ranksPerTrial`, whichever group
+/// trains it, and a search killed at any moment and started again with the same command ends
+/// with bitwise the same table and weights: world rank 0 clears the claims at start, jobs with
+/// a result are kept, and a job that was running resumes from its own checkpoint.
 public final class Search {
-    public let grid: SearchGrid
-    public let points: [SearchPoint]
+    let strategy: SearchStrategy
     public let base: Config
     public let tensors: NLBTensors
     public let dataPath: String
-    public let runDirectory: String
+    public let run: RunDirectory
     public let datasetName: String?
     public let world: Communicator
     public let ranksPerTrial: Int
+    /// Train failed jobs again (the grid's --retry-failed; a restarted search keeps them failed).
     public let retryFailed: Bool
-    public let metric: SearchMetric
     let say: (String) -> Void
-    /// Writes a finished trial's report (given its directory), on its group's rank 0; and the
-    /// search's overview page (given the records), on world rank 0. Set by the command, which
-    /// knows the report module.
-    public var trialReport: ((String) -> Void)?
-    public var overview: (([TrialRecord]) -> Void)?
 
-    /// Trials world rank 0 has already announced, and when the search started.
+    /// Jobs world rank 0 has announced, and when the search started.
     var announced = Set<Int>()
     var finishedThisSession = 0
     let started = Date()
 
-    public init(grid: SearchGrid, base: Config, tensors: NLBTensors, dataPath: String, runDirectory: String,
-                datasetName: String?, world: Communicator, ranksPerTrial: Int, retryFailed: Bool = false,
-                metric: SearchMetric = .coBps, say: @escaping (String) -> Void) throws {
+    public init(_ setup: SearchSetup, tensors: NLBTensors, dataPath: String, run: RunDirectory, datasetName: String?,
+                world: Communicator, ranksPerTrial: Int, retryFailed: Bool = false, say: @escaping (String) -> Void) throws {
         try Self.checkLayout(worldSize: world.size, ranksPerTrial: ranksPerTrial)
-        self.grid = grid
-        self.base = base
-        points = try grid.points(base: base)
+        strategy = setup.strategy
+        base = setup.base
         self.tensors = tensors
         self.dataPath = dataPath
-        self.runDirectory = runDirectory
+        self.run = run
         self.datasetName = datasetName
         self.world = world
         self.ranksPerTrial = ranksPerTrial
         self.retryFailed = retryFailed
-        self.metric = metric
         self.say = say
     }
 
@@ -130,211 +122,209 @@ public final class Search {
     }
 
     public var groups: Int { world.size / ranksPerTrial }
-    var trialsDirectory: String { runDirectory + "/trials" }
-    var claimsDirectory: String { runDirectory + "/claims" }
-    func directory(_ point: SearchPoint) -> String { trialsDirectory + "/" + point.name }
-    func statusPath(_ point: SearchPoint) -> String { directory(point) + "/status.json" }
+    public var strategyName: String { strategy.name }
+    var jobsDirectory: String { run.path + "/jobs" }
+    var claimsDirectory: String { run.path + "/claims" }
+    func resultPath(_ id: Int) -> String { jobsDirectory + String(format: "/j%05d.json", id) }
+    func result(_ id: Int) -> JobResult? { JSON.read(JobResult.self, from: resultPath(id)) }
+    func schedule() -> VirtualSchedule { VirtualSchedule.simulate(workers: groups, policy: strategy.policy, result: result) }
+    /// The results of every decided job that has one, in schedule order.
+    func results() -> [JobResult] { schedule().issued.compactMap { result($0.id) } }
+
+    /// The context a job's run has: this search's data, the job's directory, the group's ranks.
+    func context(in directory: RunDirectory, comm: Communicator, log: @escaping (String) -> Void) -> RunContext {
+        RunContext(tensors: tensors, dataPath: dataPath, run: directory, comm: comm, log: log, datasetName: datasetName,
+                   cacheDirectory: run.path)
+    }
 
     // MARK: - Running
 
-    /// Runs every unfinished trial. Throws `Preempted` (on every rank) when SIGTERM/SIGUSR1
-    /// stopped it; running the same command again continues.
+    /// Runs the search to its end. Throws `Preempted` on every rank after SIGTERM/SIGUSR1; the
+    /// same command continues.
     @discardableResult
-    public func run() throws -> [TrialRecord] {
-        try agreeOnRoot { try prepareRunDirectory() }
-        Preemption.share(through: RunDirectory(runDirectory).preemptedMarker)
+    public func runSearch() throws -> [JobResult] {
+        try Self.agreeOnRoot(world) { try prepareRunDirectory() }
+        Preemption.share(through: run.preemptedMarker)
         let groupIndex = world.rank / ranksPerTrial
         let group = try world.split(color: groupIndex, key: world.rank)
         group.deadline = world.deadline
         if world.isRoot {
-            HParamsLog.experiment(runDirectory: runDirectory, fields: grid.axes.map { ($0.field, $0.values) })
-            let done = records().filter(\.finished).count
-            say("search: \(points.count) grid points over \(grid.axes.map { "\($0.field) (\($0.values.joined(separator: ", ")))" }.joined(separator: " × ")); \(groups) group\(groups == 1 ? "" : "s") of \(ranksPerTrial) rank\(ranksPerTrial == 1 ? "" : "s")" + (done > 0 ? "; \(done) already finished, skipped" : ""))
-            if groups > points.count { say("note: \(groups - points.count) group(s) will have no grid point to train; fewer ranks would do") }
-            if let distinct = distinctDynamics(), distinct < points.count {
-                say("note: mass and coupling enter the model only as coupling/mass (the force term is Δt·κ·A(Ŵ)z/m), so this grid has \(distinct) distinct models among its \(points.count) points; points with the same ratio train identically")
-            }
-            for record in records() where record.finished { announced.insert(record.index) }
+            HParamsLog.experiment(runDirectory: run.path, fields: strategy.hparamsFields)
+            say(strategy.describe(groups: groups, ranksPerTrial: ranksPerTrial))
+            let done = results()
+            if !done.isEmpty { say("\(done.count) job(s) already finished, kept") }
+            for r in done { announced.insert(r.job.id) }
         }
-
         var preempted = false
         while true {
-            // The group's rank 0 claims; the group learns the choice by broadcast.
+            // The group's rank 0 decides: a job id, -1 done, -2 preempted, -3 nothing to take yet.
             var choice = [-1.0]
-            if group.isRoot { choice[0] = Preemption.requested ? -2 : Double(try claimNext() ?? -1) }
+            if group.isRoot { choice[0] = Preemption.requested ? -2 : try nextJob() }
             try group.broadcast(&choice, count: 1, root: 0)
             if choice[0] == -2 { preempted = true; break }
-            guard choice[0] >= 0 else { break }
-            let point = points[Int(choice[0])]
+            if choice[0] == -1 { break }
+            if choice[0] == -3 {
+                if world.isRoot { announce() }
+                Thread.sleep(forTimeInterval: 0.5)
+                continue
+            }
             do {
-                try train(point, group: group, groupIndex: groupIndex)
+                try train(schedule().issued[Int(choice[0])], group: group)
             } catch is Preempted {
                 preempted = true
                 break
             }
-            if world.isRoot { try announce() }
+            if world.isRoot { announce() }
         }
-        // Idle groups sleep here while others train; world rank 0 keeps reporting. No deadline:
-        // the other groups' trials may take hours (their own collectives have the watchdog).
-        try world.barrier(pollingEvery: 0.5) { if world.isRoot { try announce() } }
+        // Idle groups wait here while others train; world rank 0 keeps reporting. No deadline:
+        // other groups' jobs may take hours (their own collectives have the watchdog).
+        try world.barrier(pollingEvery: 0.5) { if world.isRoot { announce() } }
         let anyPreempted = try world.sum([preempted || Preemption.requested ? 1 : 0])[0] > 0
-        var final: [TrialRecord] = []
-        if world.isRoot {
-            try announce()
-            final = records()
-            try SearchResults(search: self, records: final).write()
-            overview?(final)
-            summarise(final, preempted: anyPreempted)
+        if anyPreempted {
+            if world.isRoot {
+                announce()
+                try? SearchResults(search: self, strategy: strategy, results: results()).write()
+                say("\nsearch preempted: run the same command again to continue (finished jobs are kept, running ones resume from their checkpoints).")
+            }
+            throw Preempted(checkpoint: run.path + "/{trials,members}/*/ckpt-*.h5")
         }
-        if anyPreempted { throw Preempted(checkpoint: trialsDirectory + "/*/ckpt-*.h5") }
+        try strategy.finish(search: self)
+        let final = results()
+        if world.isRoot {
+            announce()
+            try SearchResults(search: self, strategy: strategy, results: final).write()
+            summarise(final)
+        }
+        if let failure = strategy.failure(final, search: self) {
+            throw AgreedFailure(reason: world.isRoot ? SearchError(failure) : nil)
+        }
         return final
     }
 
-    /// Trains one point on the group. A trial that fails the same way on every rank of the
-    /// group (a NaN loss, an impossible dataset split) is recorded as failed and the search goes
-    /// on; anything else ends the job, as in `train`.
-    func train(_ point: SearchPoint, group: Communicator, groupIndex: Int) throws {
-        let directory = directory(point)
-        var record = readRecord(point) ?? TrialRecord(index: point.index, name: point.name, parameters: point.parameters, status: .pending)
+    /// Group rank 0: the next job this group trains (its id), claimed against the other
+    /// groups: decided jobs without a result, those that were running (a checkpoint in their
+    /// directory) first; -1 when nothing is or will be left, -3 to wait for a decision.
+    func nextJob() throws -> Double {
+        let schedule = schedule()
+        let open = schedule.issued.filter { result($0.id) == nil }
+        let running = open.filter { !RunCheckpoints(strategy.directory($0, in: run)).paths().isEmpty }
+        for job in running + open.filter({ j in !running.contains { $0.id == j.id } }) where try claim(job.id) {
+            return Double(job.id)
+        }
+        return schedule.complete ? -1 : -3
+    }
+
+    /// Claims job `id` for this group; false when another group has it.
+    func claim(_ id: Int) throws -> Bool {
+        let fd = open(claimsDirectory + "/" + String(id), O_CREAT | O_EXCL | O_WRONLY, 0o644)
+        if fd >= 0 { close(fd); return true }
+        guard errno == EEXIST else {
+            throw SearchError("cannot claim job \(id) in '\(claimsDirectory)': \(String(cString: strerror(errno))). Check that the run directory is writable by every rank.")
+        }
+        return false
+    }
+
+    /// Trains one job on the group and writes its result (group rank 0). A job that fails the
+    /// same way on every rank of the group (a NaN loss, an impossible setting) is a result too:
+    /// the grid records it failed, ASHA never promotes it, PBT replaces the member by a copy of a
+    /// winner. Anything else ends the job, as in `train`.
+    func train(_ job: SearchJob, group: Communicator) throws {
+        let directory = strategy.directory(job, in: run)
         var logFile: FileHandle?
         if group.isRoot {
-            record.status = .running
-            record.reason = nil
-            record.group = groupIndex
-            record.sessions += 1
-            try writeRecord(record, point)
-            let logPath = RunDirectory(directory).log
-            if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
-            logFile = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+            try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+            if !FileManager.default.fileExists(atPath: directory.log) { FileManager.default.createFile(atPath: directory.log, contents: nil) }
+            logFile = try FileHandle(forWritingTo: URL(fileURLWithPath: directory.log))
             try logFile?.seekToEnd()
+            if let session = strategy.session(job), !FileManager.default.fileExists(atPath: directory.metrics) {
+                HParamsLog.session(directory: directory.path, group: session.group, values: session.values)
+            }
         }
         defer { try? logFile?.close() }
         let log: (String) -> Void = { line in logFile?.write(Data((line + "\n").utf8)) }
-        let afterEpoch: ((EpochRecord) -> Void)? = world.isRoot ? { _ in try? self.announce() } : nil
-        if group.isRoot && record.sessions == 1 { HParamsLog.session(directory: directory, group: point.name, values: point.parameters) }
+        let afterEpoch: ((EpochRecord) -> Void)? = world.isRoot ? { [unowned self] _ in self.announce() } : nil
+        var result = JobResult(job: job, status: .failed)
         do {
-            let context = RunContext(tensors: tensors, dataPath: dataPath, run: RunDirectory(directory), comm: group, log: log,
-                                     datasetName: datasetName, cacheDirectory: runDirectory)
-            let outcome = try TrainingRun.run(config: point.config, context: context, afterEpoch: afterEpoch)
-            guard group.isRoot, let report = outcome.report else { return }
+            let outcome = try TrainingRun.run(config: try strategy.config(job), context: context(in: directory, comm: group, log: log),
+                                              afterEpoch: afterEpoch, warmStart: try strategy.warmStart(job, in: run),
+                                              evaluate: strategy.evaluates(job))
             let trainer = outcome.trainer
-            record.status = .complete
-            record.epochs = trainer.history.count
-            record.bestEpoch = trainer.bestEpoch + 1
-            record.bestValidMetric = trainer.bestValidMetric
-            record.coBps = report.coBps
-            record.fpBps = report.fpBps
-            record.velR2 = report.velR2
-            record.psthR2 = report.psthR2
-            record.latentR2 = report.latentR2ZV
-            record.wallSeconds = trainer.history.reduce(0) { $0 + $1.seconds } + outcome.evaluationSeconds
-            trialReport?(directory)
-            try writeRecord(record, point)
-            HParamsLog.sessionEnd(directory: directory, success: true)
+            result.status = .complete
+            result.epochs = trainer.history.last.map { $0.epoch + 1 }
+            result.bestEpoch = trainer.bestEpoch + 1
+            result.bestValidMetric = trainer.bestValidMetric
+            result.validMetric = trainer.history.last?.validMetric
+            result.wallSeconds = trainer.history.reduce(0) { $0 + $1.seconds } + outcome.evaluationSeconds
+            if let report = outcome.report {
+                result.coBps = report.coBps
+                result.fpBps = report.fpBps
+                result.velR2 = report.velR2
+                result.psthR2 = report.psthR2
+                result.latentR2 = report.latentR2ZV
+            }
+            result.metric = strategy.metric(result)
         } catch let error as TrainingError {
             log("failed: \(error)")
-            guard group.isRoot else { return }
-            record.status = .failed
-            record.reason = error.description
-            try writeRecord(record, point)
-            HParamsLog.sessionEnd(directory: directory, success: false)
+            result.status = .failed
+            result.reason = error.description
+        } catch let error as ConfigError {
+            result.status = .failed
+            result.reason = error.description
         }
-    }
-
-    /// The next unfinished point, running ones (from an interrupted session) first, claimed
-    /// atomically against the other groups; nil when none is left.
-    func claimNext() throws -> Int? {
-        let candidates = points.compactMap { point -> (Int, Int)? in
-            let status = readRecord(point)?.status ?? .pending
-            switch status {
-            case .complete: return nil
-            case .failed: return retryFailed ? (2, point.index) : nil
-            case .running: return (0, point.index)
-            case .pending: return (1, point.index)
-            }
-        }.sorted { $0 < $1 }
-        for (_, index) in candidates {
-            let fd = open(claimsDirectory + "/" + String(index), O_CREAT | O_EXCL | O_WRONLY, 0o644)
-            if fd >= 0 { close(fd); return index }
-            guard errno == EEXIST else {
-                throw SearchError("cannot claim trial \(index) in '\(claimsDirectory)': \(String(cString: strerror(errno))). Check that the run directory is writable by every rank.")
-            }
+        guard group.isRoot else { return }
+        if result.status == .complete && strategy.evaluates(job) {
+            _ = try? RunReport.write(runDirectory: directory.path, dataPath: dataPath)
         }
-        return nil
-    }
-
-    /// The number of distinct models in the grid when it sweeps both mass and coupling, which
-    /// act only through their ratio; nil otherwise.
-    func distinctDynamics() -> Int? {
-        let fields = Set(grid.axes.map(\.field))
-        guard fields.contains("mass") && fields.contains("coupling") else { return nil }
-        let keys = Set(points.map { point -> String in
-            var config = point.config
-            config.coupling /= config.mass
-            config.mass = 1
-            return config.json()
-        })
-        return keys.count
+        try FileManager.default.createDirectory(atPath: jobsDirectory, withIntermediateDirectories: true)
+        try JSON.write(result, to: resultPath(job.id))
+        HParamsLog.sessionEnd(directory: directory.path, success: result.status == .complete)
+        strategy.cleanUp(after: job, search: self)
     }
 
     // MARK: - Run directory
 
     /// The search's identity: a restarted search must be the same search.
     struct Manifest: Codable, Equatable {
-        var grid: SearchGrid
+        var strategy: String
         var config: String
         var dataFingerprint: String
+        /// The number of groups, when the schedule depends on it (ASHA, PBT).
+        var groups: Int?
     }
 
-    /// World rank 0: checks the run directory holds this search (or nothing), writes
-    /// `search.json` and a pending status for every new trial, and clears old claims.
+    /// World rank 0: refuses a run directory of another search; writes search.json; clears the
+    /// claims of an earlier session (and, with `retryFailed`, its failed results).
     func prepareRunDirectory() throws {
         let fm = FileManager.default
-        try fm.createDirectory(atPath: trialsDirectory, withIntermediateDirectories: true)
-        try? fm.removeItem(atPath: RunDirectory(runDirectory).preemptedMarker)     // of a preempted session
-        let manifest = Manifest(grid: grid, config: base.json(), dataFingerprint: try dataFingerprint(path: tensors.path))
-        let manifestPath = runDirectory + "/search.json"
-        if fm.fileExists(atPath: manifestPath) {
-            guard let old = JSON.read(Manifest.self, from: manifestPath) else {
-                throw SearchError("'\(manifestPath)' cannot be read as a search manifest. Move it away, or use another --run-dir.")
+        try fm.createDirectory(atPath: jobsDirectory, withIntermediateDirectories: true)
+        try? fm.removeItem(atPath: run.preemptedMarker)     // of a preempted session
+        let manifest = Manifest(strategy: strategy.identity, config: base.json(), dataFingerprint: try dataFingerprint(path: tensors.path),
+                                groups: strategy.policy.decidesOnResults ? groups : nil)
+        let path = run.path + "/search.json"
+        if fm.fileExists(atPath: path) {
+            guard let old = JSON.read(Manifest.self, from: path) else {
+                throw SearchError("'\(path)' cannot be read as a search manifest (a search of an lflow-dist before the one search engine keeps its results in trials/*/status.json and jobs/; its trials' run directories are ordinary runs that `predict` and `report` read). Move it away, or use another --run-dir.")
             }
             guard old == manifest else {
-                var what: [String] = []
-                if old.grid != manifest.grid { what.append("the grid") }
-                if old.config != manifest.config { what.append("the config") }
-                if old.dataFingerprint != manifest.dataFingerprint { what.append("the data") }
-                throw SearchError("'\(runDirectory)' holds another search (\(what.joined(separator: " and ")) differ\(what.count == 1 ? "s" : "")). Run the same command to continue it, or use another --run-dir for a new search.")
+                let what = [old.strategy != manifest.strategy ? "the strategy or its settings (\(old.strategy) then)" : nil,
+                            old.config != manifest.config ? "the config" : nil,
+                            old.dataFingerprint != manifest.dataFingerprint ? "the data" : nil,
+                            old.groups != manifest.groups ? "the number of groups (\(old.groups.map(String.init) ?? "–") then, \(manifest.groups.map(String.init) ?? "–") now: the schedule depends on it)" : nil]
+                    .compactMap { $0 }
+                throw SearchError("'\(run)' holds another search (\(what.joined(separator: " and ")) differ). Run the same command, at the same world size and --ranks-per-trial, to continue it, or use another --run-dir.")
             }
         } else {
-            try JSON.write(manifest, to: manifestPath)
+            try JSON.write(manifest, to: path)
         }
-        for point in points where readRecord(point) == nil {
-            try fm.createDirectory(atPath: directory(point), withIntermediateDirectories: true)
-            try writeRecord(TrialRecord(index: point.index, name: point.name, parameters: point.parameters, status: .pending), point)
+        if retryFailed {
+            for job in schedule().issued where result(job.id)?.status == .failed { try? fm.removeItem(atPath: resultPath(job.id)) }
         }
         try? fm.removeItem(atPath: claimsDirectory)
         try fm.createDirectory(atPath: claimsDirectory, withIntermediateDirectories: true)
     }
 
-    func readRecord(_ point: SearchPoint) -> TrialRecord? {
-        guard let data = FileManager.default.contents(atPath: statusPath(point)) else { return nil }
-        return try? JSON.decoder().decode(TrialRecord.self, from: data)
-    }
-
-    func writeRecord(_ record: TrialRecord, _ point: SearchPoint) throws {
-        try FileManager.default.createDirectory(atPath: directory(point), withIntermediateDirectories: true)
-        try JSON.write(record, to: statusPath(point))
-    }
-
-    /// Every trial's record, in grid order (pending for a point without a readable status).
-    public func records() -> [TrialRecord] {
-        points.map { readRecord($0) ?? TrialRecord(index: $0.index, name: $0.name, parameters: $0.parameters, status: .pending) }
-    }
-
     /// Runs `body` on world rank 0 only; every rank throws `AgreedFailure` if it failed there
     /// (rank 0's carries the reason, so the message is printed once).
-    func agreeOnRoot(_ body: () throws -> Void) throws { try Self.agreeOnRoot(world, body) }
-
     static func agreeOnRoot(_ world: Communicator, _ body: () throws -> Void) throws {
         var failure: Error?
         if world.isRoot { do { try body() } catch { failure = error } }
@@ -344,45 +334,36 @@ public final class Search {
 
     // MARK: - Progress (world rank 0)
 
-    /// Prints a line for every trial that finished since the last call and rewrites the
-    /// results table, so a long search can be followed (and read) while it runs.
-    func announce() throws {
-        let all = records()
-        let fresh = all.filter { $0.finished && !announced.contains($0.index) }
+    /// Prints a line for every job that finished since the last call and rewrites the results,
+    /// so a long search can be followed (and read) while it runs.
+    func announce() {
+        let schedule = schedule()
+        let all = schedule.issued.compactMap { result($0.id) }
+        let fresh = all.filter { !announced.contains($0.job.id) }
         guard !fresh.isEmpty else { return }
-        for record in fresh {
-            announced.insert(record.index)
+        for r in fresh {
+            announced.insert(r.job.id)
             finishedThisSession += 1
-            let finished = announced.count
-            let running = all.filter { $0.status == .running }.count
-            let remaining = all.count - finished
             let elapsed = Date().timeIntervalSince(started)
-            // Elapsed time per finished trial already reflects the groups training in parallel.
-            let perTrial = elapsed / Double(finishedThisSession)
-            let eta = remaining == 0 ? "" : "  ETA " + formatDuration(perTrial * Double(remaining))
-            let what: String
-            if record.status == .complete {
-                what = String(format: "complete  co-bps %.4f%@  best epoch %d/%d  %@", record.coBps ?? .nan,
-                              record.latentR2.map { String(format: "  latent R² %.3f", $0) } ?? "", record.bestEpoch ?? 0,
-                              record.epochs ?? 0, formatDuration(record.wallSeconds ?? 0))
+            let position: String, eta: String
+            if schedule.complete {
+                // Every job is decided: count them, and the time per finished job (the groups in
+                // parallel) gives the rest.
+                let remaining = schedule.issued.count - announced.count
+                position = "[\(announced.count)/\(schedule.issued.count)]"
+                eta = remaining == 0 ? "" : "  ETA " + formatDuration(elapsed / Double(finishedThisSession) * Double(remaining))
             } else {
-                what = "FAILED: " + (record.reason ?? "unknown reason")
+                position = "[job \(r.job.id)]"
+                eta = ""
             }
-            say("[\(finished)/\(all.count)] \(points[record.index].label)  \(what)  (running \(running), pending \(all.filter { $0.status == .pending }.count))\(eta)")
+            say("\(position) \(strategy.label(r.job))  \(strategy.outcome(r))  (\(formatDuration(elapsed)))\(eta)")
         }
-        try SearchResults(search: self, records: all).write()
-        overview?(all)
+        try? SearchResults(search: self, strategy: strategy, results: all).write()
     }
 
-    func summarise(_ records: [TrialRecord], preempted: Bool) {
-        let complete = records.filter { $0.status == .complete }, failed = records.filter { $0.status == .failed }
-        say("\nsearch \(preempted ? "preempted" : "finished"): \(complete.count) complete, \(failed.count) failed, \(records.count - complete.count - failed.count) not finished, of \(records.count)  (\(formatDuration(Date().timeIntervalSince(started))))")
-        if let best = SearchResults.best(records, by: metric) {
-            say(String(format: "best by %@: %@  %@ %.4f  → %@", metric.rawValue, points[best.index].label, metric.label,
-                       metric.value(best) ?? .nan, runDirectory + "/best.yaml"))
-        }
-        say("results: \(runDirectory)/results.md, results.csv, heatmap.svg")
-        if preempted { say("preempted: run the same command again to continue (complete trials are kept, running ones resume from their checkpoints).") }
+    func summarise(_ results: [JobResult]) {
+        say("\nsearch finished: " + strategy.summary(results, base: base).joined(separator: "; ") + "  (\(formatDuration(Date().timeIntervalSince(started))))")
+        if let answer = strategy.answer(results, search: self) { say(answer.line) }
+        say("results: \(run.path)/results.md, results.csv, report.html")
     }
 }
-

@@ -6,8 +6,11 @@ import Report
 /// way the metric runs; the best trial is framed in red, failed ones are grey.
 struct SearchHeatmap {
     let grid: SearchGrid
-    let records: [TrialRecord]
+    /// Each point's result, in grid order (nil: not finished).
+    let results: [JobResult?]
     let best: Int?
+    /// Each point's trial name, in grid order.
+    let names: [String]
     var metric: SearchMetric = .coBps
 
     func svg() -> String {
@@ -19,7 +22,7 @@ struct SearchHeatmap {
         let cellW = 74.0, cellH = 40.0, left = 90.0, top = 70.0, gap = 50.0, barW = 16.0
         let panelW = cellW * Double(xAxis.values.count), panelH = cellH * Double(yAxis.values.count)
         let width = left + Double(panels) * (panelW + gap) + 70, height = top + panelH + 60
-        let values = records.filter { $0.status == .complete }.compactMap(metric.value).filter(\.isFinite)
+        let values = results.compactMap { $0 }.filter { $0.status == .complete }.compactMap(metric.value).filter(\.isFinite)
         let low = values.min() ?? 0, high = values.max() ?? 1
         func t(_ v: Double) -> Double {
             let u = high > low ? (v - low) / (high - low) : 0.5
@@ -42,18 +45,18 @@ struct SearchHeatmap {
                     var index = xi
                     if axes.count > 1 { index = index * yAxis.values.count + yi }
                     for (k, axis) in panelAxes.enumerated() { index = index * axis.values.count + coordinates[k] }
-                    let record = records[index]
+                    let record = results[index]
                     let x = x0 + Double(xi) * cellW, y = top + Double(yi) * cellH
                     let fill: String, text: String, ink: String
-                    switch (record.status, metric.value(record)) {
+                    switch (record?.status ?? .pending, record.flatMap(metric.value)) {
                     case (.complete, let v?) where v.isFinite:
                         fill = Colors.viridis(t(v)); text = String(format: "%.4f", v); ink = t(v) < 0.55 ? "#fff" : "#000"
                     case (.failed, _): fill = "#bdbdbd"; text = "failed"; ink = "#333"
-                    default: fill = "#f0f0f0"; text = record.status.rawValue; ink = "#777"
+                    default: fill = "#f0f0f0"; text = (record?.status ?? .pending).rawValue; ink = "#777"
                     }
                     w.open("g")
                     w.open("title")
-                    w.raw(SVG.escape("\(record.name): \(text)"))
+                    w.raw(SVG.escape("\(names[index]): \(text)"))
                     w.close("title")
                     w.rect(x, y, cellW, cellH, fill: fill, stroke: "#fff")
                     w.text(text, x: x + cellW / 2, y: y + cellH / 2 + 4, cls: "cell", size: 12, anchor: .middle, fill: ink)

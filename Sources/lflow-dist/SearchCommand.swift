@@ -5,7 +5,7 @@ import Evaluation
 import Foundation
 import Model
 import Recipes
-import RunReport
+import RunFiles
 import Search
 import Training
 
@@ -20,12 +20,14 @@ struct SearchCommand: ParsableCommand {
 
         --strategy grid (default): every point of --grid is trained to the end; a group takes \
         the next unfinished point as soon as it is done. The run directory gets trials/<trial>/ \
-        (status.json, train.log and everything train writes), results.csv and results.md, \
-        heatmap.svg (the metric over the first two axes, a panel per value of the others), \
-        best.yaml and report.html. A trial whose loss becomes NaN is marked failed.
+        (train.log and everything train writes, with its report.html), jobs/ (one result per \
+        job, every strategy's record), results.csv and results.md, heatmap.svg (the metric over \
+        the first two axes, a panel per value of the others), best.yaml and report.html. A trial \
+        whose loss becomes NaN is marked failed.
 
         --strategy asha: successive halving over the grid's points (in a seeded order): rungs \
-        at --grace-epochs × --reduction-factor^k up to the config's epochs; a free group \
+        at --grace-epochs × --reduction-factor^k up to the config's epochs (without --grace-epochs, \
+        the longest first rung from which a trial still reaches the config's epochs); a free group \
         promotes the best not-yet-promoted trial in the top 1/η of the highest rung it can, \
         else starts the next point. A stopped trial keeps its checkpoint and can be promoted \
         later. --promotion sync promotes from a rung only once all its trials have their \
@@ -41,10 +43,12 @@ struct SearchCommand: ParsableCommand {
         best member is scored at the end; best.yaml names its weights, best-schedule.yaml its \
         lineage (a schedule, which no single `train` replays).
 
-        ASHA and PBT count in epochs (no maxMinutes) and decide every job from the results of \
-        jobs finished before it in a schedule computed in epochs, which every group computes \
-        alike: a search killed at any moment and started again with the same command (same \
-        world size) ends with bitwise the same table and weights. Their results.csv and \
+        Every strategy runs on one engine: a schedule decides the jobs (ASHA and PBT from the \
+        results of jobs finished before them, in a schedule computed in epochs, which every group \
+        computes alike), and a free group takes the next decided job. A search killed at any \
+        moment and started again with the same command (for ASHA and PBT, at the same world \
+        size) ends with bitwise the same table and weights. ASHA and PBT count in epochs (no \
+        maxMinutes). A flag that the chosen strategy does not use is refused. Their results.csv and \
         results.md have one row per job (PBT: member, generation, whom it copied, the explored \
         values, the metric and its smoothing), and report.html plots the metric over epochs and \
         PBT's explored values over generations. PBT keeps one checkpoint per member per live \
@@ -54,7 +58,7 @@ struct SearchCommand: ParsableCommand {
         continues (complete trials are kept).
 
         Examples:
-          mpirun -n 8 lflow-dist search --ranks-per-trial 2                  # Lorenz, 27-point default grid
+          mpirun -n 8 lflow-dist search --ranks-per-trial 2                  # Lorenz, the 9-point default grid (mass × damping)
           mpirun -n 4 lflow-dist search --config Configs/tiny.yaml --ranks-per-trial 2 \\
               --grid mass=0.5,1 --grid damping=0.3,0.8
           mpirun -n 16 lflow-dist search --config Configs/mc_maze.yaml --data mc_maze_20.h5 \\
@@ -89,26 +93,26 @@ struct SearchCommand: ParsableCommand {
     /// grace co-bps mostly says who learned first (measured in docs/search.md).
     var chosenMetric: SearchMetric { metric ?? (strategy == .asha ? .validation : .coBps) }
 
-    @Flag(help: "Train failed trials again (grid; by default a restarted search keeps them failed).")
+    @Flag(help: "grid: train failed trials again (by default a restarted search keeps them failed).")
     var retryFailed = false
 
     @Option(help: ArgumentHelp("grid: train every grid point to the end (default); asha: successive halving over the grid's points, rungs from --grace-epochs ×--reduction-factor up to the config's epochs; pbt: population-based training of --population members exploring --explore fields.", valueName: "grid|asha|pbt"))
     var strategy: StrategyName = .grid
 
-    @Option(help: ArgumentHelp("ASHA: epochs of the first rung.", valueName: "E"))
-    var graceEpochs = 10
+    @Option(help: ArgumentHelp("ASHA: epochs of the first rung. Default: the longest from which at least one trial still reaches the config's epochs through the rungs (the search says which).", valueName: "E"))
+    var graceEpochs: Int?
 
-    @Option(help: ArgumentHelp("ASHA: the top 1/η of a rung go on to the next, which is η times longer.", valueName: "η"))
-    var reductionFactor = 3
+    @Option(help: ArgumentHelp("ASHA: the top 1/η of a rung go on to the next, which is η times longer (default 3).", valueName: "η"))
+    var reductionFactor: Int?
 
     @Option(help: ArgumentHelp("ASHA: async = a free group promotes from a rung as soon as a trial is in the top 1/η of the results so far (Ray Tune's ASHA); sync = only once every trial of the rung has its result (successive halving): no group runs ahead on an early lucky result, at the cost of idling at the end of a rung. Both are exact.", valueName: "async|sync"))
-    var promotion: Promotion = .async
+    var promotion: Promotion?
 
-    @Option(help: ArgumentHelp("PBT: members of the population (more than the groups is fine: a group trains several in turn).", valueName: "M"))
-    var population = 8
+    @Option(help: ArgumentHelp("PBT: members of the population (default 8; more than the groups is fine: a group trains several in turn).", valueName: "M"))
+    var population: Int?
 
-    @Option(help: ArgumentHelp("PBT: epochs between tournaments.", valueName: "E"))
-    var generationEpochs = 25
+    @Option(help: ArgumentHelp("PBT: epochs between tournaments (default 25).", valueName: "E"))
+    var generationEpochs: Int?
 
     @Option(help: ArgumentHelp("PBT: epochs before the first tournament. Default: the longer of the KL and weight-decay warm-ups (a member is not judged before its objective is the final one).", valueName: "E"))
     var burnInEpochs: Int?
@@ -120,75 +124,89 @@ struct SearchCommand: ParsableCommand {
     var space: String?
 
     @Option(help: ArgumentHelp("PBT: where generation 0 starts: sample = values drawn within the bounds (log-uniform across decades), as AutoLFADS does; config = every member from the config's values (their seeds differ).", valueName: "sample|config"))
-    var initial: InitialValues = .sample
+    var initial: InitialValues?
 
-    @Option(help: ArgumentHelp("PBT: stop early when the best smoothed validation metric improved by less than --min-improvement over this many generations (0: never).", valueName: "G"))
-    var patienceGenerations = 4
+    @Option(help: ArgumentHelp("PBT: stop early when the best smoothed validation metric improved by less than --min-improvement over this many generations (default 4; 0: never).", valueName: "G"))
+    var patienceGenerations: Int?
 
-    @Option(help: ArgumentHelp("PBT: see --patience-generations.", valueName: "x"))
-    var minImprovement = 5e-4
+    @Option(help: ArgumentHelp("PBT: see --patience-generations (default 0.0005).", valueName: "x"))
+    var minImprovement: Double?
 
     func run() throws {
         try WorldJob.run(preflight: preflight, body: search)
     }
 
-    /// Everything that can be refused is refused on every rank before anything is generated,
-    /// trained or written: the grid, the rank layout, each grid point's config, the strategy's
-    /// settings, the data file.
-    func preflight(world: Communicator) throws -> (grid: SearchGrid, config: Config) {
-        if strategy == .pbt && !grid.isEmpty {
-            throw SearchError("--strategy pbt explores fields within bounds (--explore field=lower:upper); it takes no --grid")
+    /// The flags given that `strategy` does not use, each with the strategy that does.
+    func unusedFlags() -> [String] {
+        var given: [(flag: String, used: Set<StrategyName>)] = []
+        if !grid.isEmpty { given.append(("--grid", [.grid, .asha])) }
+        if retryFailed { given.append(("--retry-failed", [.grid])) }
+        if metric != nil { given.append(("--metric", [.grid, .asha])) }
+        if graceEpochs != nil { given.append(("--grace-epochs", [.asha])) }
+        if reductionFactor != nil { given.append(("--reduction-factor", [.asha])) }
+        if promotion != nil { given.append(("--promotion", [.asha])) }
+        if population != nil { given.append(("--population", [.pbt])) }
+        if generationEpochs != nil { given.append(("--generation-epochs", [.pbt])) }
+        if burnInEpochs != nil { given.append(("--burn-in-epochs", [.pbt])) }
+        if !explore.isEmpty { given.append(("--explore", [.pbt])) }
+        if space != nil { given.append(("--space", [.pbt])) }
+        if initial != nil { given.append(("--initial", [.pbt])) }
+        if patienceGenerations != nil { given.append(("--patience-generations", [.pbt])) }
+        if minImprovement != nil { given.append(("--min-improvement", [.pbt])) }
+        return given.filter { !$0.used.contains(strategy) }.map { flag, used in
+            "\(flag) (\(used.map(\.rawValue).sorted().joined(separator: " and ")) only)"
         }
-        let grid = try SearchGrid(specs: grid.isEmpty ? SearchGrid.defaultSpecs : grid)
+    }
+
+    /// Everything that can be refused is refused on every rank before anything is generated,
+    /// trained or written: flags the strategy does not use, the grid, the rank layout, each grid
+    /// point's config, the strategy's settings, the data file.
+    func preflight(world: Communicator) throws -> SearchPlan {
+        let unused = unusedFlags()
+        guard unused.isEmpty else {
+            throw SearchError("--strategy \(strategy.rawValue) does not use \(unused.joined(separator: ", ")): drop \(unused.count == 1 ? "it" : "them"), or choose the strategy that uses \(unused.count == 1 ? "it" : "them")")
+        }
         try Search.checkLayout(worldSize: world.size, ranksPerTrial: ranksPerTrial)
         var config = try options.plannedConfig(data: data)
         // A search trial is one model; `ensemble` is what `train` does with a config.
         config.ensemble = 1
-        _ = try grid.points(base: config)
-        if let adaptive = try adaptiveStrategy(grid: grid, config: config) { try AdaptiveSearch.check(strategy: adaptive, base: config) }
-        return (grid, config)
+        return SearchPlan(setup: try makeSetup(config: config))
     }
 
-    func adaptiveStrategy(grid: SearchGrid, config: Config) throws -> AdaptiveStrategy? {
+
+    func makeSetup(config: Config) throws -> SearchSetup {
         switch strategy {
-        case .grid: return nil
-        case .asha: return .asha(grid: grid, graceEpochs: graceEpochs, reductionFactor: reductionFactor, synchronous: promotion == .sync)
+        case .grid:
+            return try .grid(SearchGrid(specs: grid.isEmpty ? SearchGrid.defaultSpecs : grid), base: config, metric: chosenMetric)
+        case .asha:
+            return try .asha(SearchGrid(specs: grid.isEmpty ? SearchGrid.defaultSpecs : grid), base: config, graceEpochs: graceEpochs,
+                             reductionFactor: reductionFactor ?? 3, synchronous: promotion == .sync, metric: chosenMetric)
         case .pbt:
             let chosen = try SearchSpace(specs: explore, file: space)
-            return .pbt(members: population, generationEpochs: generationEpochs,
-                        burnInEpochs: burnInEpochs ?? max(config.klWarmupEpochs, config.weightDecayWarmupEpochs),
-                        space: chosen.fields.isEmpty ? .standard : chosen, sampleInitial: initial == .sample,
-                        patience: patienceGenerations, minImprovement: minImprovement)
+            return try .pbt(members: population ?? 8, generationEpochs: generationEpochs ?? 25,
+                            burnInEpochs: burnInEpochs ?? max(config.klWarmupEpochs, config.weightDecayWarmupEpochs),
+                            space: chosen.fields.isEmpty ? .standard : chosen, sampleInitial: (initial ?? .sample) == .sample,
+                            patience: patienceGenerations ?? 4, minImprovement: minImprovement ?? 5e-4, base: config)
         }
     }
 
-    func search(world: Communicator, plan: (grid: SearchGrid, config: Config)) throws {
-        let (grid, config) = plan
+    func search(world: Communicator, plan: SearchPlan) throws {
         let say: (String) -> Void = world.isRoot ? { lflow_dist.say($0) } : { _ in }
-        world.deadline = CollectiveDeadline(seconds: config.collectiveTimeoutSeconds)
+        world.deadline = CollectiveDeadline(seconds: plan.setup.base.collectiveTimeoutSeconds)
+        if strategy == .asha && graceEpochs == nil, let grace = plan.setup.graceEpochs {
+            say("ASHA: --grace-epochs \(grace), the longest first rung from which a trial still reaches the config's \(plan.setup.base.epochs) epochs (give --grace-epochs to choose)")
+        }
         let dataPath = try ConfigOptions.dataPath(data, comm: world, say: say)
         let tensors = try NLBTensors.load(path: dataPath)
-        let runDirectory = runDir ?? DefaultPaths.searchRun(data: dataPath)
-        if let adaptive = try adaptiveStrategy(grid: grid, config: config) {
-            let search = try AdaptiveSearch(strategy: adaptive, base: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,
-                                            datasetName: datasetName, world: world, ranksPerTrial: ranksPerTrial, metric: chosenMetric, say: say)
-            try search.run()
-            return
-        }
-        let search = try Search(grid: grid, base: config, tensors: tensors, dataPath: dataPath, runDirectory: runDirectory,
-                                datasetName: datasetName, world: world, ranksPerTrial: ranksPerTrial, retryFailed: retryFailed,
-                                metric: chosenMetric, say: say)
-        // Each trial's report, and an overview page linking them under the heatmap. The overview
-        // captures the points, not `search`: the search owns the closure, so capturing it would
-        // be a retain cycle that keeps the search (and its tensors) alive until exit.
-        let points = search.points
-        search.trialReport = { directory in _ = try? RunReport.write(runDirectory: directory, dataPath: dataPath) }
-        search.overview = { records in
-            _ = try? RunReport.writeSearchOverview(runDirectory: runDirectory,
-                                                   trials: records.map { (points[$0.index].name, $0.status.rawValue, $0.coBps, $0.latentR2) })
-        }
-        try search.run()
+        let search = try Search(plan.setup, tensors: tensors, dataPath: dataPath, run: RunDirectory(runDir ?? DefaultPaths.searchRun(data: dataPath)),
+                                datasetName: datasetName, world: world, ranksPerTrial: ranksPerTrial, retryFailed: retryFailed, say: say)
+        try search.runSearch()
     }
+}
+
+/// What `search`'s preflight settles on every rank.
+struct SearchPlan {
+    let setup: SearchSetup
 }
 
 extension SearchMetric: ExpressibleByArgument {}

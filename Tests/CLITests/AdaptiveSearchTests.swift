@@ -138,7 +138,10 @@ struct AdaptiveSearchTests {
             // 4 points, η 3: 4 → 1 → 0 reach the rungs at 2, 6, 18; the message names the grace that fits.
             (["--strategy", "asha", "--grace-epochs", "2", "--set", "epochs=18", "--grid", "learningRate=0.001,0.003,0.01,0.03"], "Use --grace-epochs 6 (2 rungs)"),
             (["--strategy", "pbt", "--population", "1"], "--population must be at least 2"),
-            (["--strategy", "pbt", "--grid", "mass=1,2"], "takes no --grid"),
+            (["--strategy", "pbt", "--grid", "mass=1,2"], "--strategy pbt does not use --grid (asha and grid only)"),
+            (["--strategy", "asha", "--population", "4", "--retry-failed"], "does not use --retry-failed (grid only), --population (pbt only)"),
+            (["--strategy", "grid", "--grace-epochs", "3"], "does not use --grace-epochs (asha only)"),
+            (["--strategy", "pbt", "--metric", "coBps"], "does not use --metric (asha and grid only)"),
             (["--strategy", "pbt", "--explore", "hidden=8:16"], "cannot explore 'hidden'"),
             (["--strategy", "pbt", "--set", "epochs=30", "--generation-epochs", "3", "--explore", "damping=0.5:1.5"], "damping"),
         ]
@@ -147,5 +150,11 @@ struct AdaptiveSearchTests {
             #expect(r.status != 0 && r.output.contains(expected), "\(extra): \(r.output)")
             #expect(!FileManager.default.fileExists(atPath: "\(dir)/r/jobs"), "\(extra) wrote something")
         }
+        // Without --grace-epochs ASHA picks the longest first rung that still lets a trial reach
+        // the config's epochs (4 points, η 3: rungs 2, 6), and says so.
+        let picked = try CLI.run(["search", "--config", "Configs/tiny.yaml", "--data", data, "--run-dir", "\(dir)/picked", "--strategy", "asha",
+                                  "--set", "epochs=6", "--grid", "learningRate=0.001,0.003,0.01,0.03"])
+        #expect(picked.status == 0 && picked.stdout.contains("ASHA: --grace-epochs 2") && picked.stdout.contains("rungs at 2, 6 epochs"),
+                "\(picked.output)")
     }
 }

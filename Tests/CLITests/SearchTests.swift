@@ -26,8 +26,12 @@ struct SearchTests {
         return out
     }
 
-    static func status(_ trial: String) throws -> [String: Any] {
-        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(trial)/status.json"))) as! [String: Any]
+    /// Each trial's status in results.csv (complete, failed, or pending while it has no result).
+    static func statuses(_ run: String) -> [String: String] {
+        let lines = ((try? String(contentsOfFile: "\(run)/results.csv", encoding: .utf8)) ?? "").split(separator: "\n")
+            .map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        guard let header = lines.first, let column = header.firstIndex(of: "status") else { return [:] }
+        return Dictionary(lines.dropFirst().map { ($0[0], $0[column]) }, uniquingKeysWith: { a, _ in a })
     }
 
     @Test("mpirun -n 4 search --ranks-per-trial 2 over a 4-point grid: 4 complete rows, each bitwise equal to train on 2 ranks")
@@ -68,7 +72,7 @@ struct SearchTests {
         let ranked = try CLI.run(["search"] + Self.tiny + ["--data", data, "--ranks-per-trial", "2", "--grid", "mass=0.5,1",
                                                           "--grid", "damping=0.3,0.8", "--run-dir", "\(dir)/search",
                                                           "--metric", "validation"], ranks: 4)
-        #expect(ranked.status == 0 && ranked.stdout.contains("4 already finished"), "\(ranked.output)")
+        #expect(ranked.status == 0 && ranked.stdout.contains("4 job(s) already finished"), "\(ranked.output)")
         let best = try String(contentsOfFile: "\(dir)/search/best.yaml", encoding: .utf8)
         #expect(best.contains("by best validation metric: trial \(lowest)"), "\(best.prefix(300))")
         let markdown = try String(contentsOfFile: "\(dir)/search/results.md", encoding: .utf8)
@@ -87,28 +91,28 @@ struct SearchTests {
         #expect(reference.status == 0, "\(reference.output)")
 
         let run = "\(dir)/killed"
-        func status(_ trial: String) -> String? { (try? Self.status("\(run)/trials/\(trial)"))?["status"] as? String }
         let killedMidway = try CLI.killWhen(args + ["--run-dir", run], ranks: 4, run: run, output: "\(dir)/killed.log") {
-            let trials = (try? FileManager.default.contentsOfDirectory(atPath: "\(run)/trials")) ?? []
-            return trials.filter { status($0) == "complete" }.count >= 2 && trials.contains { trial in
-                status(trial) == "running"
+            let statuses = Self.statuses(run)
+            return statuses.values.filter { $0 == "complete" }.count >= 2 && statuses.contains { trial, status in
+                status == "pending"
                     && ((try? FileManager.default.contentsOfDirectory(atPath: "\(run)/trials/\(trial)")) ?? []).contains { $0.hasPrefix("ckpt-") }
             }
         }
         #expect(killedMidway, "the search finished before it could be killed midway")
         let trials = try FileManager.default.contentsOfDirectory(atPath: "\(run)/trials").sorted()
-        let before = try trials.map { try Self.status("\(run)/trials/\($0)")["status"] as! String }
+        let statuses = Self.statuses(run)
+        let before = trials.map { statuses[$0] ?? "pending" }
         let complete = trials.indices.filter { before[$0] == "complete" }
         #expect(complete.count >= 2 && complete.count < 4, "\(before)")
         let stamps = try complete.map { try FileManager.default.attributesOfItem(atPath: "\(run)/trials/\(trials[$0])/best.h5")[.modificationDate] as! Date }
 
         let restarted = try CLI.run(args + ["--run-dir", run], ranks: 4)
         #expect(restarted.status == 0, "\(restarted.output)")
-        #expect(restarted.stdout.contains("already finished, skipped"), "\(restarted.stdout)")
+        #expect(restarted.stdout.contains("already finished, kept"), "\(restarted.stdout)")
         for (i, index) in complete.enumerated() {
             let trial = "\(run)/trials/\(trials[index])"
-            #expect(try Self.status(trial)["sessions"] as? Int == 1, "\(trials[index]) was trained again")
-            #expect(try FileManager.default.attributesOfItem(atPath: "\(trial)/best.h5")[.modificationDate] as! Date == stamps[i])
+            #expect(try FileManager.default.attributesOfItem(atPath: "\(trial)/best.h5")[.modificationDate] as! Date == stamps[i],
+                    "\(trials[index]) was trained again")
         }
         let resumed = try trials.filter {
             try String(contentsOfFile: "\(run)/trials/\($0)/train.log", encoding: .utf8).contains("resuming from")
@@ -126,9 +130,8 @@ struct SearchTests {
         }
         #expect(status == 75, "\(stdout)")
         #expect(stdout.contains("search preempted"), "\(stdout)")
-        let left = try FileManager.default.contentsOfDirectory(atPath: "\(preempted)/trials").sorted()
-            .map { try Self.status("\(preempted)/trials/\($0)")["status"] as! String }
-        #expect(left.contains("running") && !left.allSatisfy { $0 == "complete" }, "\(left)")
+        let left = Array(Self.statuses(preempted).values)
+        #expect(left.contains("pending") && !left.allSatisfy { $0 == "complete" }, "\(left)")
         let continued = try CLI.run(args + ["--run-dir", preempted], ranks: 4)
         #expect(continued.status == 0, "\(continued.output)")
         #expect(try Self.table(preempted) == Self.table("\(dir)/reference"))

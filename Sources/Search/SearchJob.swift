@@ -1,13 +1,19 @@
 import Foundation
 
-/// One unit of work a group trains: trial (ASHA: a grid point; PBT: a member) `trial` from
+// The search's unit of work and its record, and the schedule that decides the work: what every
+// strategy shares.
+
+/// Where a search job stands.
+public enum TrialStatus: String, Codable, Sendable { case pending, running, complete, failed }
+
+/// One unit of work a group trains: trial (grid, ASHA: a grid point; PBT: a member) `trial` from
 /// epoch `fromEpoch` to `toEpoch`. PBT jobs also say where the weights come from and with which
 /// explored values.
 public struct SearchJob: Codable, Equatable, Sendable {
     /// Position in the schedule (the order jobs were decided in).
     public var id: Int
     public var trial: Int
-    /// ASHA: the rung the job ends at; PBT: the generation.
+    /// Grid: 0; ASHA: the rung the job ends at; PBT: the generation.
     public var stage: Int
     public var fromEpoch: Int
     public var toEpoch: Int
@@ -20,13 +26,14 @@ public struct SearchJob: Codable, Equatable, Sendable {
     public var cost: Int { toEpoch - fromEpoch }
 }
 
-/// What a finished job left: written once, atomically, by the group that trained it.
+/// What a finished job left, `jobs/j<id>.json`: written once, atomically, by the group that
+/// trained it. The one record of every strategy's results.
 public struct JobResult: Codable, Equatable, Sendable {
     public var job: SearchJob
     public var status: TrialStatus
     public var reason: String?
-    /// The value the strategy ranks on (ASHA: the --metric; PBT: the last epoch's validation
-    /// metric, lower is better). nil when the job failed.
+    /// The value the strategy ranks on (grid, ASHA: the --metric; PBT: the last epoch's
+    /// validation metric, lower is better). nil when the job failed.
     public var metric: Double?
     public var validMetric: Double?
     public var bestValidMetric: Double?
@@ -48,9 +55,16 @@ protocol SchedulePolicy {
     /// `known`: results of the jobs that have finished by now (in the schedule's virtual time),
     /// keyed by job id; `issued`: every job decided so far, in order.
     func next(known: [Int: JobResult], issued: [SearchJob]) -> SearchJob?
+    /// Whether a decision needs the results due by its virtual time (ASHA, PBT). A grid's does
+    /// not: its whole schedule is decided at once, and free groups take its jobs in order.
+    var decidesOnResults: Bool { get }
 }
 
-/// The schedule of an adaptive search as a deterministic simulation in virtual time, the
+extension SchedulePolicy {
+    var decidesOnResults: Bool { true }
+}
+
+/// The schedule of a search as a deterministic simulation in virtual time, the
 /// epoch: G workers (the groups) start at 0; a job of c epochs keeps its worker busy for c;
 /// whenever a worker is free, the policy decides its next job from the results of the jobs
 /// finished by then. Every group computes the same schedule from the same result files, so no
@@ -82,7 +96,10 @@ struct VirtualSchedule {
             var known: [Int: JobResult] = [:]
             for job in issued where finish[job.id]! <= t {
                 // A decision at t needs every result due by t; without it the schedule stops here.
-                guard let r = result(job.id) else { return VirtualSchedule(assignments: assignments, issued: issued, complete: false) }
+                guard let r = result(job.id) else {
+                    guard !policy.decidesOnResults else { return VirtualSchedule(assignments: assignments, issued: issued, complete: false) }
+                    continue
+                }
                 known[job.id] = r
             }
             if var job = policy.next(known: known, issued: issued) {
