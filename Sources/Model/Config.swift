@@ -119,6 +119,10 @@ public struct ConfigField: Sendable {
     public let set: @Sendable (inout Config, String) throws -> Void
     /// The value as JSON (number or string), for the checkpoint's `config` attribute.
     public let json: @Sendable (Config) -> Any
+    /// "int", "real" or "choice": how the value is parsed (`lflow-dist config --fields --json`).
+    public var kind = "real"
+    /// A choice field's values, in order.
+    public var choices: [String] = []
 
     static func int(_ name: String, _ key: WritableKeyPath<Config, Int> & Sendable, _ domain: String, _ doc: String) -> ConfigField {
         ConfigField(
@@ -129,7 +133,7 @@ public struct ConfigField: Sendable {
                 }
                 config[keyPath: key] = v
             },
-            json: { $0[keyPath: key] })
+            json: { $0[keyPath: key] }, kind: "int")
     }
 
     static func real(_ name: String, _ key: WritableKeyPath<Config, Double> & Sendable, _ domain: String, _ doc: String) -> ConfigField {
@@ -156,7 +160,7 @@ public struct ConfigField: Sendable {
                 }
                 config[keyPath: key] = v
             },
-            json: { $0[keyPath: key].rawValue })
+            json: { $0[keyPath: key].rawValue }, kind: "choice", choices: options)
     }
 }
 

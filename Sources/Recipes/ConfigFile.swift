@@ -49,6 +49,34 @@ public enum ConfigFile {
     }
 
     /// The Markdown table of every field (Configs/README.md is generated from it).
+    /// Every field as JSON, in table order: name, kind (int, real, choice), default, choices,
+    /// allowed values and meaning. The Python package's Config is built from this file
+    /// (python/lflow_dist/fields.json), so the two cannot drift apart.
+    public static func fieldsJSON() -> String {
+        let defaults = Config()
+        func quoted(_ s: String) -> String {
+            let data = try! JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])
+            return String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
+        }
+        let rows = Config.fields.map { field -> String in
+            let value = field.kind == "choice" ? quoted(field.get(defaults)) : field.get(defaults)
+            var parts = ["\"name\": \(quoted(field.name))", "\"kind\": \(quoted(field.kind))", "\"default\": \(value)"]
+            if !field.choices.isEmpty { parts.append("\"choices\": [" + field.choices.map(quoted).joined(separator: ", ") + "]") }
+            parts += ["\"domain\": \(quoted(field.domain))", "\"doc\": \(quoted(field.doc))"]
+            return "    {" + parts.joined(separator: ", ") + "}"
+        }
+        return """
+        {
+          "generatedBy": "lflow-dist config --fields --json",
+          "maxDecoderLayers": \(Config.maxDecoderLayers),
+          "fields": [
+        \(rows.joined(separator: ",\n"))
+          ]
+        }
+
+        """
+    }
+
     public static func markdownTable() -> String {
         let defaults = Config()
         var lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]

@@ -11,6 +11,7 @@ struct ConfigCommand: ParsableCommand {
         Examples:
           lflow-dist config --config Configs/mc_maze.yaml --set mass=2
           lflow-dist config --fields        # the Markdown table in Configs/README.md
+          lflow-dist config --fields --json > python/lflow_dist/fields.json   # what the Python package reads
         """)
 
     @OptionGroup var options: ConfigOptions
@@ -18,9 +19,14 @@ struct ConfigCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the Markdown table of every field (name, default, allowed values, meaning).")
     var fields = false
 
+    @Flag(name: .long, help: "JSON instead: the resolved config as a checkpoint stores it or, with --fields, every field (name, kind, default, choices, allowed values, meaning), the file the Python package builds its Config from.")
+    var json = false
+
     func run() throws {
         if fields {
-            print(ConfigFile.markdownTable(), terminator: "")
+            print(json ? ConfigFile.fieldsJSON() : ConfigFile.markdownTable(), terminator: "")
+        } else if json {
+            print(try options.resolve().json())
         } else {
             print(ConfigFile.yaml(try options.resolve()), terminator: "")
         }

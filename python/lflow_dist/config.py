@@ -1,109 +1,40 @@
 """The resolved config an lflow-dist checkpoint stores (its root attribute `config`, JSON).
 
-The defaults are those of Sources/Model/Config.swift (the spec's MC_Maze settings). Only the
-architecture and prediction fields change what this package computes; the others (optimiser,
-schedule, job) are kept so that `Config.to_dict()` round-trips the checkpoint's attribute.
+The fields, their kinds and defaults are lflow-dist's own: fields.json, which
+`lflow-dist config --fields --json` writes (a test checks it against the binary), not a copy
+kept by hand. Only the architecture and prediction fields change what this package computes;
+the others (optimiser, schedule, job) are kept so that `Config.to_dict()` round-trips the
+checkpoint's attribute.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import field
 
-__all__ = ["Config", "CHOICES"]
+__all__ = ["Config", "CHOICES", "FIELDS"]
+
+#: Every config field as lflow-dist defines it (`lflow-dist config --fields --json`, generated
+#: into fields.json beside this file and checked against the binary by the tests): name, kind
+#: (int, real, choice), default, choices, allowed values and meaning, in lflow-dist's order.
+with open(os.path.join(os.path.dirname(__file__), "fields.json"), encoding="utf-8") as _file:
+    _TABLE = json.load(_file)
+FIELDS = _TABLE["fields"]
 
 #: The accepted values of every choice field, as lflow-dist spells them.
-CHOICES = {
-    "encoderInput": ("current", "lagged"),
-    "encoder": ("forward", "bidirectional"),
-    "potential": ("allPairs", "diagonal"),
-    "potentialInput": ("none", "spikes"),
-    "posterior": ("initial", "perStep"),
-    "dynamics": ("secondOrder", "firstOrder"),
-    "decoder": ("transformer", "linear"),
-    "decoderInput": ("zvh", "zv"),
-    "positionalEncoding": ("none", "sinusoidal"),
-    "cdGradient": ("spec", "dropped"),
-    "klScale": ("perTrial", "perEntry"),
-    "lrSchedule": ("plateau", "cosine"),
-    "evalTrials": ("ignore", "heldIn"),
-    "validationMetric": ("heldOut", "loss"),
-    "precision": ("float32", "bf16"),
-}
+CHOICES = {f["name"]: tuple(f["choices"]) for f in FIELDS if f["kind"] == "choice"}
 
 #: The most decoder layers lflow-dist stacks (Config.maxDecoderLayers).
-MAX_DECODER_LAYERS = 4
+MAX_DECODER_LAYERS = _TABLE["maxDecoderLayers"]
+
+_TYPES = {"int": int, "real": float, "choice": str}
 
 
-@dataclass
-class Config:
-    # Architecture
-    hidden: int = 280
-    groups: int = 4
-    kernelSize: int = 3
-    heads: int = 2
-    feedForward: int = 512
-    encoderInput: str = "current"
-    encoder: str = "forward"
-    potential: str = "allPairs"
-    potentialInput: str = "none"
-    posterior: str = "initial"
-    dynamics: str = "secondOrder"
-    decoder: str = "transformer"
-    decoderInput: str = "zvh"
-    positionalEncoding: str = "none"
-    factors: int = 0
-    decoderLayers: int = 1
-    # Physics
-    dt: float = 0.01
-    mass: float = 1.0
-    damping: float = 0.55
-    temperature: float = 1.0
-    coupling: float = 1.0
-    velocityPriorVar: float = 0.1
-    # Regularisation
-    cdKeep: float = 0.5
-    cdGradient: str = "spec"
-    dropout: float = 0.1
-    decoderDropout: float = 0.1
-    klWeight: float = 0.1
-    klScale: str = "perTrial"
-    klWarmupEpochs: int = 500
-    # Optimisation
-    learningRate: float = 3e-3
-    adamBeta1: float = 0.9
-    adamBeta2: float = 0.999
-    adamEps: float = 1e-8
-    weightDecay: float = 2e-5
-    weightDecayWarmupEpochs: int = 500
-    gradClip: float = 200.0
-    weightAverage: float = 0.0
-    lrSchedule: str = "plateau"
-    lrFactor: float = 0.95
-    lrPatience: int = 10
-    minLearningRate: float = 1e-5
-    # Training and prediction
-    batchSize: int = 256
-    epochs: int = 2000
-    validationFraction: float = 0.2
-    evalTrials: str = "ignore"
-    validationMetric: str = "heldOut"
-    earlyStoppingPatience: int = 0
-    predictionSamples: int = 50
-    latentEvery: int = 10
-    checkpointEvery: int = 1
-    keepCheckpoints: int = 3
-    seed: int = 0
-    splitSeed: int = -1
-    ensemble: int = 1
-    # The job
-    collectiveTimeoutSeconds: float = 60.0
-    maxMinutes: float = 0.0
-    precision: str = "float32"
-    #: Keys of the checkpoint this version does not know (kept, with a warning).
-    extra: dict = field(default_factory=dict, repr=False, compare=False)
+class _ConfigMethods:
+    """The methods of `Config`, whose fields come from fields.json."""
 
     # Derived sizes (Config.swift)
     @property
@@ -125,16 +56,16 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Config":
-        names = {f.name: f for f in dataclasses.fields(cls) if f.name != "extra"}
+        names = {f["name"]: f for f in FIELDS}
         config = cls()
         for key, value in values.items():
             if key not in names:
                 config.extra[key] = value
                 continue
-            kind = names[key].type
-            if kind in ("int", int):
+            kind = names[key]["kind"]
+            if kind == "int":
                 value = int(value)
-            elif kind in ("float", float):
+            elif kind == "real":
                 value = float(value)
             else:
                 value = str(value)
@@ -173,3 +104,16 @@ class Config:
             problems.append("the linear decoder has one layer and no positional encoding")
         if problems:
             raise ValueError("impossible config:\n  - " + "\n  - ".join(problems))
+
+
+#: The resolved config an lflow-dist checkpoint stores: one attribute per field of fields.json,
+#: with lflow-dist's defaults, and `extra`, the keys of a checkpoint this version does not know
+#: (kept, with a warning).
+Config = dataclasses.make_dataclass(
+    "Config",
+    [(f["name"], _TYPES[f["kind"]], field(default=_TYPES[f["kind"]](f["default"]))) for f in FIELDS]
+    + [("extra", dict, field(default_factory=dict, repr=False, compare=False))],
+    bases=(_ConfigMethods,),
+    namespace={"__doc__": "The resolved config of an lflow-dist checkpoint (fields: lflow-dist config --fields)."},
+)
+Config.__module__ = __name__
