@@ -38,16 +38,14 @@ public enum NoisePurpose: UInt32, Sendable {
     case attentionDropout, attentionOutputDropout, feedForwardDropout, feedForwardOutputDropout
     case shuffle, validationSplit
     case synthetic
-    /// The dropouts of decoder layers 2 to 4, in the order of the first layer's four.
-    case attentionDropout2, attentionOutputDropout2, feedForwardDropout2, feedForwardOutputDropout2
-    case attentionDropout3, attentionOutputDropout3, feedForwardDropout3, feedForwardOutputDropout3
-    case attentionDropout4, attentionOutputDropout4, feedForwardDropout4, feedForwardOutputDropout4
+    // 15 to 26 were the dropouts of decoder layers 2 to 4 (decoderLayers, retired); the values
+    // below keep their numbers, so every stream draws what it drew.
     /// The dropout of the reverse GRU of a bidirectional encoder.
-    case encoderReverseDropout
+    case encoderReverseDropout = 27
     /// The per-step posterior's innovation samples (`posterior: perStep`).
-    case innovation
+    case innovation = 28
     /// A search's own draws (PBT's pairings, perturbations and initial samples).
-    case search
+    case search = 29
 }
 
 /// A keyed random stream: draws are addressed by (seed, purpose, epoch, step, trial, index).

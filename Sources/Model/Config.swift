@@ -13,13 +13,13 @@ public struct Config: Equatable, Sendable {
     public enum Potential: String, CaseIterable, Sendable { case allPairs, diagonal }
     public enum Dynamics: String, CaseIterable, Sendable { case secondOrder, firstOrder }
     public enum Decoder: String, CaseIterable, Sendable { case transformer, linear }
-    public enum ValidationMetric: String, CaseIterable, Sendable { case heldOut, loss }
     public enum DecoderInput: String, CaseIterable, Sendable { case zvh, zv }
     public enum KLScale: String, CaseIterable, Sendable { case perTrial, perEntry }
-    public enum LRSchedule: String, CaseIterable, Sendable { case plateau, cosine }
     public enum EvalTrials: String, CaseIterable, Sendable { case ignore, heldIn }
     public enum PositionalEncoding: String, CaseIterable, Sendable { case none, sinusoidal }
-    public enum CDGradient: String, CaseIterable, Sendable { case spec, dropped }
+    /// Where coordinated dropout lets the held-in reconstruction teach: `droppedAndSampled` (the
+    /// spec's; it was called `spec`, which old configs still say) or `dropped`.
+    public enum CDGradient: String, CaseIterable, Sendable { case droppedAndSampled, dropped }
     public enum Posterior: String, CaseIterable, Sendable { case initial, perStep }
     public enum PotentialInput: String, CaseIterable, Sendable { case none, spikes }
 
@@ -38,11 +38,8 @@ public struct Config: Equatable, Sendable {
     public var decoder = Decoder.transformer
     public var decoderInput = DecoderInput.zvh
     public var positionalEncoding = PositionalEncoding.none
-    public var decoderLayers = 1
     /// Width of a linear bottleneck between the decoder and the readout (0 = none, the spec).
     public var factors = 0
-    /// The most decoder layers a config may stack (each has its own dropout streams).
-    public static let maxDecoderLayers = 4
     // Physics
     public var dt = 0.01
     public var mass = 1.0
@@ -52,7 +49,7 @@ public struct Config: Equatable, Sendable {
     public var velocityPriorVar = 0.1
     // Regularisation
     public var cdKeep = 0.5
-    public var cdGradient = CDGradient.spec
+    public var cdGradient = CDGradient.droppedAndSampled
     public var dropout = 0.1
     public var decoderDropout = 0.1
     public var klWeight = 0.1
@@ -67,7 +64,6 @@ public struct Config: Equatable, Sendable {
     public var weightDecayWarmupEpochs = 500
     public var gradClip = 200.0
     public var weightAverage = 0.0
-    public var lrSchedule = LRSchedule.plateau
     public var lrFactor = 0.95
     public var lrPatience = 10
     public var minLearningRate = 1e-5
@@ -75,7 +71,6 @@ public struct Config: Equatable, Sendable {
     public var batchSize = 256
     public var epochs = 2000
     public var validationFraction = 0.2
-    public var validationMetric = ValidationMetric.heldOut
     public var evalTrials = EvalTrials.ignore
     public var earlyStoppingPatience = 0
     public var predictionSamples = 50
@@ -123,6 +118,8 @@ public struct ConfigField: Sendable {
     public var kind = "real"
     /// A choice field's values, in order.
     public var choices: [String] = []
+    /// A choice field's old value names, read as the new ones.
+    public var aliases: [String: String] = [:]
 
     static func int(_ name: String, _ key: WritableKeyPath<Config, Int> & Sendable, _ domain: String, _ doc: String) -> ConfigField {
         ConfigField(
@@ -148,19 +145,22 @@ public struct ConfigField: Sendable {
             json: { $0[keyPath: key] })
     }
 
+    /// `aliases`: old names of values, still read (config files and checkpoints of earlier
+    /// versions), never written.
     static func choice<E: RawRepresentable & CaseIterable & Sendable>(
-        _ name: String, _ key: WritableKeyPath<Config, E> & Sendable, _ doc: String
+        _ name: String, _ key: WritableKeyPath<Config, E> & Sendable, _ doc: String, aliases: [String: String] = [:]
     ) -> ConfigField where E.RawValue == String {
         let options = E.allCases.map(\.rawValue)
         return ConfigField(
             name: name, doc: doc, domain: options.joined(separator: " | "), get: { $0[keyPath: key].rawValue },
             set: { config, text in
-                guard let v = E(rawValue: text.trimmingCharacters(in: .whitespaces)) else {
+                let given = text.trimmingCharacters(in: .whitespaces)
+                guard let v = E(rawValue: aliases[given] ?? given) else {
                     throw ConfigError("\(name) must be one of \(options.joined(separator: ", ")), got '\(text)'")
                 }
                 config[keyPath: key] = v
             },
-            json: { $0[keyPath: key].rawValue }, kind: "choice", choices: options)
+            json: { $0[keyPath: key].rawValue }, kind: "choice", choices: options, aliases: aliases)
     }
 }
 
@@ -185,15 +185,14 @@ extension Config {
         .choice("decoderInput", \.decoderInput, "What the decoder reads: zvh = S_t = [z_t, v_t, h_t] (spec); zv = [z_t, v_t] only, without the encoder state, so every rate must come through the Langevin latents (ablation)."),
         .choice("positionalEncoding", \.positionalEncoding, "none: the Transformer sees S_t without its step (spec); sinusoidal: the fixed sin/cos encoding of the step t (Vaswani et al. 2017) is added to S_t before the Transformer, so attention can weigh steps by where they are (no parameters; needs decoder: transformer)."),
         .int("factors", \.factors, "0 (none) or 1 to the decoder width", "Rank of the readout: 0 = Linear(D→Nout) straight from the decoder (spec); F > 0 puts a linear map D→F without bias (factors.weight [F, D]) before it (readout.weight [Nout, F]), so every neuron's log-rate, held-in and held-out, is a mix of the same F factors (LFADS's factors)."),
-        .int("decoderLayers", \.decoderLayers, "1 to 4; > 1 needs decoder: transformer", "Transformer encoder layers of the decoder, stacked (1 = the spec's one layer; the second and later are named decoder.layers.<k>.*)."),
         .real("dt", \.dt, "> 0", "Langevin time step."),
         .real("mass", \.mass, "> 0", "Mass m in v' = v - dt·f(z)/m."),
         .real("damping", \.damping, "[0, 1)", "Damping g: mu_t = (1-g)·v', noise variance 2·g·temperature."),
         .real("temperature", \.temperature, ">= 0", "Temperature of the Langevin noise."),
         .real("coupling", \.coupling, "any", "Coupling strength k of the potential."),
-        .real("velocityPriorVar", \.velocityPriorVar, "> 0", "Variance of the N(0, s²) prior in the transition KL."),
+        .real("velocityPriorVar", \.velocityPriorVar, "> 0", "Variance of the N(0, s²) prior in the transition KL of posterior: initial. Not used with posterior: perStep, whose transition KL is the innovation's against N(0, 1)."),
         .real("cdKeep", \.cdKeep, "(0, 1]", "Coordinated dropout keep probability p (1 disables coordinated dropout)."),
-        .choice("cdGradient", \.cdGradient, "Where the held-in reconstruction is learned under coordinated dropout: spec = where the entry was dropped, or kept and passed (pass ~ Bernoulli(1-p)), so the encoder also learns from entries it saw; dropped = only where the entry was dropped from the input (LFADS's coordinated dropout, Keshtkaran and Pandarinath 2019), so no gradient ever teaches a rate to copy its own input spike."),
+        .choice("cdGradient", \.cdGradient, "Where the held-in reconstruction is learned under coordinated dropout: droppedAndSampled = where the entry was dropped, and where it was kept but sampled to pass (pass ~ Bernoulli(1-p)), so the encoder also learns from entries it saw (the spec's; old configs call it spec); dropped = only where the entry was dropped from the input (LFADS's coordinated dropout, Keshtkaran and Pandarinath 2019), so no gradient ever teaches a rate to copy its own input spike.", aliases: ["spec": "droppedAndSampled"]),
         .real("dropout", \.dropout, "[0, 1)", "Dropout rate on every GRU hidden state."),
         .real("decoderDropout", \.decoderDropout, "[0, 1)", "Dropout rate inside the Transformer layer (attention weights, attention output, feed-forward)."),
         .real("klWeight", \.klWeight, ">= 0", "Final KL weight beta."),
@@ -207,7 +206,6 @@ extension Config {
         .int("weightDecayWarmupEpochs", \.weightDecayWarmupEpochs, ">= 0", "Weight decay ramps linearly from 0 over this many epochs; 0 = no ramp."),
         .real("gradClip", \.gradClip, ">= 0", "Global gradient-norm clip; 0 disables clipping."),
         .real("weightAverage", \.weightAverage, "[0, 1)", "Decay of an exponential moving average of the weights, updated after every step (0 = off, the spec). When on, validation, the best weights, best.h5 and prediction use the average; training continues from the live weights. The decay is min(weightAverage, (1+t)/(10+t)) at step t, so the average forgets the initial weights early. 0.999 averages over about the last 1,000 steps."),
-        .choice("lrSchedule", \.lrSchedule, "plateau: ReduceLROnPlateau on the validation metric (lrFactor, lrPatience; released code); cosine: from learningRate down to minLearningRate over the run (the planned epochs under maxMinutes, else epochs), half a cosine."),
         .real("lrFactor", \.lrFactor, "(0, 1)", "ReduceLROnPlateau factor on the validation loss."),
         .int("lrPatience", \.lrPatience, ">= 0", "ReduceLROnPlateau patience, in epochs."),
         .real("minLearningRate", \.minLearningRate, ">= 0", "ReduceLROnPlateau lower bound on the learning rate."),
@@ -215,7 +213,6 @@ extension Config {
         .int("epochs", \.epochs, "> 0", "Training epochs."),
         .real("validationFraction", \.validationFraction, "[0, 1)", "Fraction of the training trials held out (seeded) for validation, model selection and the end-of-training metrics."),
         .choice("evalTrials", \.evalTrials, "ignore: train on the training trials only (spec); heldIn: also reconstruct the eval trials' held-in spikes, the input the model is given for them at prediction anyway (semi-supervised, transductive). Their held-out neurons and forward bins are never read, even when the file has them ('val' phase); validation, model selection and the scores are unchanged."),
-        .choice("validationMetric", \.validationMetric, "What picks the best weights and drives ReduceLROnPlateau and early stopping: heldOut = validation Poisson NLL of the held-out neurons and forward bins (what the encoder never sees); loss = the validation negative ELBO (whose KL, summed per trial, is nearly constant and swamps the reconstruction)."),
         .int("earlyStoppingPatience", \.earlyStoppingPatience, ">= 0", "Stop after this many epochs without a better validation loss; 0 = never stop early."),
         .int("predictionSamples", \.predictionSamples, ">= 0", "Stochastic passes averaged in log-rate space for prediction; 0 = one deterministic mean-path pass."),
         .int("latentEvery", \.latentEvery, ">= 0", "On data with true latents (synth's, or --truth): every this many epochs (and after the first), fit linear maps of the validation trials' mean-path [z, v] to the true latents and log its R² (latentR2) and the within-trial share of z's variance (latentMotion) in metrics.jsonl, for the report's curve; 0 = only at the end. Costs one forward pass over up to 512 trials."),
@@ -238,9 +235,25 @@ extension Config {
 
     public static func field(named name: String) -> ConfigField? { fields.first { $0.name == name } }
 
+    /// Options measured and not adopted, retired. A config file or a checkpoint of an earlier
+    /// version that sets one to the value every run now has still loads; any other value is
+    /// refused with what replaced it.
+    public static let retired: [(name: String, kept: String, why: String)] = [
+        ("decoderLayers", "1", "decoderLayers was retired: a second Transformer layer tied the spec's one on MC_Maze-shaped data and lost on MC_RTT-shaped data in the same 12 minutes (0.3375 against 0.3382 co-bps, docs/quality.md). The decoder has one layer; remove the key (a checkpoint with more layers cannot be loaded by this version)"),
+        ("lrSchedule", "plateau", "lrSchedule was retired: the cosine schedule reached 0.3174 co-bps against the plateau schedule's 0.3178 in the same 12 minutes (docs/quality.md), and a search cannot continue it in steps. The learning rate follows the plateau schedule (lrFactor, lrPatience, minLearningRate); remove the key"),
+        ("validationMetric", "heldOut", "validationMetric was retired: selecting on the validation loss tied the held-out NLL (0.3196 against 0.3194 co-bps, docs/quality.md) while its KL, summed per trial, swamps the reconstruction it should judge. Model selection, the plateau schedule and early stopping use the held-out NLL; remove the key"),
+    ]
+
     /// Sets one field from its text form, as `--set key=value` and config files do.
     /// `source` names where the pair came from, for the error message.
     public mutating func set(_ key: String, _ value: String, source: String = "--set") throws {
+        if let retired = Config.retired.first(where: { $0.name == key }) {
+            let given = value.trimmingCharacters(in: .whitespaces)
+            guard given == retired.kept || Double(given).map({ Double(retired.kept) == $0 }) == true else {
+                throw ConfigError("\(source): \(key) \(given): \(retired.why).")
+            }
+            return
+        }
         guard let field = Config.field(named: key) else {
             let close = Config.fields.map(\.name).filter { editDistance($0.lowercased(), key.lowercased()) <= 2 }
             let hint = close.isEmpty ? "" : " Did you mean \(close.joined(separator: " or "))?"
@@ -278,10 +291,6 @@ extension Config {
         need(feedForward > 0, "feedForward must be > 0 (got \(feedForward))")
         need(factors >= 0 && factors <= decoderWidth,
              "factors must be 0 (no bottleneck) or 1 to the decoder width \(decoderWidth) (got \(factors))")
-        need((1...Config.maxDecoderLayers).contains(decoderLayers),
-             "decoderLayers must be 1 to \(Config.maxDecoderLayers) (got \(decoderLayers))")
-        need(decoderLayers == 1 || decoder == .transformer,
-             "decoderLayers \(decoderLayers) needs decoder: transformer (the linear decoder has no layers); set decoderLayers=1")
         need(positionalEncoding == .none || decoder == .transformer,
              "positionalEncoding \(positionalEncoding.rawValue) needs decoder: transformer (the linear decoder reads each step alone); set positionalEncoding=none")
         need(dt > 0, "dt must be > 0 (got \(dt))")

@@ -9,7 +9,8 @@ import Kernels
 /// Coordinated dropout (training only, keep probability p, spec step 1): keep ~ Bernoulli(p),
 /// pass ~ Bernoulli(1-p) per held-in observed entry; input x' = x·keep/p; the reconstruction
 /// gradient flows where (not keep) or pass. Held-out and forward entries always pass.
-/// With `cdGradient: dropped` no kept entry passes: g = not keep.
+/// With `cdGradient: dropped` no kept entry passes: g = not keep (the default,
+/// `droppedAndSampled`, is the spec's).
 ///
 /// With bf16 products the input holds x·keep (counts, exact in bf16) and `inputScale` is 1/p,
 /// which the products that read the input apply to their float32 result: rounding x/p to
@@ -39,7 +40,7 @@ public final class CoordinatedDropout<S: Scalar> {
         heldIn = dims.heldIn
         outputs = dims.outputs
         keepProbability = config.cdKeep
-        keptPass = config.cdGradient == .spec
+        keptPass = config.cdGradient == .droppedAndSampled
         scaleAfterProduct = config.precision == .bf16 && S.self == Float.self
         input = Buffer(count: bins * maxBatch * heldIn)
         targets = Buffer(count: steps * maxBatch * outputs)

@@ -101,7 +101,7 @@ public final class LangevinFlow<S: Scalar> {
     /// The innovations u_t drawn from it, step t at row t-1              // (steps-1, B, H)
     let innovations: Buffer<S>
     public let dynamics: LangevinDynamics<S>
-    /// The decoder's Transformer layers (decoderLayers of them), empty for the linear decoder.
+    /// The decoder's Transformer layer, none for the linear decoder.
     let transformers: [TransformerLayer<S>]
     let readout: PoissonReadout<S>
 
@@ -145,7 +145,7 @@ public final class LangevinFlow<S: Scalar> {
         innovations = Buffer(count: perStep ? (steps - 1) * maxBatch * h : 0)
         dynamics = LangevinDynamics(config: config, steps: steps, maxBatch: maxBatch)
         transformers = config.decoder == .transformer
-            ? (0..<config.decoderLayers).map { TransformerLayer(config: config, steps: steps, maxBatch: maxBatch, layout: layout, layer: $0) } : []
+            ? [TransformerLayer(config: config, steps: steps, maxBatch: maxBatch, layout: layout)] : []
         readout = PoissonReadout(width: d, outputs: dims.outputs, steps: steps, maxBatch: maxBatch, layout: layout,
                                  precision: config.precision)
         latents = Buffer(count: steps * maxBatch * d)

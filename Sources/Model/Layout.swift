@@ -124,10 +124,8 @@ public struct ParameterLayout: Equatable, Sendable {
         }
         if c.decoder == .transformer {
             let f = c.feedForward
-            // One set per layer: the spec's `decoder.*`, then `decoder.layers.<k>.*` for the
-            // layers stacked on it (decoderLayers > 1), with the same shapes and rules.
-            for layer in 0..<max(c.decoderLayers, 1) {
-                let p = TransformerLayer<Double>.prefix(layer: layer)
+            do {
+                let p = TransformerLayer<Double>.prefix
                 items += [
                     // xavier_uniform on (3D, D): bound √(6 / (D + 3D)); bias zero.
                     ("\(p)self_attn.in_proj_weight", [3 * d, d], .uniform((6.0 / Double(4 * d)).squareRoot())),

@@ -110,28 +110,15 @@ public final class TransformerLayer<S: Scalar> {
     let linear1Weight, linear1Bias, linear2Weight, linear2Bias: ParameterSlot
     let norm1Weight, norm1Bias, norm2Weight, norm2Bias: ParameterSlot
 
-    /// The dropout streams of layer `layer` (from 0): attention weights, attention output,
-    /// feed-forward, feed-forward output. The first layer keeps the spec's four purposes.
-    static func noisePurposes(layer: Int) -> [NoisePurpose] {
-        switch layer {
-        case 0: [.attentionDropout, .attentionOutputDropout, .feedForwardDropout, .feedForwardOutputDropout]
-        case 1: [.attentionDropout2, .attentionOutputDropout2, .feedForwardDropout2, .feedForwardOutputDropout2]
-        case 2: [.attentionDropout3, .attentionOutputDropout3, .feedForwardDropout3, .feedForwardOutputDropout3]
-        case 3: [.attentionDropout4, .attentionOutputDropout4, .feedForwardDropout4, .feedForwardOutputDropout4]
-        default: preconditionFailure("decoder layer \(layer) has no dropout streams (at most \(Config.maxDecoderLayers) layers)")
-        }
-    }
-    let purposes: [NoisePurpose]
+    /// The dropout streams: attention weights, attention output, feed-forward, feed-forward output.
+    let purposes: [NoisePurpose] = [.attentionDropout, .attentionOutputDropout, .feedForwardDropout, .feedForwardOutputDropout]
 
-    /// The parameter-name prefix of layer `layer` (from 0): the spec's `decoder.` for the first,
-    /// `decoder.layers.<k>.` for the layers stacked on it.
-    public static func prefix(layer: Int) -> String { layer == 0 ? "decoder." : "decoder.layers.\(layer)." }
+    /// The parameter-name prefix (nn.TransformerEncoderLayer's, under the model's `decoder`).
+    public static var prefix: String { "decoder." }
 
-    /// `layer` (from 0) picks the parameters and dropout streams of that layer of the stack.
     /// `attentionChunkTrials` overrides the bf16 attention's chunk of trials (tests).
-    public init(config: Config, steps: Int, maxBatch: Int, layout: ParameterLayout, layer: Int = 0, attentionChunkTrials: Int? = nil) {
-        let p = Self.prefix(layer: layer)
-        purposes = Self.noisePurposes(layer: layer)
+    public init(config: Config, steps: Int, maxBatch: Int, layout: ParameterLayout, attentionChunkTrials: Int? = nil) {
+        let p = Self.prefix
         inProjWeight = layout.slot("\(p)self_attn.in_proj_weight")
         inProjBias = layout.slot("\(p)self_attn.in_proj_bias")
         outProjWeight = layout.slot("\(p)self_attn.out_proj.weight")

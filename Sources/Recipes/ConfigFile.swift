@@ -49,8 +49,9 @@ public enum ConfigFile {
     }
 
     /// The Markdown table of every field (Configs/README.md is generated from it).
-    /// Every field as JSON, in table order: name, kind (int, real, choice), default, choices,
-    /// allowed values and meaning. The Python package's Config is built from this file
+    /// Every field as JSON, in table order: name, kind (int, real, choice), default, choices and
+    /// their old names, allowed values and meaning; and the retired fields with the value that
+    /// stayed and why. The Python package's Config is built from this file
     /// (python/lflow_dist/fields.json), so the two cannot drift apart.
     public static func fieldsJSON() -> String {
         let defaults = Config()
@@ -62,15 +63,21 @@ public enum ConfigFile {
             let value = field.kind == "choice" ? quoted(field.get(defaults)) : field.get(defaults)
             var parts = ["\"name\": \(quoted(field.name))", "\"kind\": \(quoted(field.kind))", "\"default\": \(value)"]
             if !field.choices.isEmpty { parts.append("\"choices\": [" + field.choices.map(quoted).joined(separator: ", ") + "]") }
+            if !field.aliases.isEmpty {
+                parts.append("\"aliases\": {" + field.aliases.sorted { $0.key < $1.key }.map { "\(quoted($0.key)): \(quoted($0.value))" }.joined(separator: ", ") + "}")
+            }
             parts += ["\"domain\": \(quoted(field.domain))", "\"doc\": \(quoted(field.doc))"]
             return "    {" + parts.joined(separator: ", ") + "}"
         }
+        let retired = Config.retired.map { "    {\"name\": \(quoted($0.name)), \"kept\": \(quoted($0.kept)), \"why\": \(quoted($0.why))}" }
         return """
         {
           "generatedBy": "lflow-dist config --fields --json",
-          "maxDecoderLayers": \(Config.maxDecoderLayers),
           "fields": [
         \(rows.joined(separator: ",\n"))
+          ],
+          "retired": [
+        \(retired.joined(separator: ",\n"))
           ]
         }
 

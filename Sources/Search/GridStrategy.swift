@@ -98,7 +98,7 @@ struct GridStrategy: SearchStrategy {
                 Cell.number(r?.bestEpoch), Cell.number(r?.bestValidMetric), Cell.number(r?.coBps), Cell.number(r?.fpBps),
                 Cell.number(r?.velR2), Cell.number(r?.psthR2), Cell.number(r?.latentR2), Cell.quote(r?.reason ?? ""), Cell.wall(r)]
         }
-        let metricName = base.validationMetric == .heldOut ? "held-out NLL" : "loss"
+        let metricName = "held-out NLL"
         let markdown = points.map { p -> [String] in
             let r = rows[p.index]
             return ["\(p.name)\(p.index == best ? " ★" : "")"] + p.parameters.map(\.value) + [r.map(Cell.status) ?? "pending",

@@ -222,7 +222,7 @@ struct PBTStrategy: SearchStrategy {
     }
 
     func describe(groups: Int, ranksPerTrial: Int) -> String {
-        "search (PBT): \(members) members over \(groups) group\(groups == 1 ? "" : "s") of \(ranksPerTrial) rank\(ranksPerTrial == 1 ? "" : "s"); generations end at \(boundaries.map(String.init).joined(separator: ", ")) epochs; exploring \(space.fields.map { "\($0.field) [\($0.lower), \($0.upper)]" }.joined(separator: ", ")); members start \(sampleInitial ? "from values drawn within the bounds" : "from the config"); tournaments on the smoothed validation \(base.validationMetric.rawValue)"
+        "search (PBT): \(members) members over \(groups) group\(groups == 1 ? "" : "s") of \(ranksPerTrial) rank\(ranksPerTrial == 1 ? "" : "s"); generations end at \(boundaries.map(String.init).joined(separator: ", ")) epochs; exploring \(space.fields.map { "\($0.field) [\($0.lower), \($0.upper)]" }.joined(separator: ", ")); members start \(sampleInitial ? "from values drawn within the bounds" : "from the config"); tournaments on the smoothed validation heldOut"
     }
 
     func directory(_ job: SearchJob, in run: RunDirectory) -> RunDirectory { run.pbtMember(job.trial, generation: job.stage) }
@@ -257,7 +257,7 @@ struct PBTStrategy: SearchStrategy {
     }
 
     func outcome(_ r: JobResult) -> String {
-        r.status == .complete ? String(format: "valid %@ %.4f", base.validationMetric.rawValue, r.metric ?? .nan) : "FAILED: " + (r.reason ?? "unknown reason")
+        r.status == .complete ? String(format: "valid %@ %.4f", "heldOut", r.metric ?? .nan) : "FAILED: " + (r.reason ?? "unknown reason")
     }
 
     func session(_ job: SearchJob) -> (group: String, values: [SearchParameter])? {
@@ -321,7 +321,7 @@ struct PBTStrategy: SearchStrategy {
                 + ["status", "metric", "smoothed", "best_valid_metric", "valid_co_bps", "valid_fp_bps", "valid_vel_r2", "valid_psth_r2",
                    "valid_latent_r2", "reason", "wall_seconds"],
             csvRows: csv, title: "Search results (PBT)",
-            intro: "One row per member and generation. `from` is the member whose weights, Adam moments, weight average and schedule state the generation continued (itself unless it lost its tournament). The metric is the last epoch's validation \(base.validationMetric.rawValue) (lower is better); tournaments compare its exponential smoothing along each lineage.",
+            intro: "One row per member and generation. `from` is the member whose weights, Adam moments, weight average and schedule state the generation continued (itself unless it lost its tournament). The metric is the last epoch's validation heldOut (lower is better); tournaments compare its exponential smoothing along each lineage.",
             markdownHeader: ["job", "member", "gen.", "epochs", "from"] + explored + ["status", "metric", "smoothed", "co-bps", "wall"],
             markdownRows: markdown, links: sorted.map { _ in nil })
     }
@@ -333,10 +333,10 @@ struct PBTStrategy: SearchStrategy {
         return SearchAnswer(
             result: best.result, config: config,
             header: ["The best member of the PBT search in \(search.run): member \(best.result.job.trial) after generation \(best.result.job.stage)",
-                     "(smoothed validation \(base.validationMetric.rawValue) \(String(format: "%.5f", best.smoothed))); its weights: \(weights.best)",
+                     "(smoothed validation heldOut \(String(format: "%.5f", best.smoothed))); its weights: \(weights.best)",
                      "These are its explored values at the end. They are one step of a schedule (best-schedule.yaml):",
                      "training from scratch with them is a different model. Use the weights: lflow-dist predict --checkpoint \(weights.best)"],
-            line: String(format: "best member: %d (smoothed validation %@ %.5f)%@ → %@", best.result.job.trial, base.validationMetric.rawValue,
+            line: String(format: "best member: %d (smoothed validation %@ %.5f)%@ → %@", best.result.job.trial, "heldOut",
                          best.smoothed, scores.map { String(format: ", validation co-bps %.4f", $0.coBps) } ?? "", weights.path),
             files: ["best-schedule.yaml": schedule(best.result.job, results: results)])
     }
@@ -369,8 +369,8 @@ struct PBTStrategy: SearchStrategy {
     func figures(_ results: [JobResult], base: Config) -> [String] {
         let sorted = results.sorted { $0.job.id < $1.job.id }
         let byMember = Dictionary(grouping: sorted.filter { $0.status == .complete && ($0.metric?.isFinite ?? false) }, by: \.job.trial)
-        var figures = [Plots.lines(title: "Validation \(base.validationMetric.rawValue) per member", subtitle: "at the end of each generation (lower is better)",
-                                   xLabel: "epoch", yLabel: base.validationMetric.rawValue,
+        var figures = [Plots.lines(title: "Validation heldOut per member", subtitle: "at the end of each generation (lower is better)",
+                                   xLabel: "epoch", yLabel: "heldOut",
                                    series: byMember.keys.sorted().map { m in
                                        Series(name: "member \(m)", x: byMember[m]!.map { Double($0.job.toEpoch) }, y: byMember[m]!.map { $0.metric! })
                                    })]

@@ -48,14 +48,10 @@ public struct SearchSetup {
 
     /// ASHA's and PBT's base config: one resumable checkpoint per run (the disk bound; it does
     /// not change the trajectory). Refuses what cannot be exact: a wall-clock budget (epochs are
-    /// the resource and the clock) and a cosine schedule (its shape depends on the total epochs,
-    /// which a rung or a generation does not know).
+    /// the resource and the clock).
     static func adaptive(_ base: Config, strategy: String) throws -> Config {
         guard base.maxMinutes == 0 else {
             throw SearchError("--strategy \(strategy) counts its budget in epochs, so that a killed search decides the same: drop maxMinutes and set epochs (the longest a trial trains)")
-        }
-        guard base.lrSchedule == .plateau else {
-            throw SearchError("--strategy \(strategy) continues runs in steps of epochs; the cosine schedule depends on the total, so use lrSchedule: plateau")
         }
         var config = base
         config.keepCheckpoints = 1

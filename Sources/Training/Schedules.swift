@@ -38,7 +38,7 @@ public struct PlateauScheduler: Codable, Equatable, Sendable {
 }
 
 /// The schedules of a run over its epochs: the time budget (`maxMinutes`) and the epochs it
-/// plans, the warm-ups scaled to them, the learning rate (plateau or cosine), β and the weight
+/// plans, the warm-ups scaled to them, the learning rate (the plateau scheduler's), β and the weight
 /// decay at each epoch.
 extension Trainer {
     /// Epochs of a session before the epochs that fit in the budget are planned (the first one,
@@ -83,14 +83,8 @@ extension Trainer {
         epochs == 0 ? 0 : max(1, Int((Double(epochs) * scale).rounded()))
     }
 
-    /// The learning rate of `epoch`: the plateau scheduler's, or the cosine from learningRate to
-    /// minLearningRate over the run (the planned epochs under a budget).
-    func learningRate(atEpoch epoch: Int, _ state: TrainerState) -> Double {
-        guard config.lrSchedule == .cosine else { return scheduler.learningRate }
-        let total = Double(max(state.plannedEpochs ?? config.epochs, 1))
-        let progress = min(Double(epoch) / total, 1)
-        return config.minLearningRate + (config.learningRate - config.minLearningRate) * 0.5 * (1 + cos(.pi * progress))
-    }
+    /// The learning rate of `epoch`: the plateau scheduler's.
+    func learningRate(atEpoch epoch: Int, _ state: TrainerState) -> Double { scheduler.learningRate }
 
     /// β at `epoch`, with the KL warm-up scaled to the planned epochs.
     func klWeight(atEpoch epoch: Int, _ state: TrainerState) -> Double {

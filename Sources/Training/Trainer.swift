@@ -59,7 +59,7 @@ public final class Trainer {
     let say: (String) -> Void
 
     public internal(set) var scheduler: PlateauScheduler
-    /// The best value of the validation metric (`config.validationMetric`) so far.
+    /// The best value of the validation metric (the held-out NLL) so far.
     public internal(set) var bestValidMetric = Double.infinity
     public internal(set) var bestEpoch = -1
     /// Parameters at the best validation loss so far (the weight average's, when it is on).
@@ -201,7 +201,7 @@ public final class Trainer {
     struct Evaluation {
         let loss: LossValues
         let heldOutNLL: Double
-        /// The value `validationMetric` selects on.
+        /// The value model selection, the plateau schedule and early stopping use: the held-out NLL.
         let metric: Double
     }
 
@@ -256,7 +256,7 @@ public final class Trainer {
         guard train.loss.total.isFinite else { throw nonFinite(epoch: epoch, what: "the training loss became \(train.loss.total)") }
         let evaluation = try evaluate(epoch: epoch)
         let improved = try keepIfBest(evaluation.metric, epoch: epoch)
-        let reduced = config.lrSchedule == .plateau ? scheduler.step(evaluation.metric) : false
+        let reduced = scheduler.step(evaluation.metric)
         let record = try epochRecord(epoch, train: train, evaluation: evaluation, improved: improved,
                                      seconds: Date().timeIntervalSince(epochStart), state: session.state)
         history.append(record)
@@ -272,9 +272,9 @@ public final class Trainer {
     /// a non-finite metric ends training.
     func evaluate(epoch: Int) throws -> Evaluation {
         let (loss, heldOutNLL) = try withAveragedWeights { try validate() }
-        let metric = config.validationMetric == .heldOut ? heldOutNLL : loss.total
+        let metric = heldOutNLL
         guard metric.isFinite else {
-            throw nonFinite(epoch: epoch, what: "the validation metric (\(config.validationMetric.rawValue)) became \(metric)")
+            throw nonFinite(epoch: epoch, what: "the validation metric (\("heldOut")) became \(metric)")
         }
         return Evaluation(loss: loss, heldOutNLL: heldOutNLL, metric: metric)
     }
@@ -336,7 +336,7 @@ public final class Trainer {
         if config.maxMinutes > 0 { eta = min(eta, left) }
         log(String(format: "epoch %4d/%d  train %.4f (rec %.4f kl %.3g)  valid %@ %.5f%@  lr %.2e%@  beta %.3f  %5.0f trials/s  ETA %@%@",
                    epoch + 1, total, record.trainLoss, record.trainReconstruction, record.trainKL,
-                   config.validationMetric.rawValue, record.validMetric,
+                   "heldOut", record.validMetric,
                    record.best ? "*" : " ", record.learningRate, reduced ? "↓" : " ", record.klWeight,
                    record.trialsPerSecond, formatDuration(eta),
                    record.latentR2.map { String(format: "  latent R² [z,v] %.3f, z motion %.2f", $0, record.latentMotion ?? 0) } ?? ""))
@@ -351,7 +351,7 @@ public final class Trainer {
             try saveCheckpoint(session.state)
         }
         if stopping {
-            log("early stopping: no better validation \(config.validationMetric.rawValue) for \(config.earlyStoppingPatience) epochs (best at epoch \(bestEpoch + 1))")
+            log("early stopping: no better validation \("heldOut") for \(config.earlyStoppingPatience) epochs (best at epoch \(bestEpoch + 1))")
         } else if budgetReached {
             log("the budget of \(formatDuration(config.maxMinutes * 60)) is spent after \(epoch + 1) epochs (\(formatDuration(session.state.trainingSeconds ?? 0)) of training)")
         }
@@ -365,7 +365,7 @@ public final class Trainer {
         try writeLast()
         model.params.values.copy(from: bestParameters)
         try writeBest()
-        log("best validation \(config.validationMetric.rawValue) \(String(format: "%.5f", bestValidMetric)) at epoch \(bestEpoch + 1); weights in \(run.best) (\(formatDuration(Date().timeIntervalSince(session.started))))")
+        log("best validation \("heldOut") \(String(format: "%.5f", bestValidMetric)) at epoch \(bestEpoch + 1); weights in \(run.best) (\(formatDuration(Date().timeIntervalSince(session.started))))")
     }
 
     /// Rank 0 writes last.h5 (the weights after the last step) atomically.
@@ -419,7 +419,7 @@ public final class Trainer {
         try CheckpointIO.write(path: run.best, layout: model.params.layout, values: bestParameters, config: config) { file in
             try file.writeAttribute("best_epoch", int: Int64(self.bestEpoch))
             try file.writeAttribute("best_valid_metric", double: self.bestValidMetric)
-            try file.writeAttribute("valid_metric", string: self.config.validationMetric.rawValue)
+            try file.writeAttribute("valid_metric", string: "heldOut")
             try file.writeAttribute("step", int: Int64(self.step))
         }
     }

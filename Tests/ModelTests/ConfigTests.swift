@@ -38,7 +38,6 @@ struct ConfigTests {
                       ("damping=1", "damping must be in [0, 1)"), ("damping=-0.1", "damping must be in [0, 1)"),
                       ("hidden=30", "divisible by groups"), ("heads=11", "divisible by heads"),
                       ("kernelSize=2", "kernelSize must be odd"), ("cdKeep=0", "cdKeep must be in (0, 1]"),
-                      ("decoderLayers=0", "decoderLayers must be 1 to 4"), ("decoderLayers=5", "decoderLayers must be 1 to 4"),
                       ("factors=-1", "factors must be 0"), ("factors=841", "decoder width 840")])
     func impossible(override: String, expected: String) throws {
         var c = Config()
@@ -49,6 +48,33 @@ struct ConfigTests {
         } catch let e as ConfigError {
             #expect(e.message.contains(expected), "\(e.message)")
         }
+    }
+
+    @Test("Retired options load at the value every run now has, and any other value is refused with what replaced it",
+          arguments: [("decoderLayers", "1", "3", "The decoder has one layer"), ("lrSchedule", "plateau", "cosine", "plateau schedule"),
+                      ("validationMetric", "heldOut", "loss", "held-out NLL")])
+    func retired(name: String, kept: String, other: String, replacement: String) throws {
+        var c = Config()
+        try c.set(name, kept, source: "old.yaml")
+        #expect(c == Config())
+        // A checkpoint of an earlier version stores every field, so its JSON carries them too.
+        #expect(try Config.fromJSON("{\"\(name)\": \"\(kept)\", \"hidden\": 64}", source: "old.h5").hidden == 64)
+        do {
+            try c.set(name, other, source: "old.yaml")
+            Issue.record("\(name)=\(other) was accepted")
+        } catch let e as ConfigError {
+            #expect(e.message.contains("old.yaml: \(name) \(other): \(name) was retired"), "\(e.message)")
+            #expect(e.message.contains(replacement), "\(e.message)")
+        }
+    }
+
+    @Test("cdGradient's old value name spec reads as droppedAndSampled, and is never written")
+    func cdGradientAlias() throws {
+        var c = Config()
+        c.cdGradient = .dropped
+        try c.set("cdGradient", "spec")
+        #expect(c.cdGradient == .droppedAndSampled)
+        #expect(c.json().contains("\"cdGradient\": \"droppedAndSampled\""))
     }
 
     @Test("The defaults validate, their integrator is stable on MC_Maze's 45 steps, and the decoder reads [z, v, h]")

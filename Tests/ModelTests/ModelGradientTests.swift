@@ -468,13 +468,6 @@ struct ModelGradientTests {
               stochastic: stochastic) { $0.positionalEncoding = .sinusoidal }
     }
 
-    @Test("Stacked Transformer decoder layers (decoderLayers 2 and 3), with the positional encoding",
-          arguments: [(2, false), (2, true), (3, true)])
-    func stackedDecoderLayers(_ layers: Int, _ stochastic: Bool) {
-        check(Variant(potential: .allPairs, encoderInput: .lagged, dynamics: .secondOrder, decoder: .transformer),
-              stochastic: stochastic) { $0.decoderLayers = layers; $0.positionalEncoding = .sinusoidal }
-    }
-
     @Test("Bidirectional encoder (lagged and current input)", arguments: Config.EncoderInput.allCases, [false, true])
     func bidirectionalEncoder(_ input: Config.EncoderInput, _ stochastic: Bool) {
         check(Variant(potential: .allPairs, encoderInput: input, dynamics: .secondOrder, decoder: .transformer),
@@ -549,30 +542,6 @@ struct ModelGradientTests {
             for i in 0..<(b * h) { initialOnly += (exp(head.logVar[i]) + head.mean[i] * head.mean[i] - 1 - head.logVar[i]) / 2 }
         }
         #expect(abs(withPrior.kl * Double(b) - initialOnly) < 1e-12)
-    }
-
-    @Test("decoderLayers adds decoder.layers.<k>.* after the spec's decoder.*, and changes the rates")
-    func stackedDecoderLayout() {
-        let one = ParameterLayout(config: tinyConfig(), dims: tinyDims)
-        let two = ParameterLayout(config: tinyConfig { $0.decoderLayers = 2 }, dims: tinyDims)
-        let spec = one.entries.map(\.name)
-        let added = two.entries.map(\.name).filter { !spec.contains($0) }
-        #expect(two.entries.map(\.name).filter { spec.contains($0) } == spec)            // the spec's names, in order
-        #expect(added == spec.filter { $0.hasPrefix("decoder.") }.map { "decoder.layers.1." + $0.dropFirst("decoder.".count) })
-        for name in added {
-            let base = "decoder." + name.dropFirst("decoder.layers.1.".count)
-            #expect(two.entries.first { $0.name == name }!.shape == one.entries.first { $0.name == base }!.shape)
-        }
-        func rates(_ layers: Int) -> [Double] {
-            let config = tinyConfig { $0.decoderLayers = layers }
-            let model = LangevinFlow<Double>(config: config, dims: tinyDims, maxBatch: 2)
-            model.params.values.copy(from: perturbedParameters(config).values)
-            let batch = Batch<Double>(dims: tinyDims, capacity: 2)
-            randomTargets(batch, seed: 52)
-            _ = model.forward(batch, noise: .deterministic(batch: 2), klWeight: 0.5)
-            return Array(UnsafeBufferPointer(start: model.logRates.ptr, count: tinyDims.steps * 2 * tinyDims.outputs))
-        }
-        #expect(rates(2) != rates(1))
     }
 
     @Test("The positional encoding is sin/cos of the step, and it changes the rates")

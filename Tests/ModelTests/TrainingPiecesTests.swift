@@ -66,7 +66,7 @@ struct CoordinatedDropoutTests {
             _ = cd.prepare(rawTargets: batch.targets.ptr, batch: b, noise: noise)
             return cd
         }
-        let spec = prepared(.spec), dropped = prepared(.dropped)
+        let spec = prepared(.droppedAndSampled), dropped = prepared(.dropped)
         for i in 0..<spec.input.count { #expect(spec.input[i] == dropped.input[i]) }
         var keptPassingInSpec = 0, dropsSeen = 0
         for t in 0..<dims.steps {

@@ -15,7 +15,7 @@ import os
 import warnings
 from dataclasses import field
 
-__all__ = ["Config", "CHOICES", "FIELDS"]
+__all__ = ["Config", "CHOICES", "FIELDS", "ALIASES", "RETIRED"]
 
 #: Every config field as lflow-dist defines it (`lflow-dist config --fields --json`, generated
 #: into fields.json beside this file and checked against the binary by the tests): name, kind
@@ -27,10 +27,24 @@ FIELDS = _TABLE["fields"]
 #: The accepted values of every choice field, as lflow-dist spells them.
 CHOICES = {f["name"]: tuple(f["choices"]) for f in FIELDS if f["kind"] == "choice"}
 
-#: The most decoder layers lflow-dist stacks (Config.maxDecoderLayers).
-MAX_DECODER_LAYERS = _TABLE["maxDecoderLayers"]
+#: Old names of choice values, still read (never written): {field: {old: new}}.
+ALIASES = {f["name"]: f["aliases"] for f in FIELDS if "aliases" in f}
+
+#: Options measured and not adopted (Config.retired): a checkpoint that sets one to the value
+#: every run now has loads; any other value is refused with what replaced it.
+RETIRED = {r["name"]: r for r in _TABLE["retired"]}
 
 _TYPES = {"int": int, "real": float, "choice": str}
+
+
+def _same(value, kept: str) -> bool:
+    """Whether a checkpoint's value is the retired field's kept value (as text or as a number)."""
+    if str(value).strip() == kept:
+        return True
+    try:
+        return float(value) == float(kept)
+    except (TypeError, ValueError):
+        return False
 
 
 class _ConfigMethods:
@@ -59,6 +73,10 @@ class _ConfigMethods:
         names = {f["name"]: f for f in FIELDS}
         config = cls()
         for key, value in values.items():
+            if key in RETIRED:
+                if not _same(value, RETIRED[key]["kept"]):
+                    raise ValueError(f"config: {key} {value}: {RETIRED[key]['why']}.")
+                continue
             if key not in names:
                 config.extra[key] = value
                 continue
@@ -69,6 +87,7 @@ class _ConfigMethods:
                 value = float(value)
             else:
                 value = str(value)
+                value = ALIASES.get(key, {}).get(value, value)
                 if key in CHOICES and value not in CHOICES[key]:
                     raise ValueError(f"config: {key} must be one of {', '.join(CHOICES[key])}, got '{value}'")
             setattr(config, key, value)
@@ -98,10 +117,8 @@ class _ConfigMethods:
             problems.append(f"decoder width {self.decoder_width} must be divisible by heads ({self.heads})")
         if not 0 <= self.factors <= self.decoder_width:
             problems.append(f"factors must be 0 to {self.decoder_width} (got {self.factors})")
-        if not 1 <= self.decoderLayers <= MAX_DECODER_LAYERS:
-            problems.append(f"decoderLayers must be 1 to {MAX_DECODER_LAYERS} (got {self.decoderLayers})")
-        if self.decoder == "linear" and (self.decoderLayers != 1 or self.positionalEncoding != "none"):
-            problems.append("the linear decoder has one layer and no positional encoding")
+        if self.decoder == "linear" and self.positionalEncoding != "none":
+            problems.append("the linear decoder has no positional encoding")
         if problems:
             raise ValueError("impossible config:\n  - " + "\n  - ".join(problems))
 

@@ -17,7 +17,7 @@ operation for operation, for every option of its config:
    first order: mu = z - dt f, z_t = mu + s eps), eps = the noise, or u_t with a per-step
    posterior, or 0 on the mean path;
 6. decoder: S_t = [z_t, v_t, h_t] (or without v / without h), plus a sinusoidal positional
-   encoding, through `decoderLayers` post-norm Transformer layers (or none: `linear`);
+   encoding, through the one post-norm Transformer layer (or none: `linear`);
 7. readout: optional bias-free `factors` bottleneck, Linear to log-rates, clamped to [-8, 8].
 
 Deterministic mode (the mean path: posterior means, no noise, no dropout) is what `lflow-dist
@@ -196,10 +196,6 @@ class LangevinFlow(nn.Module):
         self.potential = Potential(c, held_in)
         if c.decoder == "transformer":
             self.decoder = TransformerLayer(d, c.heads, c.feedForward, c.decoderDropout)
-            if c.decoderLayers > 1:
-                # lflow-dist names the layers stacked on the first `decoder.layers.<k>.*`.
-                self.decoder.layers = nn.ModuleDict(
-                    {str(k): TransformerLayer(d, c.heads, c.feedForward, c.decoderDropout) for k in range(1, c.decoderLayers)})
         else:
             self.decoder = None
         self.factors = nn.Linear(d, c.factors, bias=False) if c.factors > 0 else None
@@ -412,8 +408,7 @@ class LangevinFlow(nn.Module):
         if self.decoder is not None:
             if c.positionalEncoding == "sinusoidal":
                 y = y + positional_encoding(steps, c.decoder_width).to(dtype).unsqueeze(1)
-            for layer in self.decoder_layers():
-                y = layer.run(y, linear, bf16)
+            y = self.decoder.run(y, linear, bf16)
         if self.factors is not None:
             y = linear(y, self.factors.weight)
         log_rates = linear(y, self.readout.weight, self.readout.bias).clamp(-LOG_RATE_BOUND, LOG_RATE_BOUND)
@@ -510,13 +505,6 @@ class LangevinFlow(nn.Module):
         kl = out["kl"] / divisor
         beta = c.klWeight if kl_weight is None else kl_weight
         return {"reconstruction": reconstruction, "kl": kl, "total": reconstruction + beta * kl, "log_rates": log_rates}
-
-    def decoder_layers(self):
-        """The Transformer layers in order: `decoder`, then `decoder.layers.1` ..."""
-        if self.decoder is None:
-            return []
-        extra = getattr(self.decoder, "layers", None)
-        return [self.decoder] + (list(extra[str(k)] for k in range(1, len(extra) + 1)) if extra is not None else [])
 
     def forward(self, spikes: torch.Tensor, forward_bins: int = 0, noise: Optional[dict] = None) -> torch.Tensor:
         """Log-rates (B, T+F, Nout) of held-in spikes (B, T, Nin): the mean path unless

@@ -42,7 +42,7 @@ class NoisePurpose:
     shuffle = 12
     validationSplit = 13
     synthetic = 14
-    # decoder layers 2..4: 15..26 (four each, in the first layer's order)
+    # 15..26 were the dropouts of decoder layers 2..4 (decoderLayers, retired); the numbers stay
     encoderReverseDropout = 27
     innovation = 28
 

@@ -4,7 +4,9 @@ checkpoint's config round-trips."""
 import json
 from pathlib import Path
 
-from lflow_dist.config import CHOICES, FIELDS, Config
+import pytest
+
+from lflow_dist.config import CHOICES, FIELDS, RETIRED, Config
 
 TINY = Path(__file__).resolve().parents[2] / "Configs" / "tiny.yaml"
 
@@ -14,6 +16,7 @@ def test_fields_json_is_the_binarys(run_lflow):
     a field added, renamed or given another default in Config.swift fails here until it is
     generated again."""
     printed = json.loads(run_lflow("config", "--fields", "--json"))
+    assert printed["retired"] == list(RETIRED.values())
     assert printed["fields"] == FIELDS, "python/lflow_dist/fields.json is stale: regenerate it with lflow-dist config --fields --json"
 
 
@@ -27,3 +30,16 @@ def test_defaults_and_round_trip(run_lflow):
     changed = dict(default, hidden=64, posterior="perStep", dt=0.05)
     assert Config.from_dict(changed).to_dict() == changed
     assert CHOICES["posterior"] == ("initial", "perStep")
+
+
+def test_retired_and_renamed_values():
+    """A checkpoint of an earlier version loads when its retired fields hold the value every run
+    now has (decoderLayers 1, lrSchedule plateau, validationMetric heldOut), and is refused with
+    the replacement otherwise; cdGradient's old value `spec` reads as droppedAndSampled."""
+    old = dict(Config().to_dict(), decoderLayers=1, lrSchedule="plateau", validationMetric="heldOut", cdGradient="spec")
+    config = Config.from_dict(old)
+    assert config.cdGradient == "droppedAndSampled" and not config.extra
+    with pytest.raises(ValueError, match="decoderLayers 2: decoderLayers was retired.*one layer"):
+        Config.from_dict(dict(old, decoderLayers=2))
+    with pytest.raises(ValueError, match="lrSchedule cosine: lrSchedule was retired"):
+        Config.from_dict(dict(old, lrSchedule="cosine"))

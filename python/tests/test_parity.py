@@ -30,15 +30,15 @@ RTOL = 1e-5
 # Every value of every architecture option at least once (the first case is the spec's
 # defaults: encoderInput current, encoder forward, potential allPairs, potentialInput none,
 # posterior initial, dynamics secondOrder, decoder transformer, decoderInput zvh,
-# positionalEncoding none, decoderLayers 1, factors 0, precision float32, weightAverage 0).
+# positionalEncoding none, factors 0, precision float32, weightAverage 0).
 CASES = {
     "spec": [],
     "bidirectional-lagged-diagonal-spikes": ["encoder=bidirectional", "encoderInput=lagged", "potential=diagonal",
                                              "potentialInput=spikes"],
-    "bidirectional-current-perStep-sinusoidal-3layers-factors": [
+    "bidirectional-current-perStep-sinusoidal-factors": [
         "encoder=bidirectional", "encoderInput=current", "posterior=perStep", "positionalEncoding=sinusoidal",
-        "decoderLayers=3", "factors=5"],
-    "firstOrder-zv-perStep-4layers": ["dynamics=firstOrder", "decoderInput=zv", "posterior=perStep", "decoderLayers=4"],
+        "factors=5"],
+    "firstOrder-zv-perStep": ["dynamics=firstOrder", "decoderInput=zv", "posterior=perStep"],
     "linear-firstOrder-spikes-factors": ["decoder=linear", "dynamics=firstOrder", "potentialInput=spikes", "factors=4"],
     "linear-zv-lagged": ["decoder=linear", "decoderInput=zv", "encoderInput=lagged"],
     "physics-noiseless": ["temperature=0", "damping=0.3", "mass=2", "coupling=0.5", "dt=0.05", "groups=2",
@@ -244,7 +244,7 @@ def test_missing_bins(trained, run_lflow, small_data, tmp_path):
 def test_training_mode_loss_runs(trained, small_data):
     """train() mode: coordinated dropout, dropout and sampling from torch's generator; one
     optimiser step lowers nothing in particular but must give finite gradients everywhere."""
-    run_dir, _ = trained("bidirectional-current-perStep-sinusoidal-3layers-factors")
+    run_dir, _ = trained("bidirectional-current-perStep-sinusoidal-factors")
     model = LangevinFlow.from_checkpoint(run_dir / "best.h5").train()
     t = lflow_dist.read_nlb(small_data)
     torch.manual_seed(0)
@@ -363,7 +363,7 @@ def _report_parity(request):
 def test_ensemble(trained, run_lflow, small_data, tmp_path):
     """`lflow-dist predict` with two --checkpoint: the mean of the models' rates."""
     a, _ = trained("spec")
-    b, _ = trained("firstOrder-zv-perStep-4layers")
+    b, _ = trained("firstOrder-zv-perStep")
     swift = tmp_path / "ensemble.h5"
     run_lflow("predict", "--checkpoint", a / "best.h5", "--checkpoint", b / "best.h5", "--data", small_data,
               "--out", swift, "--samples", 2)
