@@ -54,8 +54,6 @@ let package = Package(
         .target(name: "Distributed", dependencies: ["CMPI", "CShims", "Support"], swiftSettings: optimised),
         // HDF5 checkpoints in PyTorch state_dict names and shapes; a run's resumable checkpoint files.
         .target(name: "Checkpoint", dependencies: ["HDF5", "Model", "Kernels", "RunFiles", "Support"], swiftSettings: optimised),
-        // What a run starts from: config files (YAML) and the built-in configs and data.
-        .target(name: "Recipes", dependencies: ["Model", "Data", "Support", "Yams"], swiftSettings: optimised),
         // A trained model applied to trials: batches and splits, rates, latent paths, init, inspect.
         .target(name: "Inference", dependencies: ["Model", "Data", "Checkpoint", "Distributed", "Kernels", "HDF5", "Support"],
                 swiftSettings: optimised),
@@ -68,8 +66,10 @@ let package = Package(
         // The epoch loop: the step, schedules, budget, checkpoint cadence and resume, and one
         // complete run (train, predict, evaluate).
         .target(name: "Training",
-                dependencies: ["Evaluation", "Inference", "Recipes", "TensorBoard", "Model", "Data", "Checkpoint", "Distributed", "Kernels", "HDF5", "RunFiles", "Support"],
+                dependencies: ["Evaluation", "Inference", "TensorBoard", "Model", "Data", "Checkpoint", "Distributed", "Kernels", "HDF5", "RunFiles", "Support"],
                 swiftSettings: optimised),
+        // What a run starts from: config files (YAML, with profiles), the built-in configs and data.
+        .target(name: "Recipes", dependencies: ["Training", "Model", "Data", "Support", "Yams"], swiftSettings: optimised),
         // Self-contained HTML and SVG: colours, ticks, axes, legends and the chart kinds; no JavaScript.
         .target(name: "Report", swiftSettings: optimised),
         // The report of a run directory, and a search's page, from their files.
@@ -91,7 +91,7 @@ let package = Package(
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
-        .testTarget(name: "IOTests", dependencies: ["HDF5", "Data", "Checkpoint", "Kernels", "Model", "Inference", "Evaluation", "Recipes", "Support"]),
+        .testTarget(name: "IOTests", dependencies: ["HDF5", "Data", "Checkpoint", "Kernels", "Model", "Inference", "Evaluation", "Recipes", "Training", "Support"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics", "Evaluation", "HDF5"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Bench", "Inference", "Distributed", "Model", "Kernels", "Support"]),
         .testTarget(name: "ScheduleTests", dependencies: ["Search"]),

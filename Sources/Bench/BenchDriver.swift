@@ -3,6 +3,7 @@ import Foundation
 import Kernels
 import Model
 import Support
+import Training
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -173,7 +174,7 @@ public struct BenchDriver {
         }
         let status = try runProcess("/usr/bin/env", ["mpirun", "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS", "-n", "\(ranks)", exe, "bench",
                                                      "--worker-size", size.name, "--worker-threads", "\(threads)", "--worker-out", out,
-                                                     "--worker-watchdog", watchdog ? "\(Config().collectiveTimeoutSeconds)" : "0",
+                                                     "--worker-watchdog", watchdog ? "\(RunOptions().collectiveTimeoutSeconds)" : "0",
                                                      "--worker-precision", precision.rawValue,
                                                      "--steps", "\(steps)", "--warmup", "\(warmup)"], environment: environment)
         guard status == 0, let data = FileManager.default.contents(atPath: out) else {

@@ -38,14 +38,14 @@ public struct BenchSize: Codable, Sendable {
     /// all-pairs potential, dropout 0.1 everywhere, cdKeep 0.5), at this size.
     public func config(precision: Precision = .float32) -> Config {
         var c = Config()
-        c.precision = precision
-        c.hidden = hidden
-        c.heads = heads
-        c.feedForward = feedForward
-        c.batchSize = batch
-        c.encoderInput = .lagged
-        c.learningRate = 0.003
-        c.weightDecay = 2e-5
+        c.model.precision = precision
+        c.model.hidden = hidden
+        c.model.heads = heads
+        c.model.feedForward = feedForward
+        c.train.batchSize = batch
+        c.model.encoderInput = .lagged
+        c.train.learningRate = 0.003
+        c.train.weightDecay = 2e-5
         return c
     }
 
@@ -122,7 +122,7 @@ public enum Bench {
         let config = size.config(precision: precision), dims = size.dims
         let global = Array(0..<size.batch)
         let local = comm.share(global)
-        let model = LangevinFlow<Float>(config: config, dims: dims, maxBatch: max(local.count, 1))
+        let model = LangevinFlow<Float>(config: config.model, dims: dims, maxBatch: max(local.count, 1))
         model.params.initialise(seed: 0)
         let step = TrainingStep(model: model, config: config, comm: comm)
         step.beforeAllreduce = { try comm.barrier() }
@@ -150,8 +150,8 @@ public enum Bench {
             let started = now()
             clock.start()
             let noise = NoiseContext(stochastic: true, seed: 0, epoch: 0, step: s, trialIndices: local)
-            _ = try step.take(local.isEmpty ? nil : batch, noise: noise, klWeight: config.klWeight, normalisation: norm,
-                              learningRate: config.learningRate, weightDecay: config.weightDecay, step: s)
+            _ = try step.take(local.isEmpty ? nil : batch, noise: noise, klWeight: config.model.klWeight, normalisation: norm,
+                              learningRate: config.train.learningRate, weightDecay: config.train.weightDecay, step: s)
             if s >= warmup { times.append(now() - started) }
         }
         // A step lasts as long as its slowest rank.
@@ -187,15 +187,15 @@ public enum Bench {
     /// and the best weights, as the trainer writes them), median of `repeats`.
     public static func checkpointSeconds(size: BenchSize, directory: String, repeats: Int = 3) throws -> Double {
         let config = size.config()
-        let layout = ParameterLayout(config: config, dims: size.dims)
+        let layout = ParameterLayout(config: config.model, dims: size.dims)
         let params = ParameterSet<Float>(layout: layout)
         params.initialise(seed: 0)
-        let adam = Adam<Float>(count: layout.totalCount, config: config)
+        let adam = Adam<Float>(count: layout.totalCount)
         var times: [Double] = []
         let path = directory + "/bench-checkpoint.h5"
         for _ in 0..<repeats {
             let started = now()
-            try CheckpointIO.write(path: path, config: config) { file in
+            try CheckpointIO.write(path: path, config: config.model, training: config.trainingJSON()) { file in
                 try RunCheckpoints.writeTensors(to: file, layout: layout, parameters: params.values, adam: adam, best: params.values)
             }
             times.append(now() - started)

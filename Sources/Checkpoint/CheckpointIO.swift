@@ -16,18 +16,20 @@ public enum CheckpointFailure {}
 public typealias CheckpointError = Failure<CheckpointFailure>
 
 /// HDF5 checkpoints that h5py and PyTorch users can read: every parameter under
-/// `model/<name>` in PyTorch state_dict names and shapes (float32, row-major), the resolved
-/// config as the JSON root attribute `config`, and `schema_version`.
+/// `model/<name>` in PyTorch state_dict names and shapes (float32, row-major), the model's
+/// config (`ModelConfig`) as the JSON root attribute `config`, how it was trained (the training
+/// and run fields) as the JSON root attribute `training`, and `schema_version`. Schema 1 kept
+/// every field in `config` and had no `training`; both still load.
 public enum CheckpointIO {
-    public static let schemaVersion: Int64 = 1
+    public static let schemaVersion: Int64 = 2
     public static let format = "lflow-dist checkpoint"
 
     /// Writes atomically: a temporary file in the same directory, fsync, rename over `path`,
     /// fsync the directory. A crash at any point leaves either the old file or the new one.
     /// `extra` may add more datasets and attributes before the file is closed.
-    public static func write<S: Scalar>(path: String, layout: ParameterLayout, values: Buffer<S>, config: Config,
-                                        extra: (H5File) throws -> Void = { _ in }) throws {
-        try write(path: path, config: config) { file in
+    public static func write<S: Scalar>(path: String, layout: ParameterLayout, values: Buffer<S>, config: ModelConfig,
+                                        training: String? = nil, extra: (H5File) throws -> Void = { _ in }) throws {
+        try write(path: path, config: config, training: training) { file in
             try writeGroup("model", of: values, layout: layout, to: file)
             try extra(file)
         }
@@ -53,14 +55,16 @@ public enum CheckpointIO {
         try file.writeAttribute("checksums", string: String(decoding: json, as: UTF8.self), on: group)
     }
 
-    /// The atomic write of any checkpoint: `body` fills the file; `config`, `schema_version`
-    /// and `format` are added at the root.
-    public static func write(path: String, config: Config, body: (H5File) throws -> Void) throws {
+    /// The atomic write of any checkpoint: `body` fills the file; `config`, `training` (JSON of
+    /// the training and run fields, when given), `schema_version` and `format` are added at the
+    /// root.
+    public static func write(path: String, config: ModelConfig, training: String? = nil, body: (H5File) throws -> Void) throws {
         do {
             try AtomicFile.write(path) { temporary in
                 let file = try H5File.create(temporary)
                 try body(file)
                 try file.writeAttribute("config", string: config.json())
+                if let training { try file.writeAttribute("training", string: training) }
                 try file.writeAttribute("schema_version", int: schemaVersion)
                 try file.writeAttribute("format", string: format)
                 try file.flush()
@@ -78,14 +82,27 @@ public enum CheckpointIO {
         }
     }
 
-    /// The config stored in the checkpoint.
-    public static func readConfig(path: String) throws -> Config {
+    /// The config attributes as stored: `config`, `training` (nil in a checkpoint of schema 1,
+    /// whose `config` holds every field, or in one `init` wrote, which was never trained), and
+    /// the schema.
+    public static func readConfigText(path: String) throws -> (config: String, training: String?, schema: Int64) {
         let file = try openFile(path)
         guard file.hasAttribute("config") else {
             throw CheckpointError("'\(path)' has no `config` attribute: it is not an lflow-dist checkpoint (write one with `lflow-dist init`)")
         }
+        let schema = file.hasAttribute("schema_version") ? try file.readAttributeInt("schema_version") : 1
+        guard schema <= schemaVersion else {
+            throw CheckpointError("'\(path)' has schema_version \(schema); this lflow-dist reads up to \(schemaVersion). Use the lflow-dist that wrote it, or a newer one.")
+        }
+        return (try file.readAttributeString("config"), file.hasAttribute("training") ? try file.readAttributeString("training") : nil, schema)
+    }
+
+    /// The model's config stored in the checkpoint: its identity, all that prediction needs.
+    public static func readConfig(path: String) throws -> ModelConfig {
+        let (text, _, schema) = try readConfigText(path: path)
         do {
-            return try Config.fromJSON(try file.readAttributeString("config"), source: "\(path) (config attribute)")
+            // Schema 1 stored the training's fields in `config` too; the model reads its own.
+            return try ModelConfig.fromJSON(text, source: "\(path) (config attribute)", othersAllowed: schema == 1)
         } catch let error as ConfigError {
             throw CheckpointError(error.message)
         }

@@ -89,7 +89,7 @@ public enum LatentFit {
     /// current weights, the [z, v] map fitted on the first and scored on the second, and the
     /// motion of z on the second. Every rank calls it (the paths are shared out); rank 0 returns.
     public static func probe(model: LangevinFlow<Float>, tensors: NLBTensors, split: ValidationSplit, truthPath: String,
-                             seed: Int, comm: Communicator) -> (() throws -> (r2: Double, motion: Double)?)? {
+                             seed: Int, chunk: Int, comm: Communicator) -> (() throws -> (r2: Double, motion: Double)?)? {
         let fit = Array(split.training.prefix(256)), scored = Array(split.validation.prefix(256))
         guard !fit.isEmpty, !scored.isEmpty,
               let (target, k) = trueLatents(truthPath: truthPath, tensors: tensors, steps: model.dims.steps) else { return nil }
@@ -97,7 +97,7 @@ public enum LatentFit {
         let fitRows = Array(0..<fit.count), scoreRows = Array(fit.count..<(fit.count + scored.count))
         return {
             guard let paths = try LatentPaths.compute(model: model, tensors: tensors, trials: fit + scored, set: .train,
-                                                      samples: 0, seed: seed, comm: comm),
+                                                      samples: 0, seed: seed, chunk: chunk, comm: comm),
                   let r2 = score(paths: paths, parts: [\.z, \.v], fitRows: fitRows, scoreRows: scoreRows,
                                  yFit: yFit, yScore: yScore, outputs: k)?.r2 else { return nil }
             return (r2, motion(paths: paths, rows: scoreRows) ?? 0)

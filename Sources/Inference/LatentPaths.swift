@@ -34,12 +34,13 @@ public enum LatentPaths {
 
     /// Posterior-mean latents of `trials` of one set on rank 0 (nil elsewhere): `samples` = 0
     /// is the deterministic mean path (no noise, no dropout: what `inspect` computes); N > 0
-    /// averages N sampled paths (posterior and Langevin noise, no dropout).
+    /// averages N sampled paths (posterior and Langevin noise, no dropout). `chunk`: trials per
+    /// forward pass (`Predictor.chunkSize`; at most the model's `maxBatch`, which is the default).
     public static func compute(model: LangevinFlow<Float>, tensors: NLBTensors, trials: [Int], set: TrialSet,
-                               samples: Int, seed: Int, comm: Communicator) throws -> Paths? {
+                               samples: Int, seed: Int, chunk: Int? = nil, comm: Communicator) throws -> Paths? {
         let steps = model.dims.steps, h = model.config.hidden, width = steps * h
         let batch = Batch<Float>(dims: model.dims, capacity: model.maxBatch)
-        let all = try Predictor.distributed(trials: trials, chunk: Predictor.chunkSize(model.config), width: 4 * width, comm: comm) { chunk in
+        let all = try Predictor.distributed(trials: trials, chunk: min(chunk ?? model.maxBatch, model.maxBatch), width: 4 * width, comm: comm) { chunk in
             let b = chunk.count
             batch.load(trials: chunk, split: set, from: tensors)
             var sums = [Double](repeating: 0, count: b * 3 * width)

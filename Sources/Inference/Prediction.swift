@@ -13,20 +13,20 @@ import Support
 /// Rates from a model: log-rates averaged over stochastic passes, then exponentiated, for
 /// many trials at once and over every rank of a communicator.
 ///
-/// The trials are cut into chunks of `chunkSize` (fixed by the config, not by the world size);
+/// The trials are cut into chunks of `chunkSize` (fixed by the run's batch, not by the world size);
 /// each rank predicts a contiguous share of the chunks and rank 0 gathers the rates. Noise is
 /// keyed by (seed, sample, trial), so a trial's rates are the same whichever rank predicts
 /// them, and the whole prediction is bitwise the same at any world size.
 public enum Predictor {
     /// Trials per forward pass: at most 64 (small enough to share the work of a few thousand
     /// trials evenly over the ranks, large enough for efficient matrix products), and at most
-    /// the config's batch size (the size the model's caches are built for).
-    public static func chunkSize(_ config: Config) -> Int { min(config.batchSize, 64) }
+    /// the training's batch size (`batchSize`, which the checkpoint's `training` attribute holds).
+    public static func chunkSize(batchSize: Int) -> Int { min(batchSize, 64) }
 
     /// A model sized for `tensors` and `config`, with the weights of `checkpoint`, ready to
-    /// predict in chunks of `chunkSize`.
-    public static func model(checkpoint: String, tensors: NLBTensors, config: Config) throws -> LangevinFlow<Float> {
-        let model = LangevinFlow<Float>(config: config, dims: DataDims(tensors), maxBatch: chunkSize(config))
+    /// predict in chunks of `chunk` trials (its `maxBatch`).
+    public static func model(checkpoint: String, tensors: NLBTensors, config: ModelConfig, chunk: Int) throws -> LangevinFlow<Float> {
+        let model = LangevinFlow<Float>(config: config, dims: DataDims(tensors), maxBatch: chunk)
         try CheckpointIO.read(path: checkpoint, into: model.params.values, layout: model.params.layout)
         return model
     }
@@ -84,11 +84,11 @@ public enum Predictor {
 
     /// Rates in expected spikes per bin for `trials` of one set, trial-major (n, T+F, Nout), on
     /// rank 0 (nil on the other ranks). Collective over `comm`. `samples` = 0: one deterministic
-    /// mean-path pass.
+    /// mean-path pass. `chunk`: trials per forward pass (`chunkSize`), at most the model's
+    /// `maxBatch`, which is the default.
     public static func rates(model: LangevinFlow<Float>, tensors: NLBTensors, trials: [Int], set: TrialSet,
-                             samples: Int, seed: Int, comm: Communicator, progress: Progress? = nil) throws -> [Float]? {
-        let chunk = chunkSize(model.config)
-        precondition(chunk <= model.maxBatch, "the model's caches hold \(model.maxBatch) trials, fewer than a prediction chunk of \(chunk)")
+                             samples: Int, seed: Int, chunk: Int? = nil, comm: Communicator, progress: Progress? = nil) throws -> [Float]? {
+        let chunk = min(chunk ?? model.maxBatch, model.maxBatch)
         let batch = Batch<Float>(dims: model.dims, capacity: model.maxBatch)
         return try distributed(trials: trials, chunk: chunk, width: model.dims.steps * model.dims.outputs, comm: comm, progress: progress) {
             chunkRates(model: model, tensors: tensors, chunk: $0, batch: batch, set: set, samples: samples, seed: seed)
@@ -118,7 +118,7 @@ public enum Predictor {
 
     /// Rates of every training and every eval trial of `tensors` (rank 0; nil elsewhere), with
     /// a progress line and an ETA at most every `every` seconds on rank 0.
-    public static func all(model: LangevinFlow<Float>, tensors: NLBTensors, samples: Int, seed: Int, comm: Communicator,
+    public static func all(model: LangevinFlow<Float>, tensors: NLBTensors, samples: Int, seed: Int, chunk: Int? = nil, comm: Communicator,
                            log: @escaping (String) -> Void, every: TimeInterval = 10) throws -> (train: [Float], eval: [Float])? {
         let started = Date()
         var lastLine = started
@@ -137,12 +137,12 @@ public enum Predictor {
                        formatDuration(elapsed / max(fraction, 1e-9) * (1 - fraction))))
         }
         let train = try rates(model: model, tensors: tensors, trials: Array(0..<tensors.trainCount), set: .train,
-                              samples: samples, seed: seed, comm: comm, progress: comm.isRoot ? progress : nil)
+                              samples: samples, seed: seed, chunk: chunk, comm: comm, progress: comm.isRoot ? progress : nil)
         before = tensors.trainCount
         current = tensors.evalCount
         let eval = tensors.evalCount > 0
             ? try rates(model: model, tensors: tensors, trials: Array(0..<tensors.evalCount), set: .eval,
-                        samples: samples, seed: seed, comm: comm, progress: comm.isRoot ? progress : nil)
+                        samples: samples, seed: seed, chunk: chunk, comm: comm, progress: comm.isRoot ? progress : nil)
             : []
         guard let train, let eval else { return nil }
         return (train, eval)

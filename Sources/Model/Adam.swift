@@ -11,12 +11,13 @@ public final class Adam<S: Scalar> {
     public var step = 0
     public var beta1: Double, beta2: Double, eps: Double
 
-    public init(count: Int, config: Config) {
+    /// Adam's β1, β2 and ε come from the training's config (`adamBeta1`, `adamBeta2`, `adamEps`).
+    public init(count: Int, beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8) {
         exp_avg = Buffer(count: count)
         exp_avg_sq = Buffer(count: count)
-        beta1 = config.adamBeta1
-        beta2 = config.adamBeta2
-        eps = config.adamEps
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
     }
 
     /// Scales `grads` so that its global L2 norm is at most `maxNorm` (0 disables), as
@@ -77,18 +78,5 @@ public final class WeightAverage<S: Scalar> {
         Parallel.ranges(values.count) { range in
             for i in range { a[i] += keep * (p[i] - a[i]) }
         }
-    }
-}
-
-extension Config {
-    /// β(epoch) = klWeight · min(epoch / klWarmupEpochs, 1).
-    public func klWeight(atEpoch epoch: Int) -> Double {
-        klWarmupEpochs == 0 ? klWeight : klWeight * min(Double(epoch) / Double(klWarmupEpochs), 1)
-    }
-
-    /// Weight decay ramped linearly from 0 over weightDecayWarmupEpochs.
-    public func weightDecay(atEpoch epoch: Int) -> Double {
-        weightDecayWarmupEpochs == 0
-            ? weightDecay : weightDecay * min(Double(epoch) / Double(weightDecayWarmupEpochs), 1)
     }
 }

@@ -34,7 +34,7 @@ public final class CoordinatedDropout<S: Scalar> {
     public let gradMask: Buffer<S>
     let keep: Buffer<S>, pass: Buffer<S>                // (T, B, Nin) uniforms
 
-    public init(config: Config, dims: DataDims, maxBatch: Int) {
+    public init(config: ModelConfig, dims: DataDims, maxBatch: Int) {
         bins = dims.bins
         steps = dims.steps
         heldIn = dims.heldIn

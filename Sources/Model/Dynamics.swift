@@ -40,7 +40,7 @@ public final class LangevinDynamics<S: Scalar> {
     /// With `posterior: perStep`: the noise of each step is the caller's innovation.
     let perStep: Bool
 
-    public init(config: Config, steps: Int, maxBatch: Int) {
+    public init(config: ModelConfig, steps: Int, maxBatch: Int) {
         hidden = config.hidden
         self.steps = steps
         secondOrder = config.dynamics == .secondOrder
@@ -193,14 +193,14 @@ public enum LangevinStability {
     public static let limit = 1e12
 
     /// The bound ρ on the spectral norm of A for `config`.
-    public static func stiffness(_ c: Config) -> Double {
+    public static func stiffness(_ c: ModelConfig) -> Double {
         let taps = Double(min(c.kernelSize, 2 * max(c.groupLength, 1) - 1)).squareRoot()
         let g = Double(c.groups)
         return 2 * abs(c.coupling) * (c.potential == .allPairs ? g * g : g) * taps
     }
 
     /// log10 of the largest ‖M(λ)^(steps−1)‖₂ over λ ∈ [−ρ, ρ].
-    public static func log10Amplification(_ c: Config, steps: Int) -> Double {
+    public static func log10Amplification(_ c: ModelConfig, steps: Int) -> Double {
         let n = steps - 1, rho = stiffness(c)
         guard n > 0 else { return 0 }
         var worst = 0.0
@@ -213,7 +213,7 @@ public enum LangevinStability {
     }
 
     /// log10 ‖M(λ)ⁿ‖₂, by repeated products renormalised at every step.
-    static func log10Norm(_ c: Config, lambda: Double, power n: Int) -> Double {
+    static func log10Norm(_ c: ModelConfig, lambda: Double, power n: Int) -> Double {
         if c.dynamics == .firstOrder { return Double(n) * log10(max(abs(1 - c.dt * lambda), 1e-300)) }
         let g = c.damping, dt = c.dt
         let m = [1, dt, -(1 - g) * dt * lambda / c.mass, 1 - g]
@@ -234,10 +234,10 @@ public enum LangevinStability {
 
     /// nil when `c` is stable over `steps` steps; else the reason, with the nearest stable dt and
     /// coupling (and mass, in second order) with everything else unchanged.
-    public static func problem(_ c: Config, steps: Int) -> String? {
+    public static func problem(_ c: ModelConfig, steps: Int) -> String? {
         let exponent = log10Amplification(c, steps: steps)
         guard exponent > log10(limit) else { return nil }
-        func stable(_ edit: (inout Config, Double) -> Void, below high: Double) -> Double {
+        func stable(_ edit: (inout ModelConfig, Double) -> Void, below high: Double) -> Double {
             var lo = 0.0, hi = high
             for _ in 0..<60 {
                 let mid = (lo + hi) / 2

@@ -16,7 +16,7 @@ import Kernels
 public final class GRUEncoder<S: Scalar> {
     public let hidden: Int, inputs: Int, bins: Int, steps: Int, maxBatch: Int
     let dropout: Double
-    let encoderInput: Config.EncoderInput
+    let encoderInput: ModelConfig.EncoderInput
     /// Runs from the last step to the first (the reverse GRU of a bidirectional encoder).
     public let reversed: Bool
     /// Of the input projection and its weight gradient.
@@ -40,7 +40,7 @@ public final class GRUEncoder<S: Scalar> {
     /// The parameter prefix of the forward GRU (the spec's) and of the reverse one.
     public static func prefix(reversed: Bool) -> String { reversed ? "encoder_reverse" : "encoder" }
 
-    public init(config: Config, dims: DataDims, maxBatch: Int, layout: ParameterLayout, reversed: Bool = false) {
+    public init(config: ModelConfig, dims: DataDims, maxBatch: Int, layout: ParameterLayout, reversed: Bool = false) {
         let p = Self.prefix(reversed: reversed)
         weightIH = layout.slot("\(p).weight_ih")
         weightHH = layout.slot("\(p).weight_hh")

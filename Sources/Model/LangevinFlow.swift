@@ -80,7 +80,7 @@ public final class Batch<S: Scalar> {
 /// accumulates gradients into `params.grads`. Every activation cache is sized once from
 /// (config, dims, maxBatch); nothing is allocated in `forward` or `backward`.
 public final class LangevinFlow<S: Scalar> {
-    public let config: Config
+    public let config: ModelConfig
     public let dims: DataDims
     public let maxBatch: Int
     public let params: ParameterSet<S>
@@ -122,7 +122,7 @@ public final class LangevinFlow<S: Scalar> {
     var lastBatch = 0
     var lastScale = (reconstruction: S(0), kl: S(0))
 
-    public init(config: Config, dims: DataDims, maxBatch: Int) {
+    public init(config: ModelConfig, dims: DataDims, maxBatch: Int) {
         self.config = config
         self.dims = dims
         self.maxBatch = maxBatch

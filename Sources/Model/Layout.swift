@@ -80,7 +80,7 @@ public struct ParameterLayout: Equatable, Sendable {
     }
 
     /// The LangevinFlow layout for a config and data sizes, in the spec's order.
-    public init(config c: Config, dims: DataDims) {
+    public init(config c: ModelConfig, dims: DataDims) {
         let h = c.hidden, d = c.decoderWidth, nIn = dims.heldIn, nOut = dims.outputs
         func linearBound(_ fanIn: Int) -> InitRule { .uniform(1 / Double(fanIn).squareRoot()) }
         // T-Fixup (spec "Initialisation"): linear1, linear2 and out_proj weights × 0.67·3^(-1/4).

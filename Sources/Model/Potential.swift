@@ -11,7 +11,7 @@ import Kernels
 /// A is built once per forward pass and applied with one GEMM per Langevin step.
 public final class CoupledOscillatorPotential<S: Scalar> {
     let groups: Int, taps: Int, length: Int, hidden: Int
-    let form: Config.Potential
+    let form: ModelConfig.Potential
     let coupling: S
     public let forceMatrix: Buffer<S>     // A (H, H), symmetric
     let normalised: Buffer<S>            // Ŵ (G, G, K)
@@ -21,7 +21,7 @@ public final class CoupledOscillatorPotential<S: Scalar> {
 
     static var normFloor: S { 1e-8 }
 
-    public init(config: Config, layout: ParameterLayout) {
+    public init(config: ModelConfig, layout: ParameterLayout) {
         kernel = layout.slot("potential.conv_z")
         groups = config.groups
         taps = config.kernelSize
@@ -142,7 +142,7 @@ public final class InputPotential<S: Scalar> {
 
     static var normFloor: S { 1e-12 }
 
-    public init(config: Config, dims: DataDims, maxBatch: Int, layout: ParameterLayout) {
+    public init(config: ModelConfig, dims: DataDims, maxBatch: Int, layout: ParameterLayout) {
         inputs = dims.heldIn
         hidden = config.hidden
         bins = dims.bins

@@ -117,7 +117,7 @@ public final class TransformerLayer<S: Scalar> {
     public static var prefix: String { "decoder." }
 
     /// `attentionChunkTrials` overrides the bf16 attention's chunk of trials (tests).
-    public init(config: Config, steps: Int, maxBatch: Int, layout: ParameterLayout, attentionChunkTrials: Int? = nil) {
+    public init(config: ModelConfig, steps: Int, maxBatch: Int, layout: ParameterLayout, attentionChunkTrials: Int? = nil) {
         let p = Self.prefix
         inProjWeight = layout.slot("\(p)self_attn.in_proj_weight")
         inProjBias = layout.slot("\(p)self_attn.in_proj_bias")

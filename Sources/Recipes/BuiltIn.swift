@@ -2,6 +2,7 @@ import Data
 import Foundation
 import Model
 import Support
+import Training
 
 // Recipes: what a run starts from: config files (YAML), the built-in Lorenz config and NLB recipe,
 // the built-in data, and the default paths. No training, prediction or evaluation.

@@ -1,9 +1,22 @@
 import Foundation
 import Model
+import Support
+import Training
 import Yams
 
-/// Config files: a flat YAML mapping of `key: value`, every key a `Config` field.
+/// Config files: a flat YAML mapping of `key: value`, every key a `Config` field, and
+/// optionally `base:`, a profile or a list of profiles applied first, in order: the built-in
+/// `spec` (the spec's model and training, the defaults), `nlb` (the built-in NLB recipe),
+/// `lorenz` (the built-in Lorenz config) and `smallData` (the small-data rule's settings), or
+/// another file, `NAME` for `NAME.yaml` beside this one (so `base: mc_maze` in Configs/ reads
+/// Configs/mc_maze.yaml). The file's own keys then override its bases.
 public enum ConfigFile {
+    /// The built-in profiles a `base:` may name, as config text.
+    public static var profiles: [String: String] {
+        ["spec": "", "nlb": BuiltIn.nlbRecipeText, "lorenz": BuiltIn.lorenzConfigText,
+         "smallData": SmallData.adjustments.map { "\($0.field): \($0.value)" }.joined(separator: "\n")]
+    }
+
     /// Defaults, then the file (if any), then `--set` overrides in order; then validation.
     public static func resolve(path: String?, overrides: [String]) throws -> Config {
         var config = Config()
@@ -24,8 +37,10 @@ public enum ConfigFile {
         try apply(text: text, source: path, to: &config)
     }
 
-    /// Applies every `key: value` of YAML `text`; `source` names it in errors.
-    public static func apply(text: String, source path: String, to config: inout Config) throws {
+    /// Applies every `key: value` of YAML `text`, after its `base:` profiles; `source` names it
+    /// in errors (and, when it is a file, its directory is where a base file is looked for).
+    /// `chain`: the bases being applied, to refuse a cycle.
+    public static func apply(text: String, source path: String, to config: inout Config, chain: [String] = []) throws {
         let node: Any?
         do { node = try Yams.load(yaml: text) } catch {
             throw ConfigError("\(path): not valid YAML (\(error)). A config is a flat list of `key: value` lines.")
@@ -34,7 +49,16 @@ public enum ConfigFile {
         guard let mapping = node as? [String: Any] else {
             throw ConfigError("\(path): a config must be a flat mapping of `key: value` lines")
         }
-        for key in mapping.keys.sorted() {
+        if let base = mapping["base"] {
+            let names: [String]
+            if let one = base as? String { names = [one] } else if let list = base as? [Any], list.allSatisfy({ $0 is String }) {
+                names = list.map { "\($0)" }
+            } else {
+                throw ConfigError("\(path): base must be a profile name or a list of them (\(profiles.keys.sorted().joined(separator: ", ")), or a config file's name without .yaml)")
+            }
+            for name in names { try applyBase(name, from: path, to: &config, chain: chain + [path]) }
+        }
+        for key in mapping.keys.sorted() where key != "base" {
             let value = mapping[key]!
             if value is [Any] || value is [String: Any] {
                 throw ConfigError("\(path): '\(key)' must be a single value, not a list or mapping")
@@ -43,13 +67,28 @@ public enum ConfigFile {
         }
     }
 
-    /// The config as YAML, in field-table order, with each field's doc as a comment.
-    public static func yaml(_ config: Config) -> String {
-        Config.fields.map { "\($0.name): \($0.get(config))    # \($0.doc)" }.joined(separator: "\n") + "\n"
+    /// Applies the profile or file `name` that `source` names as its base.
+    static func applyBase(_ name: String, from source: String, to config: inout Config, chain: [String]) throws {
+        if let text = profiles[name] {
+            return try apply(text: text, source: "profile \(name)", to: &config, chain: chain)
+        }
+        let directory = (source as NSString).deletingLastPathComponent
+        let file = (directory.isEmpty ? "." : directory) + "/" + name + (name.hasSuffix(".yaml") ? "" : ".yaml")
+        guard !chain.contains(where: { ($0 as NSString).standardizingPath == (file as NSString).standardizingPath }) else {
+            throw ConfigError("\(source): base \(name) leads back to itself (\((chain + [file]).joined(separator: " → "))). Remove one of the bases.")
+        }
+        guard FileManager.default.fileExists(atPath: file) else {
+            throw ConfigError("\(source): base \(name) is neither a profile (\(profiles.keys.sorted().joined(separator: ", "))) nor a file ('\(file)' does not exist)")
+        }
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw ConfigError("config file '\(file)' cannot be read as UTF-8 text.")
+        }
+        try apply(text: text, source: file, to: &config, chain: chain)
     }
 
     /// The Markdown table of every field (Configs/README.md is generated from it).
-    /// Every field as JSON, in table order: name, kind (int, real, choice), default, choices and
+    /// Every field as JSON, in table order: name, part (model, train, run), kind (int, real,
+    /// choice), default, choices and
     /// their old names, allowed values and meaning; and the retired fields with the value that
     /// stayed and why. The Python package's Config is built from this file
     /// (python/lflow_dist/fields.json), so the two cannot drift apart.
@@ -61,7 +100,7 @@ public enum ConfigFile {
         }
         let rows = Config.fields.map { field -> String in
             let value = field.kind == "choice" ? quoted(field.get(defaults)) : field.get(defaults)
-            var parts = ["\"name\": \(quoted(field.name))", "\"kind\": \(quoted(field.kind))", "\"default\": \(value)"]
+            var parts = ["\"name\": \(quoted(field.name))", "\"part\": \(quoted(Config.part(of: field.name)))", "\"kind\": \(quoted(field.kind))", "\"default\": \(value)"]
             if !field.choices.isEmpty { parts.append("\"choices\": [" + field.choices.map(quoted).joined(separator: ", ") + "]") }
             if !field.aliases.isEmpty {
                 parts.append("\"aliases\": {" + field.aliases.sorted { $0.key < $1.key }.map { "\(quoted($0.key)): \(quoted($0.value))" }.joined(separator: ", ") + "}")
@@ -69,7 +108,10 @@ public enum ConfigFile {
             parts += ["\"domain\": \(quoted(field.domain))", "\"doc\": \(quoted(field.doc))"]
             return "    {" + parts.joined(separator: ", ") + "}"
         }
-        let retired = Config.retired.map { "    {\"name\": \(quoted($0.name)), \"kept\": \(quoted($0.kept)), \"why\": \(quoted($0.why))}" }
+        let retired = Config.retired.map { field in
+            let part = ModelConfig.retired.contains { $0.name == field.name } ? "model" : "train"
+            return "    {\"name\": \(quoted(field.name)), \"part\": \(quoted(part)), \"kept\": \(quoted(field.kept)), \"why\": \(quoted(field.why))}"
+        }
         return """
         {
           "generatedBy": "lflow-dist config --fields --json",
@@ -86,12 +128,22 @@ public enum ConfigFile {
 
     public static func markdownTable() -> String {
         let defaults = Config()
-        var lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
-        for field in Config.fields {
-            let doc = field.doc.replacingOccurrences(of: "|", with: "\\|")
-            let domain = field.domain.replacingOccurrences(of: "|", with: "\\|")
-            lines.append("| `\(field.name)` | `\(field.get(defaults))` | \(domain) | \(doc) |")
+        let parts = [("model", "The model (`ModelConfig`, Sources/Model): the checkpoint's identity, its `config` attribute; all that `predict`, `latents` and the Python package read"),
+                     ("train", "The training (`TrainConfig`, Sources/Training): optimiser, schedules, data use; the checkpoint's `training` attribute"),
+                     ("run", "The job (`RunOptions`, Sources/Training): checkpoints, ensemble, watchdog, budget; stored with the training")]
+        var lines: [String] = []
+        for (part, title) in parts {
+            lines += ["### \(title)", "", "| key | default | allowed | meaning |", "|---|---|---|---|"]
+            for field in Config.fields where Config.part(of: field.name) == part {
+                let doc = field.doc.replacingOccurrences(of: "|", with: "\\|")
+                let domain = field.domain.replacingOccurrences(of: "|", with: "\\|")
+                lines.append("| `\(field.name)` | `\(field.get(defaults))` | \(domain) | \(doc) |")
+            }
+            lines.append("")
         }
+        lines += ["### Retired", "", "Measured and not adopted. A config or checkpoint that sets one to the value in the second column still loads; any other value is refused with this reason.", "",
+                  "| key | the value every run has | why |", "|---|---|---|"]
+        for field in Config.retired { lines.append("| `\(field.name)` | `\(field.kept)` | \(field.why). |") }
         return lines.joined(separator: "\n") + "\n"
     }
 }

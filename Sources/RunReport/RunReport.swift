@@ -41,7 +41,7 @@ public enum RunReport {
         let run: String
         let records: [EpochRecord]
         let validation: ValidationScores?
-        let config: Config
+        let config: ModelConfig
         let tensors: NLBTensors?
         let truth: GroundTruth?
         let latents: H5File?
@@ -55,7 +55,7 @@ public enum RunReport {
             }
             records = EpochRecord.records(lines: text.split(separator: "\n"))
             validation = JSON.read(ValidationScores.self, from: files.validation)
-            config = (try? CheckpointIO.readConfig(path: files.best)) ?? Config()
+            config = (try? CheckpointIO.readConfig(path: files.best)) ?? ModelConfig()
             latents = try? H5File.open(files.latents)
             let data = dataPath ?? (try? latents?.readAttributeString("data"))
             self.dataPath = data

@@ -114,8 +114,8 @@ struct ASHAStrategy: SearchStrategy {
         self.reductionFactor = reductionFactor
         self.synchronous = synchronous
         self.metric = metric
-        maxEpochs = base.epochs
-        seed = base.seed
+        maxEpochs = base.train.epochs
+        seed = base.model.seed
         try check(base: base)
     }
 
@@ -129,18 +129,18 @@ struct ASHAStrategy: SearchStrategy {
     }
 
     func check(base: Config) throws {
-        guard graceEpochs >= 1, graceEpochs < base.epochs else { throw SearchError("--grace-epochs must be at least 1 and below epochs (\(base.epochs)), got \(graceEpochs)") }
+        guard graceEpochs >= 1, graceEpochs < base.train.epochs else { throw SearchError("--grace-epochs must be at least 1 and below epochs (\(base.train.epochs)), got \(graceEpochs)") }
         guard reductionFactor >= 2 else { throw SearchError("--reduction-factor must be at least 2, got \(reductionFactor)") }
         // Each rung promotes the top floor(n/η) of the one below: with too few points for the
         // rungs, no trial ever trains the config's epochs.
         let reaching = ASHAPolicy.reaching(trials: points.count, rungs: rungs.count, reductionFactor: reductionFactor)
         if reaching.last! == 0 {
             let reachable = reaching.lastIndex { $0 > 0 }! + 1
-            let suggested = Self.grace(trials: points.count, reductionFactor: reductionFactor, maxEpochs: base.epochs)
-            guard suggested < base.epochs else {
+            let suggested = Self.grace(trials: points.count, reductionFactor: reductionFactor, maxEpochs: base.train.epochs)
+            guard suggested < base.train.epochs else {
                 throw SearchError("ASHA needs at least --reduction-factor (\(reductionFactor)) grid points for a trial to reach a second rung; this grid has \(points.count). Use --strategy grid, a smaller --reduction-factor, or more points.")
             }
-            throw SearchError("with \(points.count) grid points and --reduction-factor \(reductionFactor), at most \(reaching.map(String.init).joined(separator: ", ")) trials reach the rungs at \(rungs.map(String.init).joined(separator: ", ")) epochs: none would train the full \(base.epochs). Use --grace-epochs \(suggested) (\(reachable) rungs), or leave it out (the search then picks it), a smaller --reduction-factor, or more grid points.")
+            throw SearchError("with \(points.count) grid points and --reduction-factor \(reductionFactor), at most \(reaching.map(String.init).joined(separator: ", ")) trials reach the rungs at \(rungs.map(String.init).joined(separator: ", ")) epochs: none would train the full \(base.train.epochs). Use --grace-epochs \(suggested) (\(reachable) rungs), or leave it out (the search then picks it), a smaller --reduction-factor, or more grid points.")
         }
     }
 
@@ -164,7 +164,7 @@ struct ASHAStrategy: SearchStrategy {
 
     func config(_ job: SearchJob) throws -> Config {
         var c = points[job.trial].config
-        c.epochs = job.toEpoch
+        c.train.epochs = job.toEpoch
         return c
     }
 
@@ -215,7 +215,7 @@ struct ASHAStrategy: SearchStrategy {
         guard let best = best(results) else { return nil }
         let point = points[best.job.trial]
         var config = point.config
-        config.epochs = maxEpochs
+        config.train.epochs = maxEpochs
         let weights = directory(best.job, in: search.run).best
         let epochs = results.reduce(0) { $0 + $1.job.cost }
         return SearchAnswer(

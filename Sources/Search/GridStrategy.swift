@@ -29,7 +29,7 @@ struct GridStrategy: SearchStrategy {
         self.grid = grid
         points = try grid.points(base: base)
         self.metric = metric
-        epochs = base.epochs
+        epochs = base.train.epochs
     }
 
     var name: String { "grid" }
@@ -53,8 +53,8 @@ struct GridStrategy: SearchStrategy {
         guard fields.contains("mass") && fields.contains("coupling") else { return nil }
         return Set(points.map { point -> String in
             var config = point.config
-            config.coupling /= config.mass
-            config.mass = 1
+            config.model.coupling /= config.model.mass
+            config.model.mass = 1
             return config.json()
         }).count
     }

@@ -185,14 +185,14 @@ struct PBTStrategy: SearchStrategy {
         self.patience = patience
         self.minImprovement = minImprovement
         self.base = base
-        boundaries = PBTPolicy.boundaries(burnIn: burnInEpochs, generationEpochs: generationEpochs, maxEpochs: base.epochs)
+        boundaries = PBTPolicy.boundaries(burnIn: burnInEpochs, generationEpochs: generationEpochs, maxEpochs: base.train.epochs)
         try check()
     }
 
     func check() throws {
         guard members >= 2 else { throw SearchError("--population must be at least 2 (a tournament needs a pair), got \(members)") }
-        guard generationEpochs >= 1, max(burnInEpochs, generationEpochs) < base.epochs else {
-            throw SearchError("--generation-epochs \(generationEpochs) and --burn-in-epochs \(burnInEpochs) leave no generation after the first within epochs \(base.epochs); raise epochs or shorten them")
+        guard generationEpochs >= 1, max(burnInEpochs, generationEpochs) < base.train.epochs else {
+            throw SearchError("--generation-epochs \(generationEpochs) and --burn-in-epochs \(burnInEpochs) leave no generation after the first within epochs \(base.train.epochs); raise epochs or shorten them")
         }
         guard !space.fields.isEmpty else { throw SearchError("PBT needs at least one explored field (--explore field=lower:upper)") }
         guard patience >= 0, minImprovement >= 0 else { throw SearchError("--patience-generations and --min-improvement must be >= 0") }
@@ -203,7 +203,7 @@ struct PBTStrategy: SearchStrategy {
                 do { try probe.validate() } catch {
                     throw SearchError("--explore \(f.field)=\(f.lower):\(f.upper): the config refuses \(f.field) = \(v): \(error). Narrow the bounds.")
                 }
-                if let problem = LangevinStability.problem(probe, steps: 60) {
+                if let problem = LangevinStability.problem(probe.model, steps: 60) {
                     throw SearchError("--explore \(f.field)=\(f.lower):\(f.upper): at \(f.field) = \(v) \(problem)")
                 }
             }
@@ -216,8 +216,8 @@ struct PBTStrategy: SearchStrategy {
             + space.fields.map { "\($0.field)=\($0.lower):\($0.upper):\($0.weight)" }.joined(separator: " ")
     }
     var policy: SchedulePolicy {
-        PBTPolicy(members: members, boundaries: boundaries, space: space, base: base, seed: base.seed,
-                  initial: PBTPolicy.initialValues(members: members, space: space, base: base, seed: base.seed, sample: sampleInitial),
+        PBTPolicy(members: members, boundaries: boundaries, space: space, base: base, seed: base.model.seed,
+                  initial: PBTPolicy.initialValues(members: members, space: space, base: base, seed: base.model.seed, sample: sampleInitial),
                   patience: patience, minImprovement: minImprovement)
     }
 
@@ -231,9 +231,9 @@ struct PBTStrategy: SearchStrategy {
         var c = base
         for p in job.values { try c.set(p.field, p.value, source: "PBT") }
         // Members draw their own noise but validate on the same trials.
-        c.seed = base.seed + job.trial
-        c.splitSeed = base.validationSplitSeed
-        c.epochs = job.toEpoch
+        c.model.seed = base.model.seed + job.trial
+        c.train.splitSeed = base.validationSplitSeed
+        c.train.epochs = job.toEpoch
         try c.validate()
         return c
     }

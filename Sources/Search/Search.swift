@@ -32,7 +32,7 @@ public struct SearchSetup {
                             metric: SearchMetric) throws -> SearchSetup {
         let base = try adaptive(base, strategy: "asha")
         let grace = try graceEpochs ?? ASHAStrategy.grace(trials: grid.points(base: base).count, reductionFactor: reductionFactor,
-                                                          maxEpochs: base.epochs)
+                                                          maxEpochs: base.train.epochs)
         return SearchSetup(strategy: try ASHAStrategy(grid: grid, base: base, graceEpochs: grace, reductionFactor: reductionFactor,
                                                       synchronous: synchronous, metric: metric), base: base)
     }
@@ -50,11 +50,11 @@ public struct SearchSetup {
     /// not change the trajectory). Refuses what cannot be exact: a wall-clock budget (epochs are
     /// the resource and the clock).
     static func adaptive(_ base: Config, strategy: String) throws -> Config {
-        guard base.maxMinutes == 0 else {
+        guard base.run.maxMinutes == 0 else {
             throw SearchError("--strategy \(strategy) counts its budget in epochs, so that a killed search decides the same: drop maxMinutes and set epochs (the longest a trial trains)")
         }
         var config = base
-        config.keepCheckpoints = 1
+        config.run.keepCheckpoints = 1
         return config
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Model
+import Training
 import Support
 
 /// A problem with a search's grid, rank layout or run directory, phrased for the person who

@@ -24,7 +24,7 @@ struct SearchResults {
         if let heatmap { try write(heatmap, to: dir + "/heatmap.svg") }
         if let answer {
             let header = answer.header.map { "# " + $0 }.joined(separator: "\n") + "\n\n"
-            try write(header + ConfigFile.yaml(answer.config), to: dir + "/best.yaml")
+            try write(header + answer.config.yaml(), to: dir + "/best.yaml")
             for (name, text) in answer.files { try write(text, to: dir + "/" + name) }
         }
         let rows = [table.markdownHeader] + table.markdownRows

@@ -1,5 +1,6 @@
 import Foundation
 import Model
+import Training
 import Yams
 
 /// One explored field of a PBT search: its bounds and how far a perturbation may move it.

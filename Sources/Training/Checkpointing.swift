@@ -43,7 +43,7 @@ extension Trainer {
         let layout = model.params.layout
         let stateJSON = try JSON.string(state)
         let schedulerJSON = try JSON.string(scheduler)
-        try CheckpointIO.write(path: path, config: config) { file in
+        try CheckpointIO.write(path: path, config: config.model, training: config.trainingJSON()) { file in
             try RunCheckpoints.writeTensors(to: file, layout: layout, parameters: self.model.params.values, adam: self.adam, best: self.bestParameters,
                                    average: self.average?.values)
             try file.writeAttribute("step", int: Int64(self.step))
@@ -52,7 +52,7 @@ extension Trainer {
             try file.writeAttribute("world_size", int: Int64(self.comm.size))
             try file.writeAttribute("data_fingerprint", string: fingerprint)
             try file.writeAttribute("data_path", string: self.tensors.path)
-            let cursor = state.epoch * self.trainingKeys.count + min(state.batchCursor * self.config.batchSize, self.trainingKeys.count)
+            let cursor = state.epoch * self.trainingKeys.count + min(state.batchCursor * self.config.train.batchSize, self.trainingKeys.count)
             try file.writeAttribute("sampler_cursor", int: Int64(cursor))
             try file.writeAttribute("scheduler", string: schedulerJSON)
             try file.writeAttribute("learning_rate", double: self.scheduler.learningRate)
@@ -60,7 +60,7 @@ extension Trainer {
             try file.writeAttribute("best_epoch", int: Int64(self.bestEpoch))
             try file.writeAttribute("trainer_state", string: stateJSON)
         }
-        checkpoints.prune(keeping: config.keepCheckpoints)
+        checkpoints.prune(keeping: config.run.keepCheckpoints)
         return path
     }
 
@@ -89,7 +89,7 @@ extension Trainer {
     /// the learning rate is among the changed ones, the scheduler continues from the new value.
     func load(checkpoint path: String, adjustable: Set<String>) throws -> TrainerState {
         let file = try H5File.open(path)
-        let stored = try CheckpointIO.readConfig(path: path)
+        let stored = try Config.read(checkpoint: path)
         // Fields that manage the run rather than shape its trajectory so far may change
         // between the interrupted run and the resumed one (e.g. more epochs).
         let differing = Config.fields.filter {
@@ -110,7 +110,7 @@ extension Trainer {
                                        best: bestParameters, average: average?.values)
         let state = try JSON.decode(TrainerState.self, from: try file.readAttributeString("trainer_state"))
         scheduler = try JSON.decode(PlateauScheduler.self, from: try file.readAttributeString("scheduler"))
-        if stored.learningRate != config.learningRate { scheduler.learningRate = config.learningRate }
+        if stored.train.learningRate != config.train.learningRate { scheduler.learningRate = config.train.learningRate }
         step = Int(try file.readAttributeInt("step"))
         adam.step = Int(try file.readAttributeInt("optimizer_step"))
         bestValidMetric = try file.readAttributeDouble("best_valid_metric")

@@ -4,7 +4,6 @@ import Evaluation
 import Foundation
 import Inference
 import Model
-import Recipes
 import RunFiles
 import Support
 
@@ -39,15 +38,15 @@ public enum EnsembleRun {
     static let minimumMinutes = 0.05
 
     public static func run(config: Config, context: RunContext) throws -> Outcome {
-        precondition(config.ensemble > 1)
+        precondition(config.run.ensemble > 1)
         let comm = context.comm, run = context.run, log = context.log
         if comm.isRoot {
             try FileManager.default.createDirectory(atPath: run.path, withIntermediateDirectories: true)
-            try ConfigFile.yaml(config).write(toFile: run.config, atomically: true, encoding: .utf8)
+            try config.yaml().write(toFile: run.config, atomically: true, encoding: .utf8)
         }
         var used = 0.0
         var trained = 0
-        for k in 1...config.ensemble {
+        for k in 1...config.run.ensemble {
             let directory = run.member(k)
             // Rank 0 reads the run directory and every rank follows its answer: done, and minutes used.
             var known = [0.0, 0.0]
@@ -58,19 +57,19 @@ public enum EnsembleRun {
             // A member's config is the ensemble's with its seed and share of the budget (its
             // `ensemble` field, which only `train` reads, says what it belongs to).
             var member = config
-            member.seed = config.seed + k - 1
-            if config.maxMinutes > 0 {
-                let share = (config.maxMinutes - used) / Double(config.ensemble - k + 1)
+            member.model.seed = config.model.seed + k - 1
+            if config.run.maxMinutes > 0 {
+                let share = (config.run.maxMinutes - used) / Double(config.run.ensemble - k + 1)
                 guard known[0] > 0 || share >= minimumMinutes || k == 1 else {
-                    log("ensemble: the budget of \(formatDuration(config.maxMinutes * 60)) is spent after \(k - 1) of \(config.ensemble) members; averaging those")
+                    log("ensemble: the budget of \(formatDuration(config.run.maxMinutes * 60)) is spent after \(k - 1) of \(config.run.ensemble) members; averaging those")
                     break
                 }
-                member.maxMinutes = share
+                member.run.maxMinutes = share
             }
             if known[0] > 0 {
-                log("ensemble member \(k) of \(config.ensemble) (seed \(member.seed)): done, kept (\(directory))")
+                log("ensemble member \(k) of \(config.run.ensemble) (seed \(member.model.seed)): done, kept (\(directory))")
             } else {
-                log("\nensemble member \(k) of \(config.ensemble): seed \(member.seed)" + (config.maxMinutes > 0 ? ", a budget of \(formatDuration(member.maxMinutes * 60)) (an equal share of the \(formatDuration((config.maxMinutes - used) * 60)) left)" : "") + ", in \(directory)")
+                log("\nensemble member \(k) of \(config.run.ensemble): seed \(member.model.seed)" + (config.run.maxMinutes > 0 ? ", a budget of \(formatDuration(member.run.maxMinutes * 60)) (an equal share of the \(formatDuration((config.run.maxMinutes - used) * 60)) left)" : "") + ", in \(directory)")
                 let outcome = try TrainingRun.run(config: member, context: context.in(directory))
                 if let report = outcome.report { known[1] = report.minutes ?? 0 }
                 try comm.broadcast(&known, count: 2, root: 0)
@@ -87,7 +86,7 @@ public enum EnsembleRun {
                 throw TrainingError("ensemble member \(k): '\(directory.validation)' is missing or unreadable; run the same command again to redo that member's evaluation")
             }
             let best = EpochRecord.read(path: directory.metrics).last(where: \.best)?.epoch
-            members.append(Member(directory: directory.path, seed: config.seed + k - 1, minutes: report.minutes ?? 0,
+            members.append(Member(directory: directory.path, seed: config.model.seed + k - 1, minutes: report.minutes ?? 0,
                                   bestEpoch: best, validationCoBps: report.coBps))
         }
         try Submission.average(members.map { RunDirectory($0.directory).submission }, into: submission)

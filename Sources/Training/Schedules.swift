@@ -51,15 +51,15 @@ extension Trainer {
     /// rank stops at the same epoch. The plan scales the warm-ups and is kept in `state` (and so
     /// in checkpoints); the run stops when the budget is spent.
     func planBudget(_ state: inout TrainerState, sessionEpochs: Int, secondsSinceFirstEpoch: Double) throws -> Bool {
-        guard config.maxMinutes > 0 else { return false }
-        let budget = config.maxMinutes * 60, spent = state.trainingSeconds ?? 0
+        guard config.run.maxMinutes > 0 else { return false }
+        let budget = config.run.maxMinutes * 60, spent = state.trainingSeconds ?? 0
         var decision = [0.0, Double(state.plannedEpochs ?? 0)]
         if comm.isRoot {
             decision[0] = spent >= budget ? 1 : 0
             if state.plannedEpochs == nil && sessionEpochs >= Self.planningEpochs {
                 let perEpoch = secondsSinceFirstEpoch / Double(sessionEpochs - 1)
                 let more = Int(max(budget - spent, 0) / perEpoch)
-                decision[1] = Double(min(config.epochs, state.epoch + more))
+                decision[1] = Double(min(config.train.epochs, state.epoch + more))
             }
         }
         try comm.broadcast(&decision, count: 2, root: 0)
@@ -68,7 +68,7 @@ extension Trainer {
             let scale = warmupScale(state)
             log(String(format: "budget %@: about %d epochs fit (%.2f s each); warm-ups scaled by %.2f (KL over %d epochs, weight decay over %d)",
                        formatDuration(budget), state.plannedEpochs!, secondsSinceFirstEpoch / Double(sessionEpochs - 1), scale,
-                       Self.scaled(config.klWarmupEpochs, scale), Self.scaled(config.weightDecayWarmupEpochs, scale)))
+                       Self.scaled(config.train.klWarmupEpochs, scale), Self.scaled(config.train.weightDecayWarmupEpochs, scale)))
         }
         return decision[0] > 0
     }
@@ -76,7 +76,7 @@ extension Trainer {
     /// planned / configured epochs (1 without a plan): the factor the warm-ups shrink by.
     func warmupScale(_ state: TrainerState) -> Double {
         guard let planned = state.plannedEpochs else { return 1 }
-        return min(1, Double(planned) / Double(config.epochs))
+        return min(1, Double(planned) / Double(config.train.epochs))
     }
 
     static func scaled(_ epochs: Int, _ scale: Double) -> Int {
@@ -89,14 +89,14 @@ extension Trainer {
     /// β at `epoch`, with the KL warm-up scaled to the planned epochs.
     func klWeight(atEpoch epoch: Int, _ state: TrainerState) -> Double {
         var c = config
-        c.klWarmupEpochs = Self.scaled(config.klWarmupEpochs, warmupScale(state))
+        c.train.klWarmupEpochs = Self.scaled(config.train.klWarmupEpochs, warmupScale(state))
         return c.klWeight(atEpoch: epoch)
     }
 
     /// The weight decay at `epoch`, its warm-up scaled to the planned epochs.
     func weightDecay(atEpoch epoch: Int, _ state: TrainerState) -> Double {
         var c = config
-        c.weightDecayWarmupEpochs = Self.scaled(config.weightDecayWarmupEpochs, warmupScale(state))
+        c.train.weightDecayWarmupEpochs = Self.scaled(config.train.weightDecayWarmupEpochs, warmupScale(state))
         return c.weightDecay(atEpoch: epoch)
     }
 }

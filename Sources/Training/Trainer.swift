@@ -5,7 +5,6 @@ import Foundation
 import Inference
 import Kernels
 import Model
-import Recipes
 import RunFiles
 import Support
 import TensorBoard
@@ -92,24 +91,24 @@ public final class Trainer {
         self.config = config
         self.tensors = tensors
         dims = DataDims(tensors)
-        if let problem = LangevinStability.problem(config, steps: dims.steps) {
+        if let problem = LangevinStability.problem(config.model, steps: dims.steps) {
             throw TrainingError("refused before training: " + problem)
         }
-        split = ValidationSplit(trials: tensors.trainCount, fraction: config.validationFraction, seed: config.validationSplitSeed)
+        split = ValidationSplit(trials: tensors.trainCount, fraction: config.train.validationFraction, seed: config.validationSplitSeed)
         guard !split.training.isEmpty else {
-            throw TrainingError("'\(tensors.path)' has \(tensors.trainCount) training trials, too few to train with validationFraction \(config.validationFraction)")
+            throw TrainingError("'\(tensors.path)' has \(tensors.trainCount) training trials, too few to train with validationFraction \(config.train.validationFraction)")
         }
-        trainingKeys = split.training + (config.evalTrials == .heldIn ? (0..<tensors.evalCount).map { tensors.trainCount + $0 } : [])
-        model = LangevinFlow(config: config, dims: dims, maxBatch: config.batchSize)
-        model.params.initialise(seed: config.seed)
+        trainingKeys = split.training + (config.train.evalTrials == .heldIn ? (0..<tensors.evalCount).map { tensors.trainCount + $0 } : [])
+        model = LangevinFlow(config: config.model, dims: dims, maxBatch: config.train.batchSize)
+        model.params.initialise(seed: config.model.seed)
         run = context.run
         comm = context.comm
         optimiserStep = TrainingStep(model: model, config: config, comm: comm)
-        batch = Batch(dims: dims, capacity: config.batchSize)
+        batch = Batch(dims: dims, capacity: config.train.batchSize)
         bestParameters = Buffer(count: model.params.layout.totalCount)
-        liveParameters = config.weightAverage > 0 ? Buffer(count: model.params.layout.totalCount) : nil
-        scheduler = PlateauScheduler(learningRate: config.learningRate, factor: config.lrFactor,
-                                     patience: config.lrPatience, minLearningRate: config.minLearningRate)
+        liveParameters = config.train.weightAverage > 0 ? Buffer(count: model.params.layout.totalCount) : nil
+        scheduler = PlateauScheduler(learningRate: config.train.learningRate, factor: config.train.lrFactor,
+                                     patience: config.train.lrPatience, minLearningRate: config.train.minLearningRate)
         say = context.log
         fingerprint = try dataFingerprint(path: tensors.path)
         armWatchdog()
@@ -168,8 +167,8 @@ public final class Trainer {
     /// 0 leaves them blocking). On expiry the message says where training stood and which
     /// checkpoint a restart resumes from.
     func armWatchdog() {
-        guard config.collectiveTimeoutSeconds > 0 else { comm.deadline = nil; return }
-        comm.deadline = CollectiveDeadline(seconds: config.collectiveTimeoutSeconds) { [unowned self] in
+        guard config.run.collectiveTimeoutSeconds > 0 else { comm.deadline = nil; return }
+        comm.deadline = CollectiveDeadline(seconds: config.run.collectiveTimeoutSeconds) { [unowned self] in
             let newest = self.checkpointPaths().first.map { "the newest checkpoint is \($0)" } ?? "no checkpoint was written yet, a restart trains afresh"
             return "training was at step \(self.step) (after \(self.history.count) complete epochs); \(newest)"
         }
@@ -179,8 +178,8 @@ public final class Trainer {
     func noteStepSeconds(_ seconds: Double) {
         guard seconds > slowestStep else { return }
         slowestStep = seconds
-        if config.collectiveTimeoutSeconds > 0 {
-            comm.deadline?.seconds = max(config.collectiveTimeoutSeconds, 10 * seconds)
+        if config.run.collectiveTimeoutSeconds > 0 {
+            comm.deadline?.seconds = max(config.run.collectiveTimeoutSeconds, 10 * seconds)
         }
     }
 
@@ -205,12 +204,12 @@ public final class Trainer {
         let metric: Double
     }
 
-    /// Trains for `config.epochs` epochs (or until early stopping or the budget). Leaves the
+    /// Trains for `config.train.epochs` epochs (or until early stopping or the budget). Leaves the
     /// best weights in the model and in `best.h5`.
     public func train() throws {
         var session = try beginSession()
         defer { try? session.metricsLog?.close() }
-        while session.state.epoch < config.epochs {
+        while session.state.epoch < config.train.epochs {
             if try runEpochAndDecide(&session) { break }
         }
         try finish(session)
@@ -236,13 +235,13 @@ public final class Trainer {
         let evalInputs = trainingKeys.count - split.training.count
         let spent = session.state.trainingSeconds.map { $0 > 0 ? " (\(formatDuration($0)) spent before this session)" : "" } ?? ""
         log("training on \(split.training.count) trials" + (evalInputs > 0 ? " and the held-in spikes of \(evalInputs) eval trials" : "")
-            + ", validating on \(split.validation.count); \(model.params.layout.totalCount) parameters, global batch \(config.batchSize) over \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(config.epochs) epochs"
-            + (config.maxMinutes > 0 ? " or \(formatDuration(config.maxMinutes * 60)) of training, whichever comes first" : "") + spent)
+            + ", validating on \(split.validation.count); \(model.params.layout.totalCount) parameters, global batch \(config.train.batchSize) over \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(config.train.epochs) epochs"
+            + (config.run.maxMinutes > 0 ? " or \(formatDuration(config.run.maxMinutes * 60)) of training, whichever comes first" : "") + spent)
         if let note = SmallData.note(trainTrials: tensors.trainCount, trainingTrials: split.training.count,
                                      parameters: model.params.layout.totalCount, config: config) {
             log(note)
         }
-        if config.precision == .bf16 && OneDNN.bf16Path == .emulated {
+        if config.model.precision == .bf16 && OneDNN.bf16Path == .emulated {
             log("warning: precision bf16 runs \(OneDNN.bf16Path.description): the same bf16 arithmetic, but slower than float32 here; precision: float32 is faster on this CPU")
         }
         return session
@@ -301,7 +300,7 @@ public final class Trainer {
             learningRate: learningRate(atEpoch: epoch, state), klWeight: klWeight(atEpoch: epoch, state),
             weightDecay: weightDecay(atEpoch: epoch, state), gradNorm: train.gradNorm,
             trialsPerSecond: Double(trainingKeys.count) / seconds, seconds: seconds, best: improved)
-        if let probe = latentProbe, config.latentEvery > 0, epoch == 0 || (epoch + 1) % config.latentEvery == 0 {
+        if let probe = latentProbe, config.train.latentEvery > 0, epoch == 0 || (epoch + 1) % config.train.latentEvery == 0 {
             let latent = try withAveragedWeights { try probe() }
             record.latentR2 = latent?.r2
             record.latentMotion = latent?.motion
@@ -325,15 +324,15 @@ public final class Trainer {
     /// The epoch's progress line, with the epochs planned and the ETA.
     func logEpoch(_ record: EpochRecord, session: Session, reduced: Bool, budgetReached: Bool) {
         let epoch = record.epoch, state = session.state
-        var total = max(state.plannedEpochs ?? config.epochs, epoch + 1)
+        var total = max(state.plannedEpochs ?? config.train.epochs, epoch + 1)
         let perEpoch = Date().timeIntervalSince(session.started) / Double(epoch + 1 - session.firstEpoch)
-        let left = max(config.maxMinutes * 60 - (state.trainingSeconds ?? 0), 0)
-        if config.maxMinutes > 0 && epoch + 1 >= total && epoch + 1 < config.epochs && !budgetReached {
+        let left = max(config.run.maxMinutes * 60 - (state.trainingSeconds ?? 0), 0)
+        if config.run.maxMinutes > 0 && epoch + 1 >= total && epoch + 1 < config.train.epochs && !budgetReached {
             // Faster than planned (the plan is an estimate): count on from what is left.
-            total = min(config.epochs, epoch + 1 + Int((left / perEpoch).rounded(.up)))
+            total = min(config.train.epochs, epoch + 1 + Int((left / perEpoch).rounded(.up)))
         }
         var eta = perEpoch * Double(max(total - epoch - 1, 0))
-        if config.maxMinutes > 0 { eta = min(eta, left) }
+        if config.run.maxMinutes > 0 { eta = min(eta, left) }
         log(String(format: "epoch %4d/%d  train %.4f (rec %.4f kl %.3g)  valid %@ %.5f%@  lr %.2e%@  beta %.3f  %5.0f trials/s  ETA %@%@",
                    epoch + 1, total, record.trainLoss, record.trainReconstruction, record.trainKL,
                    "heldOut", record.validMetric,
@@ -346,14 +345,14 @@ public final class Trainer {
     /// when early stopping or the budget ends training here.
     func checkpointAndDecide(_ session: inout Session, budgetReached: Bool) throws -> Bool {
         let epoch = session.state.epoch - 1
-        let stopping = config.earlyStoppingPatience > 0 && epoch - bestEpoch >= config.earlyStoppingPatience
-        if (epoch + 1) % config.checkpointEvery == 0 || epoch + 1 == config.epochs || stopping || budgetReached {
+        let stopping = config.train.earlyStoppingPatience > 0 && epoch - bestEpoch >= config.train.earlyStoppingPatience
+        if (epoch + 1) % config.run.checkpointEvery == 0 || epoch + 1 == config.train.epochs || stopping || budgetReached {
             try saveCheckpoint(session.state)
         }
         if stopping {
-            log("early stopping: no better validation \("heldOut") for \(config.earlyStoppingPatience) epochs (best at epoch \(bestEpoch + 1))")
+            log("early stopping: no better validation \("heldOut") for \(config.train.earlyStoppingPatience) epochs (best at epoch \(bestEpoch + 1))")
         } else if budgetReached {
-            log("the budget of \(formatDuration(config.maxMinutes * 60)) is spent after \(epoch + 1) epochs (\(formatDuration(session.state.trainingSeconds ?? 0)) of training)")
+            log("the budget of \(formatDuration(config.run.maxMinutes * 60)) is spent after \(epoch + 1) epochs (\(formatDuration(session.state.trainingSeconds ?? 0)) of training)")
         }
         return stopping || budgetReached
     }
@@ -371,7 +370,7 @@ public final class Trainer {
     /// Rank 0 writes last.h5 (the weights after the last step) atomically.
     func writeLast() throws {
         guard comm.isRoot else { return }
-        try CheckpointIO.write(path: run.last, layout: model.params.layout, values: model.params.values, config: config) { file in
+        try CheckpointIO.write(path: run.last, layout: model.params.layout, values: model.params.values, config: config.model, training: config.trainingJSON()) { file in
             try file.writeAttribute("step", int: Int64(self.step))
             try file.writeAttribute("epoch", int: Int64(self.history.count))
             try file.writeAttribute("world_size", int: Int64(self.comm.size))
@@ -404,11 +403,11 @@ public final class Trainer {
         let diverged = !(z.isFinite && v.isFinite) || max(z, v) > 1e15
         let diagnosis: String
         if !(weight <= 1e4) {
-            diagnosis = String(format: "The weights reached |w| %.3g: the optimiser overshot; lower learningRate, or lower gradClip (now %@).", weight, "\(config.gradClip)")
+            diagnosis = String(format: "The weights reached |w| %.3g: the optimiser overshot; lower learningRate, or lower gradClip (now %@).", weight, "\(config.train.gradClip)")
         } else if diverged {
             diagnosis = String(format: "The latent path of the last batch reached |z| %.3g, |v| %.3g with bounded weights (|w| ≤ %.3g): the Langevin integrator diverged; lower dt or coupling (or raise mass or damping).", z, v, weight)
         } else {
-            diagnosis = String(format: "The latent path of the last batch stayed bounded (|z| %.3g, |v| %.3g), so the optimiser overshot; lower learningRate, or lower gradClip (now %@).", z, v, "\(config.gradClip)")
+            diagnosis = String(format: "The latent path of the last batch stayed bounded (|z| %.3g, |v| %.3g), so the optimiser overshot; lower learningRate, or lower gradClip (now %@).", z, v, "\(config.train.gradClip)")
         }
         return TrainingError("\(what) at epoch \(epoch + 1), step \(step); \(kept)\(best); \(newest). \(diagnosis) Then train again in a new run directory (a resumed run repeats the same step).")
     }
@@ -416,7 +415,7 @@ public final class Trainer {
     /// Rank 0 writes best.h5 (the best weights so far) atomically.
     func writeBest() throws {
         guard comm.isRoot else { return }
-        try CheckpointIO.write(path: run.best, layout: model.params.layout, values: bestParameters, config: config) { file in
+        try CheckpointIO.write(path: run.best, layout: model.params.layout, values: bestParameters, config: config.model, training: config.trainingJSON()) { file in
             try file.writeAttribute("best_epoch", int: Int64(self.bestEpoch))
             try file.writeAttribute("best_valid_metric", double: self.bestValidMetric)
             try file.writeAttribute("valid_metric", string: "heldOut")
@@ -428,20 +427,20 @@ public final class Trainer {
     /// preemption request (agreed over ranks at every step boundary) it checkpoints `state` and
     /// throws `Preempted`.
     func runEpoch(_ epoch: Int, from state: inout TrainerState) throws -> (loss: LossValues, gradNorm: Double) {
-        let order = seededPermutation(trainingKeys.count, seed: config.seed, purpose: .shuffle, key: epoch).map { trainingKeys[$0] }
+        let order = seededPermutation(trainingKeys.count, seed: config.model.seed, purpose: .shuffle, key: epoch).map { trainingKeys[$0] }
         let klWeight = klWeight(atEpoch: epoch, state), weightDecay = weightDecay(atEpoch: epoch, state)
         // Local shares of the global sums; only rank 0 carries the sums restored from a checkpoint.
         var sums = comm.isRoot ? state.partial : EpochSums(observed: state.partial.observed, trials: state.partial.trials,
                                                            normSum: state.partial.normSum, batches: state.partial.batches)
-        let starts = Array(stride(from: 0, to: order.count, by: config.batchSize))
+        let starts = Array(stride(from: 0, to: order.count, by: config.train.batchSize))
         for (index, start) in starts.enumerated() where index >= state.batchCursor {
             let stepStarted = Date()
             var localLossFinite = true
-            let global = Array(order[start..<min(start + config.batchSize, order.count)])
+            let global = Array(order[start..<min(start + config.train.batchSize, order.count)])
             let local = comm.share(global)
             let norm = LossNormalisation(observedEntries: observedEntries(global), trials: global.count)
             if !local.isEmpty { batch.load(trainingKeys: local, from: tensors) }
-            let noise = NoiseContext(stochastic: true, seed: config.seed, epoch: epoch, step: step, trialIndices: local)
+            let noise = NoiseContext(stochastic: true, seed: config.model.seed, epoch: epoch, step: step, trialIndices: local)
             let (loss, gradNorm) = try optimiserStep.take(local.isEmpty ? nil : batch, noise: noise, klWeight: klWeight, normalisation: norm,
                                                           learningRate: learningRate(atEpoch: epoch, state), weightDecay: weightDecay, step: step)
             if let loss {
@@ -501,10 +500,10 @@ public final class Trainer {
         var recon = 0.0, kl = 0.0, observed = 0, trials = 0
         var heldOutSum = 0.0, heldOutCount = 0
         let mine = comm.share(split.validation)
-        for start in stride(from: 0, to: mine.count, by: config.batchSize) {
-            let chunk = Array(mine[start..<min(start + config.batchSize, mine.count)])
+        for start in stride(from: 0, to: mine.count, by: config.train.batchSize) {
+            let chunk = Array(mine[start..<min(start + config.train.batchSize, mine.count)])
             batch.load(trials: chunk, split: .train, from: tensors)
-            let loss = model.forward(batch, noise: .deterministic(batch: chunk.count), klWeight: config.klWeight)
+            let loss = model.forward(batch, noise: .deterministic(batch: chunk.count), klWeight: config.model.klWeight)
             model.addHeldOutNLL(batch, to: &heldOutSum, count: &heldOutCount)
             recon += loss.reconstruction * Double(loss.observedEntries)
             kl += loss.kl * Double(loss.trials)
@@ -515,7 +514,7 @@ public final class Trainer {
         recon = totals[0]; kl = totals[1]; observed = Int(totals[2]); trials = Int(totals[3])
         heldOutSum = totals[4]; heldOutCount = Int(totals[5])
         let r = recon / Double(max(observed, 1)), k = kl / Double(max(trials, 1))
-        return (LossValues(reconstruction: r, kl: k, total: r + config.klWeight * k, observedEntries: observed, trials: trials),
+        return (LossValues(reconstruction: r, kl: k, total: r + config.model.klWeight * k, observedEntries: observed, trials: trials),
                 heldOutSum / Double(max(heldOutCount, 1)))
     }
 }

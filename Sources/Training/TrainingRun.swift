@@ -6,7 +6,6 @@ import Inference
 import Model
 import RunFiles
 import Support
-import Recipes
 
 /// One complete training run in a run directory: train (resuming from the newest checkpoint
 /// there), then predict every trial with the best weights over all ranks, and on rank 0
@@ -35,12 +34,13 @@ public enum TrainingRun {
         let comm = context.comm, tensors = context.tensors, run = context.run, log = context.log
         if comm.isRoot {
             try FileManager.default.createDirectory(atPath: run.path, withIntermediateDirectories: true)
-            try ConfigFile.yaml(config).write(toFile: run.config, atomically: true, encoding: .utf8)
+            try config.yaml().write(toFile: run.config, atomically: true, encoding: .utf8)
         }
         let trainer = try Trainer(config: config, context: context)
         trainer.afterEpoch = afterEpoch
         trainer.latentProbe = LatentFit.probe(model: trainer.model, tensors: tensors, split: trainer.split,
-                                                 truthPath: context.truth, seed: config.seed, comm: comm)
+                                                 truthPath: context.truth, seed: config.model.seed,
+                                                 chunk: Predictor.chunkSize(batchSize: config.train.batchSize), comm: comm)
         trainer.warmStart = warmStart
         try trainer.train()
         let submission = run.submission
@@ -53,9 +53,9 @@ public enum TrainingRun {
         // The end of the run, on every rank: the rates of every trial once (the submission and
         // the validation report both use them), and the baseline with its neurons shared out.
         let evaluationStarted = Date()
-        log("predicting every trial with the best weights (\(tensors.trainCount) train, \(tensors.evalCount) eval, \(max(config.predictionSamples, 1)) sample\(config.predictionSamples == 1 ? "" : "s"), \(comm.size) rank\(comm.size == 1 ? "" : "s"))…")
-        let rates = try Predictor.all(model: trainer.model, tensors: tensors, samples: config.predictionSamples,
-                                      seed: config.seed, comm: comm, log: log)
+        log("predicting every trial with the best weights (\(tensors.trainCount) train, \(tensors.evalCount) eval, \(max(config.model.predictionSamples, 1)) sample\(config.model.predictionSamples == 1 ? "" : "s"), \(comm.size) rank\(comm.size == 1 ? "" : "s"))…")
+        let rates = try Predictor.all(model: trainer.model, tensors: tensors, samples: config.model.predictionSamples,
+                                      seed: config.model.seed, comm: comm, log: log)
         try trainer.stopIfPreempted()
         let baselineStarted = Date()
         let baseline = try SmoothedSpikes.coBps(tensors: tensors, split: trainer.split, fingerprint: trainer.fingerprint,
@@ -66,7 +66,7 @@ public enum TrainingRun {
         // draws, and of up to 512 training trials, on which the map to the true latents is fitted.
         let fitTrials = Array(trainer.split.training.prefix(512))
         let paths = try LatentPaths.compute(model: trainer.model, tensors: tensors, trials: fitTrials + trainer.split.validation,
-                                            set: .train, samples: 0, seed: config.seed, comm: comm)
+                                            set: .train, samples: 0, seed: config.model.seed, comm: comm)
         try trainer.stopIfPreempted()
         guard comm.isRoot, let rates, let paths else { return Outcome(trainer: trainer, report: nil, submissionPath: submission) }
         let truthFile = context.truth

@@ -21,9 +21,9 @@ public final class TrainingStep {
     public init(model: LangevinFlow<Float>, config: Config, comm: Communicator) {
         self.model = model
         self.comm = comm
-        gradClip = config.gradClip
-        adam = Adam(count: model.params.layout.totalCount, config: config)
-        average = config.weightAverage > 0 ? WeightAverage(of: model.params.values, decay: config.weightAverage) : nil
+        gradClip = config.train.gradClip
+        adam = Adam(count: model.params.layout.totalCount, beta1: config.train.adamBeta1, beta2: config.train.adamBeta2, eps: config.train.adamEps)
+        average = config.train.weightAverage > 0 ? WeightAverage(of: model.params.values, decay: config.train.weightAverage) : nil
     }
 
     /// Takes step number `step` on `batch` (nil when this rank's slice is empty). Returns the

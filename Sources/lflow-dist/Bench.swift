@@ -5,6 +5,7 @@ import Foundation
 import Kernels
 import Model
 import Support
+import Training
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -60,7 +61,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: .hidden) var workerSize: String?
     @Option(help: .hidden) var workerThreads = 1
     @Option(help: .hidden) var workerOut: String?
-    @Option(help: .hidden) var workerWatchdog = Config().collectiveTimeoutSeconds
+    @Option(help: .hidden) var workerWatchdog = RunOptions().collectiveTimeoutSeconds
     @Option(help: .hidden) var workerPrecision = Precision.float32.rawValue
 
     func validate() throws {

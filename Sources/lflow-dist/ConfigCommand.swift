@@ -28,7 +28,7 @@ struct ConfigCommand: ParsableCommand {
         } else if json {
             print(try options.resolve().json())
         } else {
-            print(ConfigFile.yaml(try options.resolve()), terminator: "")
+            print(try options.resolve().yaml(), terminator: "")
         }
     }
 }

@@ -28,7 +28,7 @@ struct Init: ParsableCommand {
 
     func run() throws {
         let config = try options.resolve(extra: seed.map { ["seed=\($0)"] } ?? [])
-        let layout = try Initialiser.run(config: config, dataPath: data, out: out)
-        print("wrote \(out): \(layout.entries.count) tensors, \(layout.totalCount) parameters (seed \(config.seed))")
+        let layout = try Initialiser.run(config: config.model, dataPath: data, out: out)
+        print("wrote \(out): \(layout.entries.count) tensors, \(layout.totalCount) parameters (seed \(config.model.seed))")
     }
 }

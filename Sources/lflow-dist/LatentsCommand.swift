@@ -49,20 +49,21 @@ struct LatentsCommand: ParsableCommand {
     }
 
     func run() throws {
-        try WorldJob.run(preflight: { _ in try CheckpointIO.readConfig(path: checkpoint) }, body: write)
+        try WorldJob.run(preflight: { _ in try Config.read(checkpoint: checkpoint) }, body: write)
     }
 
     func write(comm: Communicator, config: Config) throws {
         let say: (String) -> Void = comm.isRoot ? { lflow_dist.say($0) } : { _ in }
-        comm.deadline = CollectiveDeadline(seconds: config.collectiveTimeoutSeconds)
+        comm.deadline = CollectiveDeadline(seconds: config.run.collectiveTimeoutSeconds)
         let started = Date()
         let tensors = try NLBTensors.load(path: data)
-        let model = try Predictor.model(checkpoint: checkpoint, tensors: tensors, config: config)
+        let model = try Predictor.model(checkpoint: checkpoint, tensors: tensors, config: config.model,
+                                        chunk: Predictor.chunkSize(batchSize: config.train.batchSize))
         var sets: [(name: String, trials: [Int], paths: LatentPaths.Paths)] = []
         for (name, count, set) in [("train", tensors.trainCount, TrialSet.train), ("eval", tensors.evalCount, TrialSet.eval)] where count > 0 {
             let trials = Array(0..<count)
             if let paths = try LatentPaths.compute(model: model, tensors: tensors, trials: trials, set: set, samples: samples,
-                                                   seed: config.seed, comm: comm) {
+                                                   seed: config.model.seed, comm: comm) {
                 sets.append((name, trials, paths))
             }
         }
@@ -70,10 +71,10 @@ struct LatentsCommand: ParsableCommand {
         try LatentPaths.write(path: out, sets: sets, attributes: [
             "checkpoint": checkpoint, "data": data,
             "samples": samples == 0 ? "0 (deterministic mean path)" : "\(samples) sampled paths averaged",
-            "config": config.json(),
+            "config": config.model.json(),
         ])
         say(String(format: "wrote %@: latents of %d train and %d eval trials, H=%d, %d steps (%.1f s)", out, tensors.trainCount,
-                   tensors.evalCount, config.hidden, model.dims.steps, Date().timeIntervalSince(started)))
+                   tensors.evalCount, config.model.hidden, model.dims.steps, Date().timeIntervalSince(started)))
         // How much z moves: a path the data does not inform after t = 0 stays at z_0.
         for set in sets {
             if let share = LatentFit.motion(paths: set.paths, rows: Array(set.trials.indices)) {

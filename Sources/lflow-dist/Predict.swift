@@ -54,18 +54,22 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         // Files are read and checked on every rank before any collective.
-        try WorldJob.run(preflight: { _ in try checkpoint.map { try CheckpointIO.readConfig(path: $0) } }, body: predict)
+        try WorldJob.run(preflight: { _ in try checkpoint.map { try Config.read(checkpoint: $0) } }, body: predict)
     }
 
     func predict(comm: Communicator, configs: [Config]) throws {
         let say: (String) -> Void = comm.isRoot ? { lflow_dist.say($0) } : { _ in }
-        comm.deadline = CollectiveDeadline(seconds: configs.map(\.collectiveTimeoutSeconds).max() ?? 0)
+        comm.deadline = CollectiveDeadline(seconds: configs.map(\.run.collectiveTimeoutSeconds).max() ?? 0)
         let started = Date()
         let tensors = try NLBTensors.load(path: data)
-        // Every model is sized and checked against the data before any predicts.
-        let models = try zip(checkpoint, configs).map { try Predictor.model(checkpoint: $0, tensors: tensors, config: $1) }
+        // Every model is sized and checked against the data before any predicts. The model is
+        // the checkpoint's `config`; only the chunk of trials per pass (from the training's batch,
+        // as at the end of training) and the watchdog come from its `training` attribute.
+        let models = try zip(checkpoint, configs).map {
+            try Predictor.model(checkpoint: $0, tensors: tensors, config: $1.model, chunk: Predictor.chunkSize(batchSize: $1.train.batchSize))
+        }
         let members = zip(models, configs).enumerated().map { index, pair in
-            (model: pair.0, samples: samples ?? pair.1.predictionSamples, seed: pair.1.seed,
+            (model: pair.0, samples: samples ?? pair.1.model.predictionSamples, seed: pair.1.model.seed,
              label: models.count > 1 ? "model \(index + 1) of \(models.count) (\(checkpoint[index])): " : "")
         }
         guard let rates = try Predictor.ensemble(members, tensors: tensors, comm: comm, log: say), comm.isRoot else { return }

@@ -169,7 +169,7 @@ struct SearchCommand: ParsableCommand {
         try Search.checkLayout(worldSize: world.size, ranksPerTrial: ranksPerTrial)
         var config = try options.plannedConfig(data: data)
         // A search trial is one model; `ensemble` is what `train` does with a config.
-        config.ensemble = 1
+        config.run.ensemble = 1
         return SearchPlan(setup: try makeSetup(config: config))
     }
 
@@ -184,7 +184,7 @@ struct SearchCommand: ParsableCommand {
         case .pbt:
             let chosen = try SearchSpace(specs: explore, file: space)
             return try .pbt(members: population ?? 8, generationEpochs: generationEpochs ?? 25,
-                            burnInEpochs: burnInEpochs ?? max(config.klWarmupEpochs, config.weightDecayWarmupEpochs),
+                            burnInEpochs: burnInEpochs ?? max(config.train.klWarmupEpochs, config.train.weightDecayWarmupEpochs),
                             space: chosen.fields.isEmpty ? .standard : chosen, sampleInitial: (initial ?? .sample) == .sample,
                             patience: patienceGenerations ?? 4, minImprovement: minImprovement ?? 5e-4, base: config)
         }
@@ -192,9 +192,9 @@ struct SearchCommand: ParsableCommand {
 
     func search(world: Communicator, plan: SearchPlan) throws {
         let say: (String) -> Void = world.isRoot ? { lflow_dist.say($0) } : { _ in }
-        world.deadline = CollectiveDeadline(seconds: plan.setup.base.collectiveTimeoutSeconds)
+        world.deadline = CollectiveDeadline(seconds: plan.setup.base.run.collectiveTimeoutSeconds)
         if strategy == .asha && graceEpochs == nil, let grace = plan.setup.graceEpochs {
-            say("ASHA: --grace-epochs \(grace), the longest first rung from which a trial still reaches the config's \(plan.setup.base.epochs) epochs (give --grace-epochs to choose)")
+            say("ASHA: --grace-epochs \(grace), the longest first rung from which a trial still reaches the config's \(plan.setup.base.train.epochs) epochs (give --grace-epochs to choose)")
         }
         let dataPath = try ConfigOptions.dataPath(data, comm: world, say: say)
         let tensors = try NLBTensors.load(path: dataPath)

@@ -72,21 +72,21 @@ struct Train: ParsableCommand {
     func train(comm: Communicator, config: Config) throws {
         let say: (String) -> Void = comm.isRoot ? { lflow_dist.say($0) } : { _ in }
         let started = Date()
-        comm.deadline = CollectiveDeadline(seconds: config.collectiveTimeoutSeconds)
+        comm.deadline = CollectiveDeadline(seconds: config.run.collectiveTimeoutSeconds)
         if let line = options.configLine(data: data) { say(line) }
         let dataPath = try ConfigOptions.dataPath(data, comm: comm, say: say)
         let tensors = try NLBTensors.load(path: dataPath)
         let run = RunDirectory(runDir ?? DefaultPaths.trainRun(data: dataPath))
         if resume {
             // An ensemble's checkpoints are in its members' run directories.
-            let directories = config.ensemble > 1 ? (1...config.ensemble).map { run.member($0) } : [run]
+            let directories = config.run.ensemble > 1 ? (1...config.run.ensemble).map { run.member($0) } : [run]
             guard directories.contains(where: { !RunCheckpoints($0).paths().isEmpty }) else {
                 throw ValidationError("--resume: no checkpoint (\(RunDirectory.checkpointPrefix)*.h5) in '\(run)'. Check --run-dir, or drop --resume to start a fresh run.")
             }
         }
         let context = RunContext(tensors: tensors, dataPath: dataPath, run: run, comm: comm, log: say, datasetName: datasetName,
                                  truthPath: truth)
-        if config.ensemble > 1 {
+        if config.run.ensemble > 1 {
             let outcome = try EnsembleRun.run(config: config, context: context)
             guard comm.isRoot else { return }
             var table = "\nensemble of \(outcome.members.count): the mean rates of\n  member  seed  best epoch  validation co-bps  minutes"

@@ -8,6 +8,8 @@ import Model
 import Evaluation
 import Inference
 import Recipes
+import Support
+import Training
 
 /// A fresh directory per test.
 func temporaryDirectory() -> String {
@@ -222,8 +224,8 @@ struct NLBTests {
 struct CheckpointTests {
     let dims = DataDims(bins: 5, forwardBins: 2, heldIn: 4, heldOut: 3)
 
-    func tinyConfig(hidden: Int = 8) -> Config {
-        var c = Config()
+    func tinyConfig(hidden: Int = 8) -> ModelConfig {
+        var c = ModelConfig()
         c.hidden = hidden
         c.feedForward = 16
         return c
@@ -321,6 +323,26 @@ struct BuiltInTests {
         }
     }
 
+    @Test("base: profiles and files apply first, in order; the file's own keys win; spec is the defaults; cycles and unknown bases are refused")
+    func profiles() throws {
+        let dir = temporaryDirectory()
+        func write(_ name: String, _ text: String) throws { try text.write(toFile: "\(dir)/\(name).yaml", atomically: true, encoding: .utf8) }
+        try write("spec", "base: spec\n")
+        #expect(try ConfigFile.resolve(path: "\(dir)/spec.yaml", overrides: []) == Config())
+        try write("parent", "base: nlb\nhidden: 64\ncdKeep: 0.6\n")
+        try write("child", "base: [parent, smallData]\ncdKeep: 0.7\n")
+        let child = try ConfigFile.resolve(path: "\(dir)/child.yaml", overrides: [])
+        let expected = try BuiltIn.nlbConfig(trainTrials: 0, overrides: ["hidden=64", "cdKeep=0.7"])
+        #expect(child == expected)
+        try write("a", "base: b\n")
+        try write("b", "base: a\n")
+        expectError(ConfigError.self, containing: ["leads back to itself", "a.yaml"]) { _ = try ConfigFile.resolve(path: "\(dir)/a.yaml", overrides: []) }
+        try write("unknown", "base: mc_mace\n")
+        expectError(ConfigError.self, containing: ["mc_mace", "neither a profile", "nlb, smallData, spec"]) {
+            _ = try ConfigFile.resolve(path: "\(dir)/unknown.yaml", overrides: [])
+        }
+    }
+
     @Test("The small-data rule: the built-in recipe applies it under the threshold only, and the small presets' configs carry it")
     func smallData() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
@@ -330,7 +352,7 @@ struct BuiltInTests {
         #expect(small == (try ConfigFile.resolve(path: root + "/Configs/nlb.yaml", overrides: SmallData.overrides)))
         #expect(small != large)
         // The command line still wins over the rule.
-        #expect(try BuiltIn.nlbConfig(trainTrials: 75, overrides: ["evalTrials=ignore"]).evalTrials == .ignore)
+        #expect(try BuiltIn.nlbConfig(trainTrials: 75, overrides: ["evalTrials=ignore"]).train.evalTrials == .ignore)
         // mc_maze_{small,medium,large}.yaml are mc_maze.yaml with the rule; area2_bump.yaml has it.
         let maze = try ConfigFile.resolve(path: root + "/Configs/mc_maze.yaml", overrides: SmallData.overrides)
         for size in ["small", "medium", "large"] {

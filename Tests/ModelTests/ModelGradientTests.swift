@@ -9,8 +9,8 @@ import Kernels
 let tinyDims = DataDims(bins: 4, forwardBins: 2, heldIn: 3, heldOut: 2)
 let tolerance = 1e-5
 
-func tinyConfig(_ edit: (inout Config) -> Void = { _ in }) -> Config {
-    var c = Config()
+func tinyConfig(_ edit: (inout ModelConfig) -> Void = { _ in }) -> ModelConfig {
+    var c = ModelConfig()
     c.hidden = 6
     c.groups = 2
     c.kernelSize = 3
@@ -31,7 +31,7 @@ func tinyConfig(_ edit: (inout Config) -> Void = { _ in }) -> Config {
 
 /// Parameters initialised as in training, then moved off their 1/0/zero inits so every
 /// gradient is non-trivial.
-func perturbedParameters(_ config: Config, dims: DataDims = tinyDims, seed: Int = 3) -> ParameterSet<Double> {
+func perturbedParameters(_ config: ModelConfig, dims: DataDims = tinyDims, seed: Int = 3) -> ParameterSet<Double> {
     let params = ParameterSet<Double>(layout: ParameterLayout(config: config, dims: dims))
     params.initialise(seed: seed)
     let jitter = Buffer<Double>(count: params.values.count)
@@ -75,7 +75,7 @@ func randomTargets(_ batch: Batch<Double>, seed: Int, missing: Bool = true) {
 struct LayerGradientTests {
     /// d (Σ weights ⊙ h) / d (parameters, input) of one GRU, the spec's forward one or the
     /// reverse one of a bidirectional encoder.
-    func checkEncoder(input: Config.EncoderInput, stochastic: Bool, reversed: Bool) {
+    func checkEncoder(input: ModelConfig.EncoderInput, stochastic: Bool, reversed: Bool) {
         let config = tinyConfig { $0.encoderInput = input; if reversed { $0.encoder = .bidirectional } }
         let params = perturbedParameters(config)
         let b = 3, steps = tinyDims.steps, h = config.hidden
@@ -108,13 +108,13 @@ struct LayerGradientTests {
         expectGradient("\(prefix) input", loss: loss, p: x.ptr, analytic: dx.ptr, count: x.count)
     }
 
-    @Test("GRU encoder: parameters and input", arguments: Config.EncoderInput.allCases, [false, true])
-    func encoder(input: Config.EncoderInput, stochastic: Bool) {
+    @Test("GRU encoder: parameters and input", arguments: ModelConfig.EncoderInput.allCases, [false, true])
+    func encoder(input: ModelConfig.EncoderInput, stochastic: Bool) {
         checkEncoder(input: input, stochastic: stochastic, reversed: false)
     }
 
-    @Test("Reverse GRU of the bidirectional encoder: parameters and input", arguments: Config.EncoderInput.allCases, [false, true])
-    func reverseEncoder(input: Config.EncoderInput, stochastic: Bool) {
+    @Test("Reverse GRU of the bidirectional encoder: parameters and input", arguments: ModelConfig.EncoderInput.allCases, [false, true])
+    func reverseEncoder(input: ModelConfig.EncoderInput, stochastic: Bool) {
         checkEncoder(input: input, stochastic: stochastic, reversed: true)
     }
 
@@ -234,8 +234,8 @@ struct LayerGradientTests {
         #expect(zip(before, after).allSatisfy { abs($0 - $1) < 1e-12 })
     }
 
-    @Test("Potential force matrix: kernel", arguments: Config.Potential.allCases)
-    func potential(form: Config.Potential) {
+    @Test("Potential force matrix: kernel", arguments: ModelConfig.Potential.allCases)
+    func potential(form: ModelConfig.Potential) {
         let config = tinyConfig { $0.potential = form }
         let params = perturbedParameters(config)
         let potential = CoupledOscillatorPotential<Double>(config: config, layout: params.layout)
@@ -253,8 +253,8 @@ struct LayerGradientTests {
                        analytic: params.grad("potential.conv_z"), count: params.layout["potential.conv_z"]!.count)
     }
 
-    @Test("Force matrix is symmetric and is ∂U/∂z of the conv1d potential", arguments: Config.Potential.allCases)
-    func forceMatchesPotential(form: Config.Potential) {
+    @Test("Force matrix is symmetric and is ∂U/∂z of the conv1d potential", arguments: ModelConfig.Potential.allCases)
+    func forceMatchesPotential(form: ModelConfig.Potential) {
         let config = tinyConfig { $0.potential = form }
         let params = perturbedParameters(config)
         let potential = CoupledOscillatorPotential<Double>(config: config, layout: params.layout)
@@ -299,8 +299,8 @@ struct LayerGradientTests {
         }
     }
 
-    @Test("Langevin integrator: z0, v0 and the force matrix", arguments: Config.Dynamics.allCases, [false, true])
-    func dynamics(order: Config.Dynamics, stochastic: Bool) {
+    @Test("Langevin integrator: z0, v0 and the force matrix", arguments: ModelConfig.Dynamics.allCases, [false, true])
+    func dynamics(order: ModelConfig.Dynamics, stochastic: Bool) {
         let config = tinyConfig { $0.dynamics = order }
         let b = 3, h = config.hidden, steps = tinyDims.steps, klScale = 0.29
         let dynamics = LangevinDynamics<Double>(config: config, steps: steps, maxBatch: b)
@@ -335,8 +335,8 @@ struct LayerGradientTests {
     }
 
     @Test("Langevin integrator with a drive and per-step innovations: z0, v0, A, the drive and the innovations",
-          arguments: Config.Dynamics.allCases)
-    func drivenDynamics(order: Config.Dynamics) {
+          arguments: ModelConfig.Dynamics.allCases)
+    func drivenDynamics(order: ModelConfig.Dynamics) {
         let config = tinyConfig { $0.dynamics = order; $0.posterior = .perStep }
         let b = 3, h = config.hidden, steps = tinyDims.steps, bins = tinyDims.bins
         let dynamics = LangevinDynamics<Double>(config: config, steps: steps, maxBatch: b)
@@ -408,16 +408,16 @@ struct LayerGradientTests {
 
 /// Every combination the spec names: potential × encoder input × dynamics × decoder.
 struct Variant: CustomTestStringConvertible, Sendable {
-    var potential: Config.Potential
-    var encoderInput: Config.EncoderInput
-    var dynamics: Config.Dynamics
-    var decoder: Config.Decoder
+    var potential: ModelConfig.Potential
+    var encoderInput: ModelConfig.EncoderInput
+    var dynamics: ModelConfig.Dynamics
+    var decoder: ModelConfig.Decoder
     var testDescription: String { "\(potential)/\(encoderInput)/\(dynamics)/\(decoder)" }
 
-    static let all: [Variant] = Config.Potential.allCases.flatMap { p in
-        Config.EncoderInput.allCases.flatMap { e in
-            Config.Dynamics.allCases.flatMap { d in
-                [Config.Decoder.linear].map { Variant(potential: p, encoderInput: e, dynamics: d, decoder: $0) }
+    static let all: [Variant] = ModelConfig.Potential.allCases.flatMap { p in
+        ModelConfig.EncoderInput.allCases.flatMap { e in
+            ModelConfig.Dynamics.allCases.flatMap { d in
+                [ModelConfig.Decoder.linear].map { Variant(potential: p, encoderInput: e, dynamics: d, decoder: $0) }
             }
         }
     }
@@ -428,7 +428,7 @@ struct ModelGradientTests {
     /// With coordinated dropout on, the reconstruction gradient deliberately skips the entries
     /// the encoder saw (spec "Loss"), so it is not the gradient of the loss value; the
     /// stochastic check turns it off and `CoordinatedDropoutTests` checks the masks.
-    func check(_ variant: Variant, stochastic: Bool, edit: (inout Config) -> Void = { _ in }) {
+    func check(_ variant: Variant, stochastic: Bool, edit: (inout ModelConfig) -> Void = { _ in }) {
         let config = tinyConfig {
             $0.cdKeep = 1
             $0.potential = variant.potential
@@ -468,8 +468,8 @@ struct ModelGradientTests {
               stochastic: stochastic) { $0.positionalEncoding = .sinusoidal }
     }
 
-    @Test("Bidirectional encoder (lagged and current input)", arguments: Config.EncoderInput.allCases, [false, true])
-    func bidirectionalEncoder(_ input: Config.EncoderInput, _ stochastic: Bool) {
+    @Test("Bidirectional encoder (lagged and current input)", arguments: ModelConfig.EncoderInput.allCases, [false, true])
+    func bidirectionalEncoder(_ input: ModelConfig.EncoderInput, _ stochastic: Bool) {
         check(Variant(potential: .allPairs, encoderInput: input, dynamics: .secondOrder, decoder: .transformer),
               stochastic: stochastic) { $0.encoder = .bidirectional; $0.positionalEncoding = .sinusoidal }
     }
@@ -482,13 +482,13 @@ struct ModelGradientTests {
 
     @Test("Per-step posterior and input-dependent potential, alone and together, with every encoder input, both orders, both coupling forms, bidirectional, decoderInput zv",
           arguments: [
-            (Config.Posterior.perStep, Config.PotentialInput.none, Config.EncoderInput.lagged, Config.Dynamics.secondOrder, Config.Potential.allPairs),
+            (ModelConfig.Posterior.perStep, ModelConfig.PotentialInput.none, ModelConfig.EncoderInput.lagged, ModelConfig.Dynamics.secondOrder, ModelConfig.Potential.allPairs),
             (.perStep, .none, .current, .firstOrder, .diagonal),
             (.initial, .spikes, .lagged, .secondOrder, .diagonal),
             (.initial, .spikes, .current, .firstOrder, .allPairs),
             (.perStep, .spikes, .lagged, .secondOrder, .allPairs),
           ], [false, true])
-    func dataDrivenDynamics(_ c: (Config.Posterior, Config.PotentialInput, Config.EncoderInput, Config.Dynamics, Config.Potential), _ stochastic: Bool) {
+    func dataDrivenDynamics(_ c: (ModelConfig.Posterior, ModelConfig.PotentialInput, ModelConfig.EncoderInput, ModelConfig.Dynamics, ModelConfig.Potential), _ stochastic: Bool) {
         for (bidirectional, zv) in [(false, false), (true, true)] {
             check(Variant(potential: c.4, encoderInput: c.2, dynamics: c.3, decoder: .transformer), stochastic: stochastic) {
                 $0.posterior = c.0
@@ -546,7 +546,7 @@ struct ModelGradientTests {
 
     @Test("The positional encoding is sin/cos of the step, and it changes the rates")
     func positionalEncodingApplies() {
-        func rates(_ encoding: Config.PositionalEncoding) -> (LangevinFlow<Double>, [Double]) {
+        func rates(_ encoding: ModelConfig.PositionalEncoding) -> (LangevinFlow<Double>, [Double]) {
             let config = tinyConfig { $0.decoder = .transformer; $0.positionalEncoding = encoding }
             let model = LangevinFlow<Double>(config: config, dims: tinyDims, maxBatch: 2)
             model.params.values.copy(from: perturbedParameters(config).values)

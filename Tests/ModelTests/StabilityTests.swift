@@ -24,9 +24,9 @@ struct StabilityTests {
     }
 
     @Test("‖A‖ ≤ the stiffness bound for random and aligned kernels, and the aligned one nearly reaches it",
-          arguments: Config.Potential.allCases)
-    func bound(form: Config.Potential) {
-        var config = Config()
+          arguments: ModelConfig.Potential.allCases)
+    func bound(form: ModelConfig.Potential) {
+        var config = ModelConfig()
         config.hidden = 48; config.groups = 4; config.kernelSize = 3; config.coupling = -0.7; config.potential = form
         let dims = DataDims(bins: 4, forwardBins: 2, heldIn: 3, heldOut: 2)
         let params = ParameterSet<Double>(layout: ParameterLayout(config: config, dims: dims))
@@ -48,8 +48,8 @@ struct StabilityTests {
 
     @Test("A refused config's suggested dt, coupling and mass are accepted, and the spec's defaults pass")
     func suggestions() throws {
-        #expect(LangevinStability.problem(Config(), steps: 180) == nil)
-        var c = Config()
+        #expect(LangevinStability.problem(ModelConfig(), steps: 180) == nil)
+        var c = ModelConfig()
         c.dt = 0.5; c.damping = 0.05; c.hidden = 64
         let message = try #require(LangevinStability.problem(c, steps: 60))
         #expect(message.contains("dt 0.5") && message.contains("NaN"), "\(message)")
@@ -75,13 +75,13 @@ struct StabilityTests {
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
         #expect(files.count >= 5)
         for file in files {
-            var c = Config()
+            var c = ModelConfig()
             let text = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
             for line in text.split(separator: "\n") {
                 let body = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0]
                 let parts = body.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
                 guard parts.count == 2, !parts[1].isEmpty else { continue }
-                try c.set(parts[0], parts[1])
+                if let field = ModelConfig.field(named: parts[0]) { try field.set(&c, parts[1]) }      // the model's keys
             }
             // 180 steps: longer than any NLB trial here (MC_RTT 600 ms at 5 ms is 120 + 40).
             #expect(LangevinStability.problem(c, steps: 180) == nil, "\(file) is refused: \(LangevinStability.problem(c, steps: 180) ?? "")")
@@ -92,7 +92,7 @@ struct StabilityTests {
     func pathGrowth() {
         // One eigen-direction of A with eigenvalue λ evolves under M(λ); the largest-|λ| repulsive
         // direction of the aligned kernel's A is checked against the 2×2 recursion directly.
-        var c = Config()
+        var c = ModelConfig()
         c.hidden = 48; c.groups = 4; c.dt = 0.3; c.damping = 0.2; c.coupling = -1
         let dims = DataDims(bins: 4, forwardBins: 2, heldIn: 3, heldOut: 2)
         let params = ParameterSet<Double>(layout: ParameterLayout(config: c, dims: dims))

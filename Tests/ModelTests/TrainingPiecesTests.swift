@@ -57,7 +57,7 @@ struct CoordinatedDropoutTests {
         let b = 6
         let batch = Batch<Double>(dims: dims, capacity: b)
         randomTargets(batch, seed: 7, missing: false)
-        func prepared(_ mode: Config.CDGradient) -> CoordinatedDropout<Double> {
+        func prepared(_ mode: ModelConfig.CDGradient) -> CoordinatedDropout<Double> {
             var config = tinyConfig()
             config.cdKeep = 0.4
             config.cdGradient = mode
@@ -117,8 +117,7 @@ struct CoordinatedDropoutTests {
 struct AdamTests {
     @Test("Matches the PyTorch update rule over several steps")
     func matchesTorch() {
-        let config = Config()
-        let adam = Adam<Double>(count: 3, config: config)
+        let adam = Adam<Double>(count: 3)      // TrainConfig's defaults: β1 0.9, β2 0.999, ε 1e-8
         let p = Buffer<Double>([0.5, -1.0, 2.0])
         let g = Buffer<Double>(count: 3)
         let grads: [[Double]] = [[0.1, -0.2, 0.3], [0.05, 0.4, -0.1], [-0.3, 0.0, 0.2]]
@@ -141,7 +140,7 @@ struct AdamTests {
         }
         for i in 0..<3 { #expect(abs(p[i] - q[i]) < 1e-15) }
         // The first Adam step moves each parameter by about lr against the gradient.
-        let first = Adam<Double>(count: 1, config: config)
+        let first = Adam<Double>(count: 1)
         let x = Buffer<Double>([1.0]), gx = Buffer<Double>([0.5])
         first.update(params: x, grads: gx, learningRate: 0.1, weightDecay: 0)
         #expect(abs(x[0] - 0.9) < 1e-7)
@@ -178,20 +177,5 @@ struct AdamTests {
         let off = Buffer<Double>([30, 40])
         Adam<Double>.clipGradNorm(off, maxNorm: 0)
         #expect(off[0] == 30)
-    }
-
-    @Test("KL and weight-decay warm-up")
-    func schedules() {
-        var c = Config()
-        c.klWeight = 0.1
-        c.klWarmupEpochs = 500
-        c.weightDecay = 2e-5
-        c.weightDecayWarmupEpochs = 500
-        #expect(c.klWeight(atEpoch: 0) == 0)
-        #expect(abs(c.klWeight(atEpoch: 250) - 0.05) < 1e-15)
-        #expect(c.klWeight(atEpoch: 900) == 0.1)
-        #expect(abs(c.weightDecay(atEpoch: 100) - 4e-6) < 1e-18)
-        c.klWarmupEpochs = 0
-        #expect(c.klWeight(atEpoch: 0) == 0.1)
     }
 }

@@ -7,7 +7,7 @@ import Kernels
 struct TransformerLayerTests {
     let steps = 4, batch = 3
 
-    func setup(dropout: Double = 0.3) -> (Config, ParameterSet<Double>, TransformerLayer<Double>) {
+    func setup(dropout: Double = 0.3) -> (ModelConfig, ParameterSet<Double>, TransformerLayer<Double>) {
         let config = tinyConfig { $0.decoderDropout = dropout }
         let params = perturbedParameters(config)
         return (config, params, TransformerLayer<Double>(config: config, steps: steps, maxBatch: batch, layout: params.layout))

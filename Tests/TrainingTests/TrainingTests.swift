@@ -92,10 +92,10 @@ struct TrainingStepTests {
 
     static func config() -> Config {
         var c = Config()
-        c.hidden = 8
-        c.heads = 2
-        c.feedForward = 16
-        c.batchSize = 4
+        c.model.hidden = 8
+        c.model.heads = 2
+        c.model.feedForward = 16
+        c.train.batchSize = 4
         return c
     }
 
@@ -110,7 +110,7 @@ struct TrainingStepTests {
     func nonFiniteGradient() throws {
         let config = Self.config()
         let norm = LossNormalisation(observedEntries: 4 * Self.dims.steps * Self.dims.outputs, trials: 4)
-        let model = LangevinFlow<Float>(config: config, dims: Self.dims, maxBatch: 4)
+        let model = LangevinFlow<Float>(config: config.model, dims: Self.dims, maxBatch: 4)
         model.params.initialise(seed: 1)
         let step = TrainingStep(model: model, config: config, comm: SingleProcess())
         let before = (0..<model.params.values.count).map { model.params.values[$0] }

@@ -1,10 +1,12 @@
-"""The resolved config an lflow-dist checkpoint stores (its root attribute `config`, JSON).
+"""The model's config an lflow-dist checkpoint stores (its root attribute `config`, JSON).
 
 The fields, their kinds and defaults are lflow-dist's own: fields.json, which
 `lflow-dist config --fields --json` writes (a test checks it against the binary), not a copy
-kept by hand. Only the architecture and prediction fields change what this package computes;
-the others (optimiser, schedule, job) are kept so that `Config.to_dict()` round-trips the
-checkpoint's attribute.
+kept by hand. This package reads the model's part only (ModelConfig: architecture, physics,
+the objective, precision, prediction); how the model was trained is the checkpoint's
+`training` attribute, which it does not need. A checkpoint of schema 1 kept every field in
+`config`; the training's and the run's fields there are known (fields.json lists them) and
+skipped.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from dataclasses import field
 __all__ = ["Config", "CHOICES", "FIELDS", "ALIASES", "RETIRED"]
 
 #: Every config field as lflow-dist defines it (`lflow-dist config --fields --json`, generated
-#: into fields.json beside this file and checked against the binary by the tests): name, kind
-#: (int, real, choice), default, choices, allowed values and meaning, in lflow-dist's order.
+#: into fields.json beside this file and checked against the binary by the tests): name, part
+#: (model, train, run), kind (int, real, choice), default, choices, allowed values and meaning,
+#: in lflow-dist's order.
 with open(os.path.join(os.path.dirname(__file__), "fields.json"), encoding="utf-8") as _file:
     _TABLE = json.load(_file)
-FIELDS = _TABLE["fields"]
+#: The model's fields (`part` "model"); the others are the training's and the run's.
+FIELDS = [f for f in _TABLE["fields"] if f["part"] == "model"]
+#: The names of the training's and the run's fields, which a schema-1 checkpoint's `config` holds.
+OTHER_PARTS = frozenset(f["name"] for f in _TABLE["fields"] if f["part"] != "model")
 
 #: The accepted values of every choice field, as lflow-dist spells them.
 CHOICES = {f["name"]: tuple(f["choices"]) for f in FIELDS if f["kind"] == "choice"}
@@ -73,6 +79,8 @@ class _ConfigMethods:
         names = {f["name"]: f for f in FIELDS}
         config = cls()
         for key, value in values.items():
+            if key in OTHER_PARTS:
+                continue
             if key in RETIRED:
                 if not _same(value, RETIRED[key]["kept"]):
                     raise ValueError(f"config: {key} {value}: {RETIRED[key]['why']}.")
@@ -123,7 +131,7 @@ class _ConfigMethods:
             raise ValueError("impossible config:\n  - " + "\n  - ".join(problems))
 
 
-#: The resolved config an lflow-dist checkpoint stores: one attribute per field of fields.json,
+#: The model's config an lflow-dist checkpoint stores: one attribute per model field of fields.json,
 #: with lflow-dist's defaults, and `extra`, the keys of a checkpoint this version does not know
 #: (kept, with a warning).
 Config = dataclasses.make_dataclass(

@@ -1,9 +1,11 @@
 import Foundation
 import Model
+import Support
 
 /// The small-data rule: when a dataset is small for the recipe, and what the recipe does about it.
 /// The one place the threshold and the adjustments are written; the built-in NLB recipe applies
-/// them, `Configs/mc_maze_{small,medium,large}.yaml` and `Configs/area2_bump.yaml` carry them
+/// them, `Configs/mc_maze_{small,medium,large}.yaml` and `Configs/area2_bump.yaml` take them
+/// as the profile `base: smallData`
 /// (a test keeps them equal), and the trainer names them in its first lines.
 /// Measured on nlbsynth data (docs/small-data.md).
 public enum SmallData {
