@@ -32,8 +32,10 @@ public struct RunDirectory: Hashable, Sendable, CustomStringConvertible {
     public var report: String { file("report.html") }
     /// A search trial's or member's own log (a search's groups print only summaries).
     public var log: String { file("train.log") }
-    /// An ensemble's list of members.
-    public var ensembleMembers: String { file("ensemble.json") }
+    /// The job records (`JobResult`) of a search or an ensemble.
+    public var jobs: String { file("jobs") }
+    /// The record of job `id`: `jobs/j<id>.json`.
+    public func job(_ id: Int) -> String { file(String(format: "jobs/j%05d.json", id)) }
     /// Set by the first rank of a job that received SIGTERM/SIGUSR1 (see `Preemption.share`).
     public var preemptedMarker: String { file("preempted") }
 

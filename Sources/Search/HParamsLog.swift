@@ -1,4 +1,5 @@
 import Foundation
+import RunFiles
 import TensorBoard
 
 /// A search as TensorBoard's HParams dashboard reads it: the experiment (every searched field

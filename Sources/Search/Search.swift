@@ -119,9 +119,9 @@ public final class Search {
 
     public var groups: Int { world.size / ranksPerTrial }
     public var strategyName: String { strategy.name }
-    var jobsDirectory: String { run.path + "/jobs" }
+    var jobsDirectory: String { run.jobs }
     var claimsDirectory: String { run.path + "/claims" }
-    func resultPath(_ id: Int) -> String { jobsDirectory + String(format: "/j%05d.json", id) }
+    func resultPath(_ id: Int) -> String { run.job(id) }
     func result(_ id: Int) -> JobResult? { JSON.read(JobResult.self, from: resultPath(id)) }
     func schedule() -> VirtualSchedule { VirtualSchedule.simulate(workers: groups, policy: strategy.policy, result: result) }
     /// The results of every decided job that has one, in schedule order.
@@ -244,20 +244,7 @@ public final class Search {
             let outcome = try TrainingRun.run(config: try strategy.config(job), context: context(in: directory, comm: group, log: log),
                                               afterEpoch: afterEpoch, warmStart: try strategy.warmStart(job, in: run),
                                               evaluate: strategy.evaluates(job))
-            let trainer = outcome.trainer
-            result.status = .complete
-            result.epochs = trainer.history.last.map { $0.epoch + 1 }
-            result.bestEpoch = trainer.bestEpoch + 1
-            result.bestValidMetric = trainer.bestValidMetric
-            result.validMetric = trainer.history.last?.validMetric
-            result.wallSeconds = trainer.history.reduce(0) { $0 + $1.seconds } + outcome.evaluationSeconds
-            if let report = outcome.report {
-                result.coBps = report.coBps
-                result.fpBps = report.fpBps
-                result.velR2 = report.velR2
-                result.psthR2 = report.psthR2
-                result.latentR2 = report.latentR2ZV
-            }
+            result = outcome.record(job)
             result.metric = strategy.metric(result)
         } catch let error as TrainingError {
             log("failed: \(error)")

@@ -1,4 +1,5 @@
 import Foundation
+import RunFiles
 import Model
 import Training
 import Support
@@ -13,12 +14,6 @@ public typealias SearchError = Failure<SearchFailure>
 public struct SearchAxis: Codable, Equatable, Sendable {
     public let field: String
     public let values: [String]
-}
-
-/// One field = value of a grid point.
-public struct SearchParameter: Codable, Equatable, Sendable {
-    public let field: String
-    public let value: String
 }
 
 /// One grid point: its index in the grid's order, its parameters and its resolved config.

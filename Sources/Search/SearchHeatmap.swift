@@ -1,4 +1,5 @@
 import Report
+import RunFiles
 
 /// The search metric (validation co-bps by default) as a heatmap, drawn with Report's writer
 /// and palette: the grid's first axis across, its second down, one panel per combination of the

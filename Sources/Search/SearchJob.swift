@@ -1,53 +1,8 @@
 import Foundation
+import RunFiles
 
-// The search's unit of work and its record, and the schedule that decides the work: what every
-// strategy shares.
-
-/// Where a search job stands.
-public enum TrialStatus: String, Codable, Sendable { case pending, running, complete, failed }
-
-/// One unit of work a group trains: trial (grid, ASHA: a grid point; PBT: a member) `trial` from
-/// epoch `fromEpoch` to `toEpoch`. PBT jobs also say where the weights come from and with which
-/// explored values.
-public struct SearchJob: Codable, Equatable, Sendable {
-    /// Position in the schedule (the order jobs were decided in).
-    public var id: Int
-    public var trial: Int
-    /// Grid: 0; ASHA: the rung the job ends at; PBT: the generation.
-    public var stage: Int
-    public var fromEpoch: Int
-    public var toEpoch: Int
-    /// PBT: the member whose checkpoint (end of the previous generation) this job continues,
-    /// itself unless it lost its tournament; nil for a fresh start.
-    public var parent: Int?
-    /// PBT: the explored fields' values (canonical text, as `--set` takes them).
-    public var values: [SearchParameter] = []
-
-    public var cost: Int { toEpoch - fromEpoch }
-}
-
-/// What a finished job left, `jobs/j<id>.json`: written once, atomically, by the group that
-/// trained it. The one record of every strategy's results.
-public struct JobResult: Codable, Equatable, Sendable {
-    public var job: SearchJob
-    public var status: TrialStatus
-    public var reason: String?
-    /// The value the strategy ranks on (grid, ASHA: the --metric; PBT: the last epoch's
-    /// validation metric, lower is better). nil when the job failed.
-    public var metric: Double?
-    public var validMetric: Double?
-    public var bestValidMetric: Double?
-    public var coBps: Double?
-    public var fpBps: Double?
-    public var velR2: Double?
-    public var psthR2: Double?
-    public var latentR2: Double?
-    public var epochs: Int?
-    public var bestEpoch: Int?
-    /// Seconds of the epochs trained in this job (resumed epochs not counted twice) and its
-    /// evaluation; the one field that differs between two runs of the same search.
-    public var wallSeconds: Double?
-}
+// The schedule that decides a search's work, what every strategy shares. The unit of work and
+// its record (SearchJob, JobResult) are RunFiles'.
 
 /// How a strategy picks work: from the jobs decided so far and the results known at the moment
 /// a group is free, the next job, or nil when none can be decided now.

@@ -22,6 +22,25 @@ public enum TrainingRun {
         public let submissionPath: String
         /// Rank 0: seconds spent evaluating and writing the submission after training.
         public var evaluationSeconds = 0.0
+
+        /// The record of `job` that this run completed: epochs, the best epoch and validation
+        /// metric, the scores (rank 0) and the seconds trained and evaluated in this job.
+        public func record(_ job: SearchJob) -> JobResult {
+            var result = JobResult(job: job, status: .complete)
+            result.epochs = trainer.history.last.map { $0.epoch + 1 }
+            result.bestEpoch = trainer.bestEpoch + 1
+            result.bestValidMetric = trainer.bestValidMetric
+            result.validMetric = trainer.history.last?.validMetric
+            result.wallSeconds = trainer.history.reduce(0) { $0 + $1.seconds } + evaluationSeconds
+            if let report {
+                result.coBps = report.coBps
+                result.fpBps = report.fpBps
+                result.velR2 = report.velR2
+                result.psthR2 = report.psthR2
+                result.latentR2 = report.latentR2ZV
+            }
+            return result
+        }
     }
 
     /// Trains `config` in `context` and, with `evaluate`, ends the run (predictions, metrics,

@@ -33,7 +33,8 @@ struct Train: ParsableCommand {
         With ensemble: K (K > 1) the run trains K models one after another in member-1 … member-K \
         (seeds seed … seed+K−1, each a run as above; under maxMinutes each gets an equal share of \
         what the ones before it left), and submission.h5 holds the mean of their rates; \
-        ensemble.json lists the members. Resuming keeps finished members.
+        jobs/j<k>.json holds member k's record (the record a search keeps of its jobs). Resuming keeps \
+        finished members.
 
         Examples:
           lflow-dist train                                  # built-in Lorenz data, lorenz config
@@ -90,10 +91,11 @@ struct Train: ParsableCommand {
             let outcome = try EnsembleRun.run(config: config, context: context)
             guard comm.isRoot else { return }
             var table = "\nensemble of \(outcome.members.count): the mean rates of\n  member  seed  best epoch  validation co-bps  minutes"
-            for (k, m) in outcome.members.enumerated() {
-                let best = m.bestEpoch.map { "\($0 + 1)" } ?? "–"
-                table += String(format: "\n  %6d  %4d  ", k + 1, m.seed) + String(repeating: " ", count: max(0, 10 - best.count)) + best
-                    + String(format: "  %17.4f  %7.1f", m.validationCoBps ?? .nan, m.minutes)
+            for m in outcome.members {
+                let best = m.bestEpoch.map { "\($0)" } ?? "–"
+                let seed = m.job.values.first { $0.field == "seed" }?.value ?? "?"
+                table += String(format: "\n  %6d  %4@  ", m.job.trial, seed) + String(repeating: " ", count: max(0, 10 - best.count)) + best
+                    + String(format: "  %17.4f  %7.1f", m.coBps ?? .nan, (m.wallSeconds ?? .nan) / 60)
             }
             say(table + "\n  (each member on its own validation split, which the others may have trained on: the ensemble's own score needs held-out data, e.g. `lflow-dist evaluate` on the eval trials)")
             let page: String

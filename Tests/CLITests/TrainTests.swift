@@ -239,6 +239,14 @@ struct EnsembleTests {
         #expect(clean.stdout.contains("ensemble member 3 of 3: seed 2") && clean.stdout.contains("ensemble of 3: the mean rates of"), "\(clean.stdout)")
         let members = (1...3).map { "\(dir)/clean/member-\($0)" }
         for m in members { #expect(FileManager.default.fileExists(atPath: "\(m)/best.h5") && FileManager.default.fileExists(atPath: "\(m)/validation.json")) }
+        // Each member's record is a search's job record: jobs/j<k>.json, complete, with its seed.
+        for k in 1...3 {
+            let path = "\(dir)/clean/jobs/" + String(format: "j%05d.json", k)
+            let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any]
+            let job = record?["job"] as? [String: Any], values = job?["values"] as? [[String: Any]]
+            #expect(record?["status"] as? String == "complete" && job?["trial"] as? Int == k, "\(path): \(String(describing: record))")
+            #expect(values?.first?["field"] as? String == "seed" && values?.first?["value"] as? String == "\(k - 1)")
+        }
         // One rule for the mean: predict with the three checkpoints writes the same file.
         let predicted = try CLI.run(["predict", "--data", data, "--out", "\(dir)/predicted.h5"] + members.flatMap { ["--checkpoint", "\($0)/best.h5"] }, ranks: 2)
         #expect(predicted.status == 0, "\(predicted.output)")

@@ -1,5 +1,6 @@
 import Testing
 @testable import Search
+import RunFiles
 
 /// ASHA's promotion rules on the virtual schedule alone, with made-up results (no training):
 /// what each rule promotes and when.
