@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
         .testTarget(name: "IOTests", dependencies: ["HDF5", "Data", "Checkpoint", "Kernels", "Model", "Inference", "Evaluation", "Recipes", "Training", "Support"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics", "Evaluation", "HDF5"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Bench", "Inference", "Distributed", "Model", "Kernels", "Support"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Bench", "Inference", "Distributed", "Model", "Kernels", "RunFiles", "Support"]),
         .testTarget(name: "ScheduleTests", dependencies: ["Search", "RunFiles"]),
         .testTarget(name: "CLITests", dependencies: ["lflow-dist", "HDF5"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "lflow-dist"]),

@@ -66,6 +66,9 @@ public struct BenchDriver {
         var pytorch: [String: PyTorchResult]
         var checkpoint: CheckpointFigure?
         var machine: String
+        /// `precision: auto` per size: the products of one rank's step timed in both precisions
+        /// (`PrecisionProbe`, as a run does at its start), keyed by size; the faster is the choice.
+        var precisionAuto: [String: PrecisionProbe.Timing] = [:]
     }
 
     public struct PyTorchResult: Codable {
@@ -93,12 +96,12 @@ public struct BenchDriver {
         // float32 with blocking collectives, to show what the collective watchdog costs.
         var configurations: [(ranks: Int, threads: Int, precision: Precision, watchdog: Bool)] = []
         for (ranks, threads) in [(1, 1), (1, 2), (2, 1)] {
-            for precision in Precision.allCases { configurations.append((ranks, threads, precision, true)) }
+            for precision in Precision.arithmetics { configurations.append((ranks, threads, precision, true)) }
         }
         configurations.append((2, 1, .float32, false))
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
 
-        let paths = Dictionary(uniqueKeysWithValues: Precision.allCases.map { ($0.rawValue, OneDNN.implementation(precision: $0)) })
+        let paths = Dictionary(uniqueKeysWithValues: Precision.arithmetics.map { ($0.rawValue, OneDNN.implementation(precision: $0)) })
         say("matrix products: float32 through \(OneDNN.available ? "oneDNN \(paths["float32"]!)" : "OpenBLAS"); bf16 through \(paths["bf16"]!)")
         if OneDNN.bf16Path == .emulated { say("note: bf16 is \(OneDNN.bf16Path.description): the bf16 rows time the emulation") }
         say("measuring the GEMM peaks (2048³, best of 4)…")
@@ -106,7 +109,7 @@ public struct BenchDriver {
         let n = smoke ? 256 : 2048
         for threads in [1, 2] {
             setBLASThreads(threads)
-            for precision in Precision.allCases {
+            for precision in Precision.arithmetics {
                 peaks["\(precision.rawValue)/\(threads)"] = Bench.gemmPeak(n: n, precision: precision)
             }
             say(String(format: "  %d thread%@: float32 %.1f GFLOP/s, bf16 %.1f GFLOP/s", threads, threads == 1 ? "" : "s",
@@ -120,6 +123,7 @@ public struct BenchDriver {
 
         var results: [BenchResult] = []
         var torch: [String: PyTorchResult] = [:]
+        var autoTimings: [String: PrecisionProbe.Timing] = [:]
         let torchAvailable = !smoke && pytorchScript != nil && pytorchAvailable()
         if !smoke && pytorchScript != nil && !torchAvailable {
             say("PyTorch is not importable by python3 (or \(pytorchScript!) is missing): no PyTorch comparison")
@@ -127,6 +131,9 @@ public struct BenchDriver {
         for size in sizes {
             say(String(format: "\n%@: H=%d, B=%d, T=%d+%d, %d→%d neurons, %.1f GFLOP per step (matrix products)",
                        size.name, size.hidden, size.batch, size.bins, size.forward, size.heldIn, size.heldIn + size.heldOut, size.flopsPerStep / 1e9))
+            let probe = PrecisionProbe.measure(size.config().model.productShapes(dims: size.dims, batch: size.batch))
+            autoTimings[size.name] = probe
+            say("  precision auto chooses \(probe.faster.rawValue) at this size on 1 rank (\(probe.summary))")
             for c in configurations {
                 say("  timing \(c.ranks) rank\(c.ranks == 1 ? "" : "s") × \(c.threads) thread\(c.threads == 1 ? "" : "s"), \(c.precision.rawValue)\(c.watchdog ? "" : ", no watchdog") (\(warmup) + \(steps) steps)…")
                 results.append(try measure(size: size, ranks: c.ranks, threads: c.threads, precision: c.precision, watchdog: c.watchdog,
@@ -156,7 +163,7 @@ public struct BenchDriver {
         }
 
         let report = BenchReport(gemmPeakGflops: peaks, gemmPaths: paths, results: results, pytorch: torch, checkpoint: checkpoint,
-                            machine: machineDescription())
+                            machine: machineDescription(), precisionAuto: autoTimings)
         say("\n" + table(report))
         return report
     }

@@ -6,9 +6,14 @@ import Glibc
 #endif
 
 /// The precision of the large matrix products: float32, or bfloat16 operands with float32
-/// accumulation and output (everything else stays float32).
+/// accumulation and output (everything else stays float32). `auto` is a setting, not an
+/// arithmetic: a run resolves it to the faster of the two on its CPU, measured at its own shapes
+/// (`PrecisionProbe`, Training's `PrecisionChoice`); a product given `auto` runs float32.
 public enum Precision: String, CaseIterable, Sendable {
-    case float32, bf16
+    case auto, float32, bf16
+
+    /// The two arithmetics a product runs in (every case but `auto`).
+    public static let arithmetics: [Precision] = [.float32, .bf16]
 }
 
 /// oneDNN's matmul primitive behind `Float.gemm`: row-major C ← α·op(A)·op(B) + β·C with

@@ -59,7 +59,7 @@ public struct ModelConfig: Equatable, Sendable {
     // Prediction and arithmetic
     public var predictionSamples = 50
     public var seed = 0
-    public var precision = Precision.float32
+    public var precision = Precision.auto
 
     public init() {}
 
@@ -104,7 +104,7 @@ extension ModelConfig {
         .choice("klScale", \.klScale, "perTrial: the KL summed over dimensions and steps, per trial (spec), against a reconstruction averaged per entry, so the KL weighs (T+F)·N times more; perEntry: the KL also divided by the entries of a trial, (T+F)·N, so both terms are per entry."),
         .int("predictionSamples", \.predictionSamples, ">= 0", "Stochastic passes averaged in log-rate space for prediction; 0 = one deterministic mean-path pass."),
         .int("seed", \.seed, ">= 0", "Seed of every random draw (initialisation, dropout, noise, shuffling)."),
-        .choice("precision", \.precision, "Operands of the large matrix products (GRU input projection, attention projections, the attention's score and context products, feed-forward, readout, their backward products, and the GRU recurrent weight gradient): float32, or bf16 (bfloat16 operands, float32 accumulation; parameters, gradients, Adam, the allreduce, the loss, the Langevin steps and checkpoints stay float32). bf16 runs on AVX512-BF16 where the CPU has it; elsewhere the same bf16 rounding is emulated (float32 kernels on bf16-rounded operands: the same arithmetic, slower than float32) with a warning."),
+        .choice("precision", \.precision, "Operands of the large matrix products (GRU input projection, attention projections, the attention's score and context products, feed-forward, readout, their backward products, and the GRU recurrent weight gradient): auto (the default) = whichever of float32 and bf16 is faster on this CPU for this run's products, timed by the run at its start (a few hundred milliseconds; printed, kept in precision.json, so a resumed run keeps it; the checkpoints record the choice); float32 (the spec's); or bf16 (bfloat16 operands, float32 accumulation; parameters, gradients, Adam, the allreduce, the loss, the Langevin steps and checkpoints stay float32). bf16 runs on AVX512-BF16 where the CPU has it; elsewhere the same bf16 rounding is emulated (float32 kernels on bf16-rounded operands: the same arithmetic, slower than float32); set by hand, it warns with both timings when it is the slower. Commands that do not train (init, inspect, predict of an untrained checkpoint) run auto as float32."),
     ]
 
     public static func field(named name: String) -> ConfigField<ModelConfig>? { fields.first { $0.name == name } }
@@ -176,5 +176,21 @@ extension ModelConfig {
             do { try field.set(&config, value) } catch let error as ConfigError { throw ConfigError("\(source): \(error.message)") }
         }
         return config
+    }
+}
+
+extension ModelConfig {
+    /// The products whose precision `precision` sets, at `batch` trials of data of `dims`: what
+    /// `precision: auto` times on this CPU (forward shapes; the probe adds their backward ones).
+    public func productShapes(dims: DataDims, batch: Int) -> [PrecisionProbe.Shape] {
+        let rows = batch * dims.bins, all = batch * dims.steps, d = decoderWidth
+        var shapes = [PrecisionProbe.Shape(m: rows, n: 3 * hidden, k: dims.heldIn)]          // GRU input projection
+        if encoder == .bidirectional { shapes.append(shapes[0]) }
+        if decoder == .transformer {
+            shapes += [PrecisionProbe.Shape(m: all, n: 3 * d, k: d), PrecisionProbe.Shape(m: all, n: d, k: d),   // attention
+                       PrecisionProbe.Shape(m: all, n: feedForward, k: d), PrecisionProbe.Shape(m: all, n: d, k: feedForward)]
+        }
+        shapes.append(PrecisionProbe.Shape(m: all, n: dims.outputs, k: factors > 0 ? factors : d))             // readout
+        return shapes
     }
 }

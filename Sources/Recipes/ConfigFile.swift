@@ -6,14 +6,14 @@ import Yams
 
 /// Config files: a flat YAML mapping of `key: value`, every key a `Config` field, and
 /// optionally `base:`, a profile or a list of profiles applied first, in order: the built-in
-/// `spec` (the spec's model and training, the defaults), `nlb` (the built-in NLB recipe),
+/// `spec` (the spec's model and training: the defaults, with float32 products), `nlb` (the built-in NLB recipe),
 /// `lorenz` (the built-in Lorenz config) and `smallData` (the small-data rule's settings), or
 /// another file, `NAME` for `NAME.yaml` beside this one (so `base: mc_maze` in Configs/ reads
 /// Configs/mc_maze.yaml). The file's own keys then override its bases.
 public enum ConfigFile {
     /// The built-in profiles a `base:` may name, as config text.
     public static var profiles: [String: String] {
-        ["spec": "", "nlb": BuiltIn.nlbRecipeText, "lorenz": BuiltIn.lorenzConfigText,
+        ["spec": "precision: float32", "nlb": BuiltIn.nlbRecipeText, "lorenz": BuiltIn.lorenzConfigText,
          "smallData": SmallData.adjustments.map { "\($0.field): \($0.value)" }.joined(separator: "\n")]
     }
 

@@ -32,6 +32,9 @@ public struct RunDirectory: Hashable, Sendable, CustomStringConvertible {
     public var report: String { file("report.html") }
     /// A search trial's or member's own log (a search's groups print only summaries).
     public var log: String { file("train.log") }
+    /// `precision: auto`'s choice for this run and the timings it rests on (made once, kept
+    /// across resumes).
+    public var precision: String { file("precision.json") }
     /// The job records (`JobResult`) of a search or an ensemble.
     public var jobs: String { file("jobs") }
     /// The record of job `id`: `jobs/j<id>.json`.

@@ -241,9 +241,6 @@ public final class Trainer {
                                      parameters: model.params.layout.totalCount, config: config) {
             log(note)
         }
-        if config.model.precision == .bf16 && OneDNN.bf16Path == .emulated {
-            log("warning: precision bf16 runs \(OneDNN.bf16Path.description): the same bf16 arithmetic, but slower than float32 here; precision: float32 is faster on this CPU")
-        }
         return session
     }
 

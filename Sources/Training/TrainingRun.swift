@@ -51,6 +51,8 @@ public enum TrainingRun {
                            warmStart: WarmStart? = nil, evaluate: Bool = true) throws -> Outcome {
         let started = Date()
         let comm = context.comm, tensors = context.tensors, run = context.run, log = context.log
+        // precision: auto becomes float32 or bf16 here, for the whole run (and its checkpoints).
+        let config = try PrecisionChoice.resolve(config, dims: DataDims(tensors), run: run, warmStart: warmStart, comm: comm, log: log)
         if comm.isRoot {
             try FileManager.default.createDirectory(atPath: run.path, withIntermediateDirectories: true)
             try config.yaml().write(toFile: run.config, atomically: true, encoding: .utf8)

@@ -328,7 +328,9 @@ struct BuiltInTests {
         let dir = temporaryDirectory()
         func write(_ name: String, _ text: String) throws { try text.write(toFile: "\(dir)/\(name).yaml", atomically: true, encoding: .utf8) }
         try write("spec", "base: spec\n")
-        #expect(try ConfigFile.resolve(path: "\(dir)/spec.yaml", overrides: []) == Config())
+        var spec = Config()
+        spec.model.precision = .float32
+        #expect(try ConfigFile.resolve(path: "\(dir)/spec.yaml", overrides: []) == spec)
         try write("parent", "base: nlb\nhidden: 64\ncdKeep: 0.6\n")
         try write("child", "base: [parent, smallData]\ncdKeep: 0.7\n")
         let child = try ConfigFile.resolve(path: "\(dir)/child.yaml", overrides: [])

@@ -4,6 +4,7 @@ import Foundation
 import Inference
 import Kernels
 import Model
+import RunFiles
 import Support
 import Testing
 @testable import Training
@@ -136,5 +137,36 @@ struct TrainingStepTests {
         }
         #expect((result.phases[PhaseClock.Phase.optimiser.name] ?? 0) > 0)
         #expect((result.phases[PhaseClock.Phase.dynamics.name] ?? 0) > 0)
+    }
+}
+
+@Suite("precision: auto")
+struct PrecisionChoiceTests {
+    static let dims = DataDims(bins: 6, forwardBins: 2, heldIn: 5, heldOut: 3)
+
+    @Test("auto times both precisions once, keeps the faster in precision.json, and a resumed run keeps that choice; float32 is left alone")
+    func choice() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lflow-precision-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = RunDirectory(dir)
+        var config = Config()
+        config.model.hidden = 8
+        config.model.feedForward = 16
+        config.train.batchSize = 4
+        var lines: [String] = []
+        let first = try PrecisionChoice.resolve(config, dims: Self.dims, run: run, warmStart: nil, comm: SingleProcess()) { lines.append($0) }
+        let kept = try #require(JSON.read(PrecisionChoice.Record.self, from: run.precision))
+        #expect(first.model.precision == kept.timing.faster && kept.choice == kept.timing.faster.rawValue)
+        #expect(kept.timing.float32 > 0 && kept.timing.bf16 > 0 && kept.shapes.count == 6)
+        #expect(lines.count == 1 && lines[0].hasPrefix("precision auto: \(first.model.precision.rawValue), the faster here (float32 "))
+        // The run keeps its choice, whatever a new measurement would say.
+        var other = kept
+        other.choice = kept.choice == "bf16" ? "float32" : "bf16"
+        try JSON.write(other, to: run.precision)
+        let resumed = try PrecisionChoice.resolve(config, dims: Self.dims, run: run, warmStart: nil, comm: SingleProcess()) { _ in }
+        #expect(resumed.model.precision.rawValue == other.choice)
+        config.model.precision = .float32
+        #expect(try PrecisionChoice.resolve(config, dims: Self.dims, run: RunDirectory(dir + "/none"), warmStart: nil, comm: SingleProcess()) { _ in } == config)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/none/precision.json"))
     }
 }
