@@ -80,7 +80,7 @@ let package = Package(
         .target(name: "Search", dependencies: ["Training", "RunReport", "Evaluation", "Inference", "Recipes", "TensorBoard", "Report", "Checkpoint", "Model", "Data", "Distributed", "Kernels", "RunFiles", "Support", "Yams"],
                 swiftSettings: optimised),
         // `bench`: the trainer's step timed under mpirun, against PyTorch.
-        .target(name: "Bench", dependencies: ["Training", "Inference", "Checkpoint", "Model", "Distributed", "Kernels", "Support"],
+        .target(name: "Bench", dependencies: ["Training", "Inference", "Checkpoint", "Model", "Distributed", "Kernels", "Support", "Recipes"],
                 swiftSettings: optimised),
         .executableTarget(
             name: "lflow-dist",

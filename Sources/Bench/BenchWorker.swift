@@ -4,6 +4,7 @@ import Foundation
 import Inference
 import Kernels
 import Model
+import Recipes
 import Training
 #if canImport(Glibc)
 import Glibc
@@ -28,15 +29,24 @@ public struct BenchSize: Codable, Sendable {
     /// MC_Maze 20 ms with the released code's settings (spec "Dimensions").
     public static let paper = BenchSize(name: "paper", hidden: 280, batch: 256, bins: 35, forward: 10, heldIn: 137, heldOut: 45, heads: 2, feedForward: 512)
     public static let small = BenchSize(name: "small", hidden: 64, batch: 64, bins: 35, forward: 10, heldIn: 137, heldOut: 45, heads: 2, feedForward: 512)
+    /// The main job: the built-in Lorenz data (50 + 10 bins, 22 → 29 neurons) with the built-in
+    /// `lorenz` config (H=32, a per-step posterior, batch 64), where the step is small enough
+    /// for everything but the products to show.
+    public static let main = BenchSize(name: "main", hidden: 32, batch: 64, bins: 50, forward: 10, heldIn: 22, heldOut: 7, heads: 2, feedForward: 64)
     /// Seconds, for CI: only checks that the benchmark runs.
     public static let smoke = BenchSize(name: "smoke", hidden: 16, batch: 8, bins: 6, forward: 2, heldIn: 9, heldOut: 3, heads: 2, feedForward: 32)
-    public static let all = [paper, small, smoke]
+    public static let all = [paper, small, main, smoke]
 
     public var dims: DataDims { DataDims(bins: bins, forwardBins: forward, heldIn: heldIn, heldOut: heldOut) }
 
     /// The spec's defaults with the released code's MC_Maze settings (lagged encoder input,
-    /// all-pairs potential, dropout 0.1 everywhere, cdKeep 0.5), at this size.
+    /// all-pairs potential, dropout 0.1 everywhere, cdKeep 0.5), at this size; `main`: the
+    /// built-in lorenz config.
     public func config(precision: Precision = .float32) -> Config {
+        if name == "main", var c = try? BuiltIn.lorenzConfig(overrides: []) {
+            c.model.precision = precision
+            return c
+        }
         var c = Config()
         c.model.precision = precision
         c.model.hidden = hidden

@@ -33,7 +33,7 @@ struct BenchCommand: ParsableCommand {
           lflow-dist bench --smoke                 # seconds: checks that the benchmark runs (CI)
         """)
 
-    @Option(help: ArgumentHelp("Comma-separated sizes: paper (H=280, B=256, T=35+10, 137→182), small (H=64, B=64), smoke.", valueName: "list"))
+    @Option(help: ArgumentHelp("Comma-separated sizes: paper (H=280, B=256, T=35+10, 137→182), small (H=64, B=64), main (the main job: the lorenz config, H=32, B=64, T=50+10, 22→29), smoke.", valueName: "list"))
     var sizes = "paper,small"
 
     @Option(help: "Timed steps per configuration (the median and the min–max spread are over these).")
@@ -68,7 +68,7 @@ struct BenchCommand: ParsableCommand {
         guard steps >= 1 else { throw ValidationError("--steps must be >= 1") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be >= 0") }
         for name in sizes.split(separator: ",") where !BenchSize.all.contains(where: { $0.name == name }) {
-            throw ValidationError("--sizes: unknown size '\(name)'; use paper, small or smoke")
+            throw ValidationError("--sizes: unknown size '\(name)'; use paper, small, main or smoke")
         }
     }
 
