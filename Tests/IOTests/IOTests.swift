@@ -247,6 +247,34 @@ struct CheckpointTests {
         #expect(try file.shape(of: "model/decoder.self_attn.in_proj_weight") == [72, 24])
     }
 
+    @Test("A schema-1 checkpoint (every field in `config`) still loads: the model reads its part, training the rest; schema 2 keeps `config` strict")
+    func schemaOne() throws {
+        let dir = temporaryDirectory()
+        let model = tinyConfig()
+        let params = ParameterSet<Float>(layout: ParameterLayout(config: model, dims: dims))
+        params.initialise(seed: 5)
+        var whole = Config(model: model)
+        whole.train.learningRate = 0.005
+        whole.run.maxMinutes = 12
+        func write(_ path: String, config: String, schema: Int64) throws {
+            let file = try H5File.create(path)
+            try CheckpointIO.writeGroup("model", of: params.values, layout: params.layout, to: file)
+            try file.writeAttribute("config", string: config)
+            try file.writeAttribute("schema_version", int: schema)
+            try file.flush()
+        }
+        // What an earlier lflow-dist wrote: one flat object, with a retired key at its kept value.
+        let flat = whole.json().replacingOccurrences(of: "{\n", with: "{\n  \"decoderLayers\": 1,\n")
+        try write("\(dir)/old.h5", config: flat, schema: 1)
+        #expect(try CheckpointIO.readConfig(path: "\(dir)/old.h5") == model)
+        #expect(try Config.read(checkpoint: "\(dir)/old.h5") == whole)
+        // Schema 2's `config` is the model's alone: a training key there is refused by name.
+        try write("\(dir)/new.h5", config: "{\"hidden\": 8, \"learningRate\": 0.1}", schema: 2)
+        expectError(CheckpointError.self, containing: ["new.h5", "unknown model config key 'learningRate'"]) {
+            _ = try CheckpointIO.readConfig(path: "\(dir)/new.h5")
+        }
+    }
+
     @Test("Every tensor group carries checksums; a mismatch is refused as corrupt")
     func checksums() throws {
         let dir = temporaryDirectory()
