@@ -165,15 +165,8 @@ extension ModelConfig {
     public static func fromJSON(_ text: String, source: String, othersAllowed: Bool = false) throws -> ModelConfig {
         var config = ModelConfig()
         for (key, value) in try ConfigTable.pairs(text, source: source) {
-            if let retired = retired.first(where: { $0.name == key }) {
-                try retired.check(value, source: source)
-                continue
-            }
-            guard let field = field(named: key) else {
-                if othersAllowed { continue }
-                throw ConfigError("\(source): unknown model config key '\(key)'.\(ConfigTable.hint(key, among: fields.map(\.name))) A newer lflow-dist may have written it.")
-            }
-            do { try field.set(&config, value) } catch let error as ConfigError { throw ConfigError("\(source): \(error.message)") }
+            try ConfigTable.set(&config, key, value, source: source, fields: fields, retired: retired,
+                                unknown: othersAllowed ? nil : ("model config key", "A newer lflow-dist may have written it."))
         }
         return config
     }

@@ -114,6 +114,22 @@ public enum ConfigTable {
         }
     }
 
+    /// Sets `key` of `root` from its text form through `fields`, as config files, `--set` and
+    /// checkpoints do: a retired key is checked against the value it kept, a field's own error
+    /// is prefixed with `source`, and an unknown key is refused as `unknown.kind` with the close
+    /// names and `unknown.advice`, or skipped when `unknown` is nil.
+    public static func set<Root>(_ root: inout Root, _ key: String, _ value: String, source: String, fields: [ConfigField<Root>],
+                                 retired: [RetiredField], unknown: (kind: String, advice: String)?) throws {
+        if let retired = retired.first(where: { $0.name == key }) { return try retired.check(value, source: source) }
+        guard let field = fields.first(where: { $0.name == key }) else {
+            guard let unknown else { return }
+            throw ConfigError("\(source): unknown \(unknown.kind) '\(key)'.\(hint(key, among: fields.map(\.name))) \(unknown.advice)")
+        }
+        do { try field.set(&root, value) } catch let error as ConfigError {
+            throw ConfigError("\(source): \(error.message)")
+        }
+    }
+
     /// Close names in `names`, for a "did you mean" hint ("" when none is close).
     public static func hint(_ key: String, among names: [String]) -> String {
         let close = names.filter { editDistance($0.lowercased(), key.lowercased()) <= 2 }

@@ -52,13 +52,8 @@ extension Config {
     /// Sets one field from its text form, as `--set key=value` and config files do.
     /// `source` names where the pair came from, for the error message.
     public mutating func set(_ key: String, _ value: String, source: String = "--set") throws {
-        if let retired = Config.retired.first(where: { $0.name == key }) { return try retired.check(value, source: source) }
-        guard let field = Config.field(named: key) else {
-            throw ConfigError("\(source): unknown config key '\(key)'.\(ConfigTable.hint(key, among: Config.fields.map(\.name))) Run `lflow-dist help config` or see Configs/README.md for every key.")
-        }
-        do { try field.set(&self, value) } catch let error as ConfigError {
-            throw ConfigError("\(source): \(error.message)")
-        }
+        try ConfigTable.set(&self, key, value, source: source, fields: Config.fields, retired: Config.retired,
+                            unknown: ("config key", "Run `lflow-dist help config` or see Configs/README.md for every key."))
     }
 
     /// Applies `key=value` overrides, in order.
