@@ -228,9 +228,7 @@ public struct BenchDriver {
     }
 
     func machineDescription() -> String {
-        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
-            .first { $0.hasPrefix("model name") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
-        return "\(cpu), \(ProcessInfo.processInfo.activeProcessorCount) cores"
+        "\(PrecisionProbe.cpuModel), \(ProcessInfo.processInfo.activeProcessorCount) cores"
     }
 
     func table(_ report: BenchReport) -> String {

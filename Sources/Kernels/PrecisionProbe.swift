@@ -26,10 +26,20 @@ public enum PrecisionProbe {
         }
     }
 
-    /// Times `shapes` in both precisions: `repeats` rounds after one warm-up round, alternating
-    /// float32 and bf16 so that a change in the machine's load falls on both, the fastest round
-    /// of each kept. The operands are small seeded values; their size is the shapes' own.
-    public static func measure(_ shapes: [Shape], repeats: Int = 5) -> Timing {
+    /// The CPU's model name (/proc/cpuinfo), or "unknown CPU": the machine timings are taken on.
+    public static let cpuModel: String = {
+        let text = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let line = text.split(separator: "\n").first { $0.hasPrefix("model name") }
+        return line.flatMap { $0.split(separator: ":", maxSplits: 1).last }.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+    }()
+
+    /// Times `shapes` in both precisions: one warm-up round each (oneDNN makes its primitives),
+    /// then up to `repeats` rounds alternating float32 and bf16, so that a change in the
+    /// machine's load falls on both, the fastest round of each kept. Rounds stop early once
+    /// `budget` seconds have gone to them (after one of each): the main job's products take
+    /// about 0.1 s in all, a paper-size run's two rounds of each (15 s on one Zen 3 core), not six. The
+    /// operands are small seeded values; their size is the shapes' own.
+    public static func measure(_ shapes: [Shape], repeats: Int = 5, budget: Double = 1) -> Timing {
         let shapes = shapes.filter { $0.m > 0 && $0.n > 0 && $0.k > 0 }
         let biggest = shapes.map { max($0.m * $0.k, $0.n * $0.k, $0.m * $0.n) }.max() ?? 1
         let a = Buffer<Float>(count: biggest), b = Buffer<Float>(count: biggest), c = Buffer<Float>(count: biggest)
@@ -53,10 +63,11 @@ public enum PrecisionProbe {
         }
         _ = round(.float32)
         _ = round(.bf16)
-        var best = (float32: Double.infinity, bf16: Double.infinity)
-        for _ in 0..<max(repeats, 1) {
-            best.float32 = min(best.float32, round(.float32))
-            best.bf16 = min(best.bf16, round(.bf16))
+        var best = (float32: Double.infinity, bf16: Double.infinity), spent = 0.0
+        for _ in 0..<max(repeats, 1) where best.float32.isInfinite || spent < budget {
+            let float32 = round(.float32), bf16 = round(.bf16)
+            best = (min(best.float32, float32), min(best.bf16, bf16))
+            spent += float32 + bf16
         }
         return Timing(float32: best.float32, bf16: best.bf16, bf16Path: OneDNN.bf16Path.description)
     }
