@@ -123,6 +123,30 @@ struct ResumeTests {
         }
     }
 
+    @Test("precision: auto on 2 ranks: every rank trains in rank 0's choice, which precision.json keeps and the checkpoints record; a killed run resumes bitwise in it")
+    func autoPrecision() throws {
+        let dir = CLI.temporaryDirectory()
+        let data = try Self.data(in: dir)
+        let args = Self.trainArgs + ["--data", data, "--set", "epochs=5", "--set", "precision=auto"]
+        let clean = try CLI.run(args + ["--run-dir", "\(dir)/clean"], ranks: 2)
+        #expect(clean.status == 0, "\(clean.output)")
+        let kept = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/clean/precision.json"))) as? [String: Any]
+        let choice = try #require(kept?["choice"] as? String)
+        #expect(clean.stdout.contains("precision auto: \(choice), the faster here (float32 "), "\(clean.stdout)")
+        #expect(clean.stdout.contains("bit-identical on all 2 ranks"), "\(clean.stdout)")
+        #expect(try H5File.open("\(dir)/clean/best.h5").readAttributeString("config").contains("\"precision\": \"\(choice)\""))
+        let reference = try Self.finalState("\(dir)/clean")
+        let run = "\(dir)/killed"
+        let killed = try CLI.killWhen(args + ["--run-dir", run], ranks: 2, run: run, output: "\(run).log") {
+            CLI.epochsLogged(run) >= 2 && ((try? FileManager.default.contentsOfDirectory(atPath: run)) ?? []).contains { $0.hasPrefix("ckpt-") }
+        }
+        #expect(killed, "the run ended before its kill")
+        let resumed = try CLI.run(args + ["--run-dir", run, "--resume"], ranks: 2)
+        #expect(resumed.status == 0, "\(resumed.output)")
+        #expect(resumed.stdout.contains("chosen when this run started"), "\(resumed.stdout)")
+        #expect(try Self.finalState(run) == reference, "the resumed auto run differs")
+    }
+
     @Test("A kill in the middle of a checkpoint write leaves the previous checkpoint loadable")
     func killDuringWrite() throws {
         let dir = CLI.temporaryDirectory()
