@@ -180,7 +180,7 @@ public struct BenchDriver {
             environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
         }
         let status = try runProcess("/usr/bin/env", ["mpirun", "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS", "-n", "\(ranks)", exe, "bench",
-                                                     "--worker-size", size.name, "--worker-threads", "\(threads)", "--worker-out", out,
+                                                     "--worker-size", size.name, "--batch", "\(size.batch)", "--worker-threads", "\(threads)", "--worker-out", out,
                                                      "--worker-watchdog", watchdog ? "\(RunOptions().collectiveTimeoutSeconds)" : "0",
                                                      "--worker-precision", precision.rawValue,
                                                      "--steps", "\(steps)", "--warmup", "\(warmup)"], environment: environment)

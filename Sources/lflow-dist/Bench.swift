@@ -31,6 +31,20 @@ struct BenchCommand: ParsableCommand {
           lflow-dist bench                         # paper and small, ~5 minutes
           lflow-dist bench --sizes small --steps 10 --json bench.json
           lflow-dist bench --smoke                 # seconds: checks that the benchmark runs (CI)
+          mpirun -n 2 lflow-dist bench --allreduce --repeats 20 --json allreduce.json
+
+        --allreduce times the communication of a step instead, in this process's own MPI job \
+        (start it under mpirun, across hosts to measure a network): the trainer's allreduce \
+        (Communicator.allreduceSum of a Float buffer, with the collective watchdog) and the same \
+        call blocking, of the flat gradient buffer of each of --sizes (paper: 4,510,422 floats, small 437,094) \
+        and of each --floats count, --warmup + --repeats times each after a barrier. Rank 0 \
+        prints the median, min and max of the slowest rank and bytes/median, and writes them to \
+        --json. Launch/netns-cluster.sh and bench/scaling-netns.sh use it over TCP between \
+        network namespaces with the link limited by tc (docs/performance.md, "Past one node").
+          mpirun -n 2 lflow-dist bench --allreduce --sizes small,paper --floats 1,65536 --repeats 20 --json ar.json
+
+        --batch B times each size at global batch B instead of its own (the step of one rank \
+        of a larger job at per-rank batch B, when run on 1 rank).
         """)
 
     @Option(help: ArgumentHelp("Comma-separated sizes: paper (H=280, B=256, T=35+10, 137→182), small (H=64, B=64), main (the main job: the lorenz config, H=32, B=64, T=50+10, 22→29), smoke.", valueName: "list"))
@@ -54,6 +68,18 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The PyTorch reference script.", valueName: "file"))
     var pytorchScript = "Benchmarks/pytorch_reference.py"
 
+    @Flag(help: "Time the allreduce of each size's gradient buffer (and of --floats) on this MPI job instead of training steps; run under mpirun.")
+    var allreduce = false
+
+    @Option(help: ArgumentHelp("With --allreduce: also time these buffer lengths, comma-separated float counts.", valueName: "list"))
+    var floats: String?
+
+    @Option(help: "With --allreduce: timed repetitions per buffer and path (after --warmup untimed ones).")
+    var repeats = 20
+
+    @Option(help: ArgumentHelp("The global batch of every size instead of its own (paper 256, small 64).", valueName: "B"))
+    var batch: Int?
+
     @Option(help: ArgumentHelp("Directory for the checkpoint-write measurement and scratch files.", valueName: "dir"))
     var scratch = NSTemporaryDirectory()
 
@@ -70,25 +96,58 @@ struct BenchCommand: ParsableCommand {
         for name in sizes.split(separator: ",") where !BenchSize.all.contains(where: { $0.name == name }) {
             throw ValidationError("--sizes: unknown size '\(name)'; use paper, small, main or smoke")
         }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be >= 1") }
+        if let batch, batch < 1 { throw ValidationError("--batch must be >= 1") }
+        if let floats {
+            for item in floats.split(separator: ",") where Int(item).map({ $0 < 1 }) ?? true {
+                throw ValidationError("--floats: '\(item)' is not a positive count of floats")
+            }
+        }
+    }
+
+    /// The sizes asked for, at --batch when given.
+    func sizeList() -> [BenchSize] {
+        sizes.split(separator: ",").compactMap { name in BenchSize.all.first { $0.name == name } }.map { size in
+            var size = size
+            if let batch { size.batch = batch }
+            return size
+        }
     }
 
     func run() throws {
         if let workerSize, let workerOut { return try worker(sizeName: workerSize, out: workerOut) }
+        if allreduce { return try allreduceBench() }
         try driver()
     }
 
     /// Inside mpirun: time the steps on MPI_COMM_WORLD, rank 0 writes the JSON.
     func worker(sizeName: String, out: String) throws {
-        guard let size = BenchSize.all.first(where: { $0.name == sizeName }) else { throw ValidationError("unknown size \(sizeName)") }
+        guard var size = BenchSize.all.first(where: { $0.name == sizeName }) else { throw ValidationError("unknown size \(sizeName)") }
+        if let batch { size.batch = batch }
         try BenchDriver.worker(size: size, threads: workerThreads, watchdog: workerWatchdog,
                                precision: Precision(rawValue: workerPrecision) ?? .float32, steps: steps, warmup: warmup, out: out)
     }
 
     func driver() throws {
-        let sizeList = smoke ? [BenchSize.smoke] : sizes.split(separator: ",").compactMap { name in BenchSize.all.first { $0.name == name } }
-        let driver = BenchDriver(sizes: sizeList, steps: smoke ? 2 : steps, warmup: smoke ? 1 : warmup, smoke: smoke,
+        let driver = BenchDriver(sizes: smoke ? [BenchSize.smoke] : sizeList(), steps: smoke ? 2 : steps, warmup: smoke ? 1 : warmup, smoke: smoke,
                                  pytorchScript: noPytorch ? nil : pytorchScript, scratch: scratch, say: say)
         let report = try driver.run()
+        if let json {
+            try JSON.write(report, to: json)
+            say("wrote \(json)")
+        }
+    }
+
+    /// --allreduce, inside mpirun: every rank times, rank 0 prints and writes the JSON.
+    func allreduceBench() throws {
+        let world = try MPICommunicator.world()
+        defer { MPICommunicator.finalize() }
+        var buffers = sizeList().map { (name: $0.name, floats: Bench.gradientFloats($0)) }
+        buffers += (floats ?? "").split(separator: ",").compactMap { Int($0) }.map { (name: "floats", floats: $0) }
+        let report = try Bench.allreduce(buffers: buffers, repeats: repeats, warmup: warmup, comm: world,
+                                         watchdogSeconds: RunOptions().collectiveTimeoutSeconds)
+        guard world.isRoot else { return }
+        say(Bench.allreduceTable(report))
         if let json {
             try JSON.write(report, to: json)
             say("wrote \(json)")
