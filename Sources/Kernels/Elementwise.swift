@@ -1,3 +1,4 @@
+import CKernels
 import RealModule
 
 /// Small element-wise kernels shared by several layers. Each says whether it overwrites or
@@ -10,6 +11,18 @@ public enum Elementwise {
     /// GRU needs), at a third of libm tanhf's cost; saturates cleanly (e^{2x} = ∞ gives 1).
     @inlinable
     public static func tanh<S: Scalar>(_ x: S) -> S { 1 - 2 / (S.exp(2 * x) + 1) }
+
+    /// y[i] = e^x[i] over an array, `y` may be `x`. Float: CKernels' `lf_expf`, eight at a time
+    /// (within 2 ulp; libm's expf per element cost 8% of a main-job step); Double: libm's exp.
+    @inlinable
+    public static func exp<S: Scalar>(_ x: UnsafePointer<S>, into y: UnsafeMutablePointer<S>, count: Int) {
+        if S.self == Float.self {
+            lf_expf(UnsafeRawPointer(x).assumingMemoryBound(to: Float.self),
+                    UnsafeMutableRawPointer(y).assumingMemoryBound(to: Float.self), count)
+        } else {
+            for i in 0..<count { y[i] = S.exp(x[i]) }
+        }
+    }
 
     /// out[i] += a[i]
     @inlinable

@@ -91,8 +91,10 @@ public struct NoiseStream: Sendable {
     /// n is word n % 4 of Philox block n / 4. `perBlock` turns a block's four words into four
     /// values once; `store(i, values, j)` writes output i from word j of that block. Whole
     /// blocks are stored unrolled (a per-draw block check cost 15% of the decoder's forward).
-    /// Blocks made per call of the vectorised generator (4 KB of words on the stack).
-    @usableFromInline static let chunkBlocks = 256
+    /// Blocks made per call of the vectorised generator: 1 KB of words, the most that
+    /// `withUnsafeTemporaryAllocation` keeps on the stack (at 4 KB it called malloc per fill,
+    /// 3.5% of a main-job step).
+    @usableFromInline static let chunkBlocks = 64
 
     @inlinable @inline(__always)
     func forEachDraw<V>(trial: Int, first: Int, count: Int, perBlock: (SIMD4<UInt32>) -> V,

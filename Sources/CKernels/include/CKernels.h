@@ -1,4 +1,4 @@
-// CKernels: the few kernels that need instructions Swift cannot name (AVX512-BF16), with a
+// CKernels: the few kernels that need instructions Swift cannot name (AVX512-BF16, AVX2), with a
 // portable fallback chosen at run time, and the OpenMP thread count of oneDNN. No stable API:
 // only the Kernels module calls these.
 #ifndef LFLOW_CKERNELS_H
@@ -27,12 +27,23 @@ void lf_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
 /// instruction where the CPU has it (the default).
 void lf_bf16_use_instructions(int on);
 
+/// 1 when this CPU has AVX2, else 0.
+int lf_cpu_has_avx2(void);
+
 /// Philox4x32-10 blocks number first, first+1, … (the first counter word, wrapping at 2³²) with
-/// the other three counter words c1, c2, c3 and key (k0, k1), sixteen at a time with AVX-512:
-/// writes the words of the first 16·⌊blocks/16⌋ blocks (block i's at out[4i…4i+3]) and returns
-/// how many blocks it wrote — 0 on a CPU without AVX-512F, where the caller makes them all.
+/// the other three counter words c1, c2, c3 and key (k0, k1), sixteen at a time with AVX-512F,
+/// eight with AVX2: writes the words of the first 16·⌊blocks/16⌋ (8·⌊blocks/8⌋) blocks (block
+/// i's at out[4i…4i+3]) and returns how many blocks it wrote — 0 on a CPU without either, where
+/// the caller makes them all.
 size_t lf_philox_blocks(uint32_t first, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1,
                         size_t blocks, uint32_t *out);
+
+/// y[i] = e^x[i] in single precision, within 2 ulp (subnormal results flushed to 0, above
+/// log(FLT_MAX) +∞, NaN stays NaN), eight at a time with AVX2 and FMA. `y` may be `x`.
+void lf_expf(const float *x, float *y, size_t count);
+
+/// The scalar loop of `lf_expf`, always: the same bits (tests compare the two).
+void lf_expf_portable(const float *x, float *y, size_t count);
 
 /// The OpenMP threads that oneDNN uses when called from this thread.
 void lf_set_openmp_threads(int n);
