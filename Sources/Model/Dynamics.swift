@@ -88,6 +88,8 @@ public final class LangevinDynamics<S: Scalar> {
             epsilon.ptr.update(repeating: 0, count: steps * block)
         }
         let noiseScale = noiseVariance.squareRoot()
+        let hasKL = hasTransitionKL
+        let klConstant = hasKL ? noiseVariance / priorVariance - 1 - S.log(noiseVariance / priorVariance) : 0
         var kl: S = 0
         for t in 1..<max(steps, 1) {
             let zPrev = positions.ptr + (t - 1) * block, z = positions.ptr + t * block
@@ -96,27 +98,26 @@ public final class LangevinDynamics<S: Scalar> {
             // f(z_{t-1}) = z_{t-1} A (A is symmetric)                     // (B, H)
             S.gemm(transA: false, transB: false, m: batch, n: h, k: h, alpha: 1, a: zPrev, lda: h,
                    b: a, ldb: h, beta: 0, c: force.ptr, ldc: h)
+            // The step in one pass over the block: the drive joins the force, the update, and the
+            // transition KL of the mean (0 when there is none).
             let f = force.ptr
-            if let drive {
-                let phi = drive + driveRow(t) * block
-                for i in 0..<block { f[i] += phi[i] }
-            }
+            let phi = drive.map { $0 + driveRow(t) * block }
             if secondOrder {
                 let vPrev = velocities.ptr + (t - 1) * block, v = velocities.ptr + t * block
                 for i in 0..<block {
+                    let fi = phi.map { f[i] + $0[i] } ?? f[i]
                     z[i] = zPrev[i] + dt * vPrev[i]
-                    mu[i] = (1 - damping) * (vPrev[i] - dt * f[i] / mass)
+                    mu[i] = (1 - damping) * (vPrev[i] - dt * fi / mass)
                     v[i] = mu[i] + noiseScale * eps[i]
+                    if hasKL { kl += (klConstant + mu[i] * mu[i] / priorVariance) / 2 }
                 }
             } else {
                 for i in 0..<block {
-                    mu[i] = zPrev[i] - dt * f[i]
+                    let fi = phi.map { f[i] + $0[i] } ?? f[i]
+                    mu[i] = zPrev[i] - dt * fi
                     z[i] = mu[i] + noiseScale * eps[i]
+                    if hasKL { kl += (klConstant + mu[i] * mu[i] / priorVariance) / 2 }
                 }
-            }
-            if hasTransitionKL {
-                let constant = noiseVariance / priorVariance - 1 - S.log(noiseVariance / priorVariance)
-                for i in 0..<block { kl += (constant + mu[i] * mu[i] / priorVariance) / 2 }
             }
         }
         return kl

@@ -124,16 +124,30 @@ public final class GRUEncoder<S: Scalar> {
             let o = t * batch * h
             let r = resetGate.ptr + o, z = updateGate.ptr + o, n = candidate.ptr + o
             let hn = hiddenCandidate.ptr + o, out = states.ptr + o, mask = dropMask.kept + o, keep = dropMask.scale
+            // The gates of one trial in three passes over its row, the exponentials of each in
+            // one call (Elementwise.exp): σ(a) = 1/(1 + e^{-a}), tanh(a) = 1 - 2/(e^{2a} + 1), as
+            // Elementwise.sigmoid and .tanh. r and z hold -a, then e^{-a}, then the gate; n holds
+            // 2a, then e^{2a}, then the candidate.
             Parallel.forEach(batch) { b in
-                let gib = gi + b * h3, ghb = gh + b * h3
+                let gib = gi + b * h3, ghb = gh + b * h3, row = b * h
                 for j in 0..<h {
-                    let k = b * h + j
-                    let rj = Elementwise.sigmoid(gib[j] + ghb[j])
-                    let zj = Elementwise.sigmoid(gib[h + j] + ghb[h + j])
-                    let hnj = ghb[2 * h + j]
-                    let nj = Elementwise.tanh(gib[2 * h + j] + rj * hnj)
+                    r[row + j] = -(gib[j] + ghb[j])
+                    z[row + j] = -(gib[h + j] + ghb[h + j])
+                }
+                Elementwise.exp(r + row, into: r + row, count: h)
+                Elementwise.exp(z + row, into: z + row, count: h)
+                for j in 0..<h {
+                    let rj = 1 / (1 + r[row + j])
+                    r[row + j] = rj
+                    hn[row + j] = ghb[2 * h + j]
+                    n[row + j] = 2 * (gib[2 * h + j] + rj * ghb[2 * h + j])
+                }
+                Elementwise.exp(n + row, into: n + row, count: h)
+                for j in 0..<h {
+                    let k = row + j
+                    let zj = 1 / (1 + z[k]), nj = 1 - 2 / (n[k] + 1)
                     let prev: S = hPrev.map { $0[k] } ?? 0
-                    r[k] = rj; z[k] = zj; n[k] = nj; hn[k] = hnj
+                    z[k] = zj; n[k] = nj
                     out[k] = mask[k] != 0 ? ((1 - zj) * nj + zj * prev) * keep : 0
                 }
             }

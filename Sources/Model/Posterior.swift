@@ -22,6 +22,8 @@ public final class PosteriorHead<S: Scalar> {
     let logVarRaw: Buffer<S>            // (B, H) before the clamp
     public let logVar: Buffer<S>        // (B, H)
     let epsilon: Buffer<S>              // (B, H); zero when not sampling
+    /// σ = e^{log σ² / 2} and σ² = e^{log σ²}, kept for the backward     // (B, H) each
+    let sigma: Buffer<S>, variance: Buffer<S>
     let dMean: Buffer<S>, dLogVar: Buffer<S>   // (B, H) scratch
 
     /// `latent` is "z", "v" or "u": the heads are linear_<latent>_means and linear_<latent>_logvar.
@@ -42,6 +44,8 @@ public final class PosteriorHead<S: Scalar> {
         logVarRaw = Buffer(count: maxBatch * hidden)
         logVar = Buffer(count: maxBatch * hidden)
         epsilon = Buffer(count: maxBatch * hidden)
+        sigma = Buffer(count: maxBatch * hidden)
+        variance = Buffer(count: maxBatch * hidden)
         dMean = Buffer(count: maxBatch * hidden)
         dLogVar = Buffer(count: maxBatch * hidden)
     }
@@ -60,14 +64,20 @@ public final class PosteriorHead<S: Scalar> {
         } else {
             epsilon.ptr.update(repeating: 0, count: count)
         }
-        var kl: S = 0
+        // The clamp, then both exponentials over the whole array (Elementwise.exp), then the
+        // sample and the KL terms in one pass.
+        let lvMin = Self.logVarMin, lvMax = Self.logVarMax
+        let lvp = logVar.ptr, sg = sigma.ptr, vr = variance.ptr
         for i in 0..<count {
-            let lv = min(max(logVarRaw[i], Self.logVarMin), Self.logVarMax)
-            logVar[i] = lv
-            sample[i] = mean[i] + S.exp(lv / 2) * epsilon[i]
-            kl += (S.exp(lv) + mean[i] * mean[i] - 1 - lv) / 2
+            let lv = min(max(logVarRaw[i], lvMin), lvMax)
+            lvp[i] = lv
+            sg[i] = lv / 2
         }
-        return kl
+        Elementwise.exp(lvp, into: vr, count: count)
+        Elementwise.exp(sg, into: sg, count: count)
+        let mu = mean.ptr, eps = epsilon.ptr
+        for i in 0..<count { sample[i] = mu[i] + sg[i] * eps[i] }
+        return Elementwise.sum(count: count) { i in (vr[i] + mu[i] * mu[i] - 1 - lvp[i]) / 2 }
     }
 
     /// Accumulates into the head gradients and into `dh0` (steps, B, H), from `dSample`
@@ -75,10 +85,10 @@ public final class PosteriorHead<S: Scalar> {
     public func backward(dSample: UnsafePointer<S>, klScale: S, h0: UnsafePointer<S>, dh0: UnsafeMutablePointer<S>,
                          batch: Int, params: ParameterSet<S>) {
         let h = hidden, rows = batch * steps, count = rows * h
+        let sg = sigma.ptr, vr = variance.ptr
         for i in 0..<count {
-            let lv = logVar[i], sigma = S.exp(lv / 2)
             dMean[i] = dSample[i] + klScale * mean[i]
-            let dlv = dSample[i] * epsilon[i] * sigma / 2 + klScale * (S.exp(lv) - 1) / 2
+            let dlv = dSample[i] * epsilon[i] * sg[i] / 2 + klScale * (vr[i] - 1) / 2
             // torch.clamp passes the gradient where min ≤ x ≤ max.
             let raw = logVarRaw[i]
             dLogVar[i] = (raw >= Self.logVarMin && raw <= Self.logVarMax) ? dlv : 0

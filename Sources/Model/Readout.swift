@@ -13,6 +13,8 @@ public final class PoissonReadout<S: Scalar> {
     let factorValues: Buffer<S>, dFactors: Buffer<S>
     let logRatesRaw: Buffer<S>          // (steps, B, Nout) before the clamp
     public let logRates: Buffer<S>      // (steps, B, Nout)
+    /// exp(ℓ), made once per forward for the loss, the held-out score and the backward  // (steps, B, Nout)
+    let rates: Buffer<S>
     let dLogRates: Buffer<S>            // (steps, B, Nout)
     let weight: ParameterSlot, bias: ParameterSlot
     let precision: Precision
@@ -29,10 +31,11 @@ public final class PoissonReadout<S: Scalar> {
         dFactors = Buffer(count: steps * maxBatch * factors)
         logRatesRaw = Buffer(count: steps * maxBatch * outputs)
         logRates = Buffer(count: steps * maxBatch * outputs)
+        rates = Buffer(count: steps * maxBatch * outputs)
         dLogRates = Buffer(count: steps * maxBatch * outputs)
     }
 
-    /// Overwrites `logRates` from x (rows, D).
+    /// Overwrites `logRates` and `rates` from x (rows, D).
     public func forward(x: UnsafePointer<S>, rows: Int, params: ParameterSet<S>) {
         if let factorWeight {
             Linear.forward(y: factorValues.ptr, x: x, weight: params.value(factorWeight), bias: nil,
@@ -41,9 +44,10 @@ public final class PoissonReadout<S: Scalar> {
         Linear.forward(y: logRatesRaw.ptr, x: readoutInput(x), weight: params.value(weight),
                        bias: params.value(bias), rows: rows, inDim: readoutWidth, outDim: outputs, precision: precision)
         let bound = Self.logRateBound
-        let raw = logRatesRaw.ptr, clamped = logRates.ptr
+        let raw = logRatesRaw.ptr, clamped = logRates.ptr, r = rates.ptr
         Parallel.ranges(rows * outputs) { range in
             for i in range { clamped[i] = min(max(raw[i], -bound), bound) }
+            Elementwise.exp(clamped + range.lowerBound, into: r + range.lowerBound, count: range.count)
         }
     }
 
@@ -51,7 +55,7 @@ public final class PoissonReadout<S: Scalar> {
     public func nll(targets: UnsafePointer<S>, lossMask: UnsafePointer<S>, rows: Int) -> S {
         var sum: S = 0
         for i in 0..<(rows * outputs) where lossMask[i] != 0 {
-            sum += S.exp(logRates[i]) - targets[i] * logRates[i]
+            sum += rates[i] - targets[i] * logRates[i]
         }
         return sum
     }
@@ -62,13 +66,13 @@ public final class PoissonReadout<S: Scalar> {
     /// `targets` (steps, batch, Nout) as the log-rates.
     public func addHeldOutNLL(targets: UnsafePointer<S>, steps: Int, batch: Int, bins: Int, heldIn: Int,
                               to sum: inout Double, count: inout Int) {
-        let l = logRates.ptr
+        let l = logRates.ptr, r = rates.ptr
         for t in 0..<steps {
             for n in 0..<outputs where t >= bins || n >= heldIn {
                 for j in 0..<batch {
                     let i = (t * batch + j) * outputs + n
                     guard !targets[i].isNaN else { continue }
-                    sum += Double(S.exp(l[i]) - targets[i] * l[i])
+                    sum += Double(r[i] - targets[i] * l[i])
                     count += 1
                 }
             }
@@ -80,11 +84,11 @@ public final class PoissonReadout<S: Scalar> {
     public func backward(dx: UnsafeMutablePointer<S>, x: UnsafePointer<S>, targets: UnsafePointer<S>,
                          gradMask: UnsafePointer<S>, scale: S, rows: Int, params: ParameterSet<S>) {
         let bound = Self.logRateBound
-        let raw = logRatesRaw.ptr, l = logRates.ptr, dl = dLogRates.ptr
+        let raw = logRatesRaw.ptr, r = rates.ptr, dl = dLogRates.ptr
         Parallel.ranges(rows * outputs) { range in
             for i in range {
                 let inRange = raw[i] >= -bound && raw[i] <= bound
-                dl[i] = inRange ? gradMask[i] * scale * (S.exp(l[i]) - targets[i]) : 0
+                dl[i] = inRange ? gradMask[i] * scale * (r[i] - targets[i]) : 0
             }
         }
         dx.update(repeating: 0, count: rows * width)

@@ -11,20 +11,45 @@ public enum LayerNorm {
         y: UnsafeMutablePointer<S>, xHat: UnsafeMutablePointer<S>, inverseStd: UnsafeMutablePointer<S>,
         x: UnsafePointer<S>, weight: UnsafePointer<S>, bias: UnsafePointer<S>, rows: Int, width: Int
     ) {
-        let n = S(width)
         Parallel.ranges(rows, minimum: 32) { range in
             for r in range {
-                let xr = x + r * width, hr = xHat + r * width, yr = y + r * width
-                let mean = Elementwise.sum(count: width) { xr[$0] } / n
-                let variance = Elementwise.sum(count: width) { (xr[$0] - mean) * (xr[$0] - mean) } / n
-                let inv = 1 / (variance + S(eps)).squareRoot()
-                inverseStd[r] = inv
-                for i in 0..<width {
-                    hr[i] = (xr[i] - mean) * inv
-                    yr[i] = hr[i] * weight[i] + bias[i]
-                }
+                inverseStd[r] = normalise(x + r * width, xHat: xHat + r * width, y: y + r * width, weight: weight, bias: bias, width: width)
             }
         }
+    }
+
+    /// `forward` of s = x + y ⊙ mask·scale (a residual connection through inverted dropout) in
+    /// one pass over each row: s is written over `addend` (scratch) and normalised while the row
+    /// is in cache. The same operations, in the same order, as `Elementwise.addMasked` then
+    /// `forward`.
+    @inlinable
+    public static func forwardResidual<S: Scalar>(
+        y out: UnsafeMutablePointer<S>, xHat: UnsafeMutablePointer<S>, inverseStd: UnsafeMutablePointer<S>,
+        x: UnsafePointer<S>, addend: UnsafeMutablePointer<S>, mask: UnsafePointer<UInt8>, scale: S,
+        weight: UnsafePointer<S>, bias: UnsafePointer<S>, rows: Int, width: Int
+    ) {
+        Parallel.ranges(rows, minimum: 32) { range in
+            for r in range {
+                let xr = x + r * width, sr = addend + r * width, mr = mask + r * width
+                for i in 0..<width { sr[i] = xr[i] + sr[i] * (S(mr[i]) * scale) }
+                inverseStd[r] = normalise(sr, xHat: xHat + r * width, y: out + r * width, weight: weight, bias: bias, width: width)
+            }
+        }
+    }
+
+    /// One row: x̂ = (x - mean)/σ and y = x̂ γ + β. Returns 1/σ.
+    @inlinable @inline(__always)
+    static func normalise<S: Scalar>(_ xr: UnsafePointer<S>, xHat hr: UnsafeMutablePointer<S>, y yr: UnsafeMutablePointer<S>,
+                                     weight: UnsafePointer<S>, bias: UnsafePointer<S>, width: Int) -> S {
+        let n = S(width)
+        let mean = Elementwise.sum(count: width) { xr[$0] } / n
+        let variance = Elementwise.sum(count: width) { (xr[$0] - mean) * (xr[$0] - mean) } / n
+        let inv = 1 / (variance + S(eps)).squareRoot()
+        for i in 0..<width {
+            hr[i] = (xr[i] - mean) * inv
+            yr[i] = hr[i] * weight[i] + bias[i]
+        }
+        return inv
     }
 
     /// dx = (1/σ)(dx̂ - mean(dx̂) - x̂ · mean(dx̂ ⊙ x̂)), dx̂ = dy ⊙ γ. Accumulates into `dWeight`
@@ -36,9 +61,45 @@ public enum LayerNorm {
         dy: UnsafePointer<S>, xHat: UnsafePointer<S>, inverseStd: UnsafePointer<S>, weight: UnsafePointer<S>,
         rows: Int, width: Int, overwrite: Bool = false
     ) {
-        let n = S(width)
-        // The parameter gradients sum over rows: serial, in row order, whatever the threads;
-        // first, while dy is intact.
+        parameterGradients(dWeight: dWeight, dBias: dBias, dy: dy, xHat: xHat, rows: rows, width: width)
+        Parallel.ranges(rows, minimum: 32) { range in
+            for r in range {
+                let dxr = dx + r * width
+                rowGradient(dy + r * width, xHat: xHat + r * width, inverseStd: inverseStd[r], weight: weight, width: width) { i, g in
+                    if overwrite { dxr[i] = g } else { dxr[i] += g }
+                }
+            }
+        }
+    }
+
+    /// `backward` with the residual connection's split in the same pass over each row: with
+    /// g = d(x + y ⊙ mask·scale), `dx` gets g (overwritten, or accumulated with
+    /// `accumulateInput`) and `dAddend` gets g ⊙ mask·scale. `dAddend` may be `dy`. The same
+    /// operations as `backward` then the copy and `Elementwise.multiplyMasked`.
+    @inlinable
+    public static func backwardResidual<S: Scalar>(
+        dx: UnsafeMutablePointer<S>, accumulateInput: Bool, dAddend: UnsafeMutablePointer<S>,
+        mask: UnsafePointer<UInt8>, scale: S, dWeight: UnsafeMutablePointer<S>, dBias: UnsafeMutablePointer<S>,
+        dy: UnsafePointer<S>, xHat: UnsafePointer<S>, inverseStd: UnsafePointer<S>, weight: UnsafePointer<S>,
+        rows: Int, width: Int
+    ) {
+        parameterGradients(dWeight: dWeight, dBias: dBias, dy: dy, xHat: xHat, rows: rows, width: width)
+        Parallel.ranges(rows, minimum: 32) { range in
+            for r in range {
+                let dxr = dx + r * width, dar = dAddend + r * width, mr = mask + r * width
+                rowGradient(dy + r * width, xHat: xHat + r * width, inverseStd: inverseStd[r], weight: weight, width: width) { i, g in
+                    if accumulateInput { dxr[i] += g } else { dxr[i] = g }
+                    dar[i] = g * (S(mr[i]) * scale)
+                }
+            }
+        }
+    }
+
+    /// The parameter gradients sum over rows: serial, in row order, whatever the threads; first,
+    /// while dy is intact.
+    @inlinable @inline(__always)
+    static func parameterGradients<S: Scalar>(dWeight: UnsafeMutablePointer<S>, dBias: UnsafeMutablePointer<S>, dy: UnsafePointer<S>,
+                                              xHat: UnsafePointer<S>, rows: Int, width: Int) {
         for r in 0..<rows {
             let dyr = dy + r * width, hr = xHat + r * width
             for i in 0..<width {
@@ -46,19 +107,17 @@ public enum LayerNorm {
                 dBias[i] += dyr[i]
             }
         }
-        Parallel.ranges(rows, minimum: 32) { range in
-            for r in range {
-                let dyr = dy + r * width, hr = xHat + r * width, dxr = dx + r * width
-                let meanD = Elementwise.sum(count: width) { dyr[$0] * weight[$0] } / n
-                let meanDH = Elementwise.sum(count: width) { dyr[$0] * weight[$0] * hr[$0] } / n
-                let inv = inverseStd[r]
-                if overwrite {
-                    for i in 0..<width { dxr[i] = inv * (dyr[i] * weight[i] - meanD - hr[i] * meanDH) }
-                } else {
-                    for i in 0..<width { dxr[i] += inv * (dyr[i] * weight[i] - meanD - hr[i] * meanDH) }
-                }
-            }
-        }
+    }
+
+    /// One row's input gradient, element i handed to `store` after every read of dy's row
+    /// element i (so `store` may write over it).
+    @inlinable @inline(__always)
+    static func rowGradient<S: Scalar>(_ dyr: UnsafePointer<S>, xHat hr: UnsafePointer<S>, inverseStd inv: S,
+                                       weight: UnsafePointer<S>, width: Int, store: (Int, S) -> Void) {
+        let n = S(width)
+        let meanD = Elementwise.sum(count: width) { dyr[$0] * weight[$0] } / n
+        let meanDH = Elementwise.sum(count: width) { dyr[$0] * weight[$0] * hr[$0] } / n
+        for i in 0..<width { store(i, inv * (dyr[i] * weight[i] - meanD - hr[i] * meanDH)) }
     }
 }
 
@@ -180,13 +239,10 @@ public final class TransformerLayer<S: Scalar> {
         if let bf16Attention { attentionForwardBF16(bf16Attention, batch: batch) } else { attentionForward(batch: batch) }
         Linear.forward(y: residual.ptr, x: context.ptr, weight: params.value(outProjWeight), bias: params.value(outProjBias),
                        rows: rows, inDim: d, outDim: d, precision: precision)
-        let res = residual.ptr, aom = attnOutMask.kept, aos = attnOutMask.scale
-        Parallel.ranges(rows * d) { range in
-            Elementwise.addMasked(res + range.lowerBound, x + range.lowerBound, res + range.lowerBound,
-                                  mask: aom + range.lowerBound, scale: aos, count: range.count)
-        }
-        LayerNorm.forward(y: x1.ptr, xHat: x1Hat.ptr, inverseStd: x1InvStd.ptr, x: residual.ptr,
-                          weight: params.value(norm1Weight), bias: params.value(norm1Bias), rows: rows, width: d)
+        // x1 = LayerNorm1(x + drop(attnOut)), in one pass per row.
+        LayerNorm.forwardResidual(y: x1.ptr, xHat: x1Hat.ptr, inverseStd: x1InvStd.ptr, x: x, addend: residual.ptr,
+                                  mask: attnOutMask.kept, scale: attnOutMask.scale,
+                                  weight: params.value(norm1Weight), bias: params.value(norm1Bias), rows: rows, width: d)
         // Feed-forward.
         Linear.forward(y: ffHiddenDropped.ptr, x: x1.ptr, weight: params.value(linear1Weight), bias: params.value(linear1Bias),
                        rows: rows, inDim: d, outDim: f, precision: precision)
@@ -194,13 +250,10 @@ public final class TransformerLayer<S: Scalar> {
         Parallel.ranges(rows * f) { range in for i in range { ffd[i] = max(ffd[i], 0) * (S(ffm[i]) * ffs) } }
         Linear.forward(y: residual.ptr, x: ffHiddenDropped.ptr, weight: params.value(linear2Weight), bias: params.value(linear2Bias),
                        rows: rows, inDim: f, outDim: d, precision: precision)
-        let x1p = x1.ptr, fom = ffOutMask.kept, fos = ffOutMask.scale
-        Parallel.ranges(rows * d) { range in
-            Elementwise.addMasked(res + range.lowerBound, x1p + range.lowerBound, res + range.lowerBound,
-                                  mask: fom + range.lowerBound, scale: fos, count: range.count)
-        }
-        LayerNorm.forward(y: out, xHat: x2Hat.ptr, inverseStd: x2InvStd.ptr, x: residual.ptr,
-                          weight: params.value(norm2Weight), bias: params.value(norm2Bias), rows: rows, width: d)
+        // out = LayerNorm2(x1 + drop(ffOut)), in one pass per row.
+        LayerNorm.forwardResidual(y: out, xHat: x2Hat.ptr, inverseStd: x2InvStd.ptr, x: x1.ptr, addend: residual.ptr,
+                                  mask: ffOutMask.kept, scale: ffOutMask.scale,
+                                  weight: params.value(norm2Weight), bias: params.value(norm2Bias), rows: rows, width: d)
     }
 
     /// Per trial and head: P = softmax(Q Kᵀ/√dh), context = (P ⊙ mask) V. Q, K, V of one
@@ -225,18 +278,23 @@ public final class TransformerLayer<S: Scalar> {
     }
 
     /// One (trial, head)'s scores (steps, steps) become P = softmax by row, in place, and
-    /// `dropped` P ⊙ mask.
+    /// `dropped` P ⊙ mask: each row less its maximum, then the whole block's exponentials in one
+    /// call (`Elementwise.exp`), then each row divided by its sum.
     @inline(__always)
     func softmax(_ pr: UnsafeMutablePointer<S>, dropped pd: UnsafeMutablePointer<S>, mask: UnsafePointer<UInt8>, keep: S) {
         for i in 0..<steps {
             let row = pr + i * steps
             var top = row[0]
             for j in 1..<steps { top = max(top, row[j]) }
-            var sum: S = 0
-            for j in 0..<steps { row[j] = S.exp(row[j] - top); sum += row[j] }
+            for j in 0..<steps { row[j] -= top }
+        }
+        Elementwise.exp(pr, into: pr, count: steps * steps)
+        for i in 0..<steps {
+            let row = pr + i * steps, dropped = pd + i * steps, kept = mask + i * steps
+            let sum = Elementwise.sum(count: steps) { row[$0] }
             for j in 0..<steps {
                 row[j] /= sum
-                pd[i * steps + j] = mask[i * steps + j] != 0 ? row[j] * keep : 0
+                dropped[j] = row[j] * (S(kept[j]) * keep)
             }
         }
     }
@@ -262,15 +320,12 @@ public final class TransformerLayer<S: Scalar> {
                          batch: Int, params: ParameterSet<S>) {
         let rows = steps * batch, d = width, f = feedForward
 
-        // LayerNorm2: dResidual = d(x1 + drop(ffOut)), overwriting dOut when it lives there.
-        LayerNorm.backward(dx: dResidual.ptr, dWeight: params.grad(norm2Weight), dBias: params.grad(norm2Bias), dy: dOut,
-                           xHat: x2Hat.ptr, inverseStd: x2InvStd.ptr, weight: params.value(norm2Weight), rows: rows, width: d,
-                           overwrite: true)
-        dx1.ptr.update(from: dResidual.ptr, count: rows * d)
-        let dres = dResidual.ptr, fom = ffOutMask.kept, fos = ffOutMask.scale, aom = attnOutMask.kept, aos = attnOutMask.scale
-        Parallel.ranges(rows * d) { range in                                                // d ffOut
-            Elementwise.multiplyMasked(dres + range.lowerBound, mask: fom + range.lowerBound, scale: fos, count: range.count)
-        }
+        // LayerNorm2 and its residual in one pass: dx1 = d(x1 + drop(ffOut)), and dResidual =
+        // d ffOut = dx1 ⊙ mask, overwriting dOut when it lives there.
+        LayerNorm.backwardResidual(dx: dx1.ptr, accumulateInput: false, dAddend: dResidual.ptr,
+                                   mask: ffOutMask.kept, scale: ffOutMask.scale,
+                                   dWeight: params.grad(norm2Weight), dBias: params.grad(norm2Bias), dy: dOut,
+                                   xHat: x2Hat.ptr, inverseStd: x2InvStd.ptr, weight: params.value(norm2Weight), rows: rows, width: d)
         dFF.ptr.update(repeating: 0, count: rows * f)
         Linear.backward(dx: dFF.ptr, dWeight: params.grad(linear2Weight), dBias: params.grad(linear2Bias), dy: dResidual.ptr,
                         x: ffHiddenDropped.ptr, weight: params.value(linear2Weight), rows: rows, inDim: f, outDim: d, precision: precision)
@@ -280,16 +335,12 @@ public final class TransformerLayer<S: Scalar> {
         Parallel.ranges(rows * f) { range in for i in range { dff[i] *= ffd[i] > 0 ? ffs : 0 } }
         Linear.backward(dx: dx1.ptr, dWeight: params.grad(linear1Weight), dBias: params.grad(linear1Bias), dy: dFF.ptr,
                         x: x1.ptr, weight: params.value(linear1Weight), rows: rows, inDim: d, outDim: f, precision: precision)
-        // LayerNorm1: dResidual = d(x + drop(attnOut)).
-        dResidual.ptr.update(repeating: 0, count: rows * d)
-        LayerNorm.backward(dx: dResidual.ptr, dWeight: params.grad(norm1Weight), dBias: params.grad(norm1Bias), dy: dx1.ptr,
-                           xHat: x1Hat.ptr, inverseStd: x1InvStd.ptr, weight: params.value(norm1Weight), rows: rows, width: d)
-        Parallel.ranges(rows * d) { range in
-            for i in range {
-                dx[i] += dres[i]
-                dres[i] *= S(aom[i]) * aos                                       // d attnOut
-            }
-        }
+        // LayerNorm1 and its residual in one pass: dx += d(x + drop(attnOut)), and dResidual =
+        // d attnOut = that ⊙ mask.
+        LayerNorm.backwardResidual(dx: dx, accumulateInput: true, dAddend: dResidual.ptr,
+                                   mask: attnOutMask.kept, scale: attnOutMask.scale,
+                                   dWeight: params.grad(norm1Weight), dBias: params.grad(norm1Bias), dy: dx1.ptr,
+                                   xHat: x1Hat.ptr, inverseStd: x1InvStd.ptr, weight: params.value(norm1Weight), rows: rows, width: d)
         let dContext = dx1                                                       // d x1 is spent
         dContext.ptr.update(repeating: 0, count: rows * d)
         Linear.backward(dx: dContext.ptr, dWeight: params.grad(outProjWeight), dBias: params.grad(outProjBias),
