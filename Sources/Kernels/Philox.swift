@@ -163,10 +163,26 @@ public struct NoiseStream: Sendable {
     /// Overwrites `out[0..<count]` with keep flags from uniform draws number `first`..<`first +
     /// count` of `trial`: 0 where the draw's 32 bits are below `threshold`, else 1 (the same
     /// draws and comparison as `fillDropout`).
+    /// Whole blocks go straight from the generator to flags where the CPU can (`lf_philox_keep`,
+    /// AVX2: no words in memory between them), the rest through `forEachDraw`.
     @inlinable
     public func fillKept(trial: Int, first: Int = 0, into out: UnsafeMutablePointer<UInt8>, count: Int, threshold: UInt32) {
-        forEachDraw(trial: trial, first: first, count: count, perBlock: { $0 }) { i, w, j in
-            out[i] = w[j] < threshold ? 0 : 1
+        let head = min(count, (4 - first % 4) % 4)           // the rest of a started block
+        var done = head
+        let whole = (count - head) / 4
+        if whole > 0 {
+            let c = counter(block: 0, trial: trial), k = key
+            done += 4 * lf_philox_keep(UInt32(truncatingIfNeeded: (first + head) / 4), c[1], c[2], c[3], k[0], k[1],
+                                       whole, threshold, out + head)
+        }
+        let rest = done
+        if head > 0 {
+            forEachDraw(trial: trial, first: first, count: head, perBlock: { $0 }) { i, w, j in out[i] = w[j] < threshold ? 0 : 1 }
+        }
+        if rest < count {
+            forEachDraw(trial: trial, first: first + rest, count: count - rest, perBlock: { $0 }) { i, w, j in
+                out[rest + i] = w[j] < threshold ? 0 : 1
+            }
         }
     }
 

@@ -29,6 +29,22 @@ struct PhiloxTests {
                 #expect(SIMD4(words[4 * i], words[4 * i + 1], words[4 * i + 2], words[4 * i + 3]) == expected, "block \(first &+ UInt32(i))")
             }
         }
+        // Keep flags made straight from the generator equal the words compared one by one, for
+        // every start within a block, short and long fills, and thresholds at the edges.
+        let stream = NoiseStream(seed: 0x0bad_cafe_1234, purpose: .attentionDropout, epoch: 4, step: 1)
+        for threshold: UInt32 in [0, 1, 0x4000_0000, 0x8000_0000, 0xcccc_cccd, UInt32.max] {
+            for first in [0, 1, 2, 3, 37, 4093] {
+                for count in [1, 3, 4, 5, 31, 32, 33, 100, 1027] {
+                    var fast = [UInt8](repeating: 7, count: count), slow = fast
+                    fast.withUnsafeMutableBufferPointer { stream.fillKept(trial: 9, first: first, into: $0.baseAddress!, count: count, threshold: threshold) }
+                    for i in 0..<count {
+                        let n = first + i
+                        slow[i] = stream.words(block: n / 4, trial: 9)[n % 4] < threshold ? 0 : 1
+                    }
+                    #expect(fast == slow, "threshold \(threshold), first \(first), count \(count)")
+                }
+            }
+        }
         // Every fill walks the same draws whatever its start and length: a stream filled in one
         // call equals one filled draw by draw.
         let s = NoiseStream(seed: 0xdead_beef_0042, purpose: .feedForwardDropout, epoch: 9, step: 2)

@@ -45,6 +45,13 @@ void lf_expf(const float *x, float *y, size_t count);
 /// The scalar loop of `lf_expf`, always: the same bits (tests compare the two).
 void lf_expf_portable(const float *x, float *y, size_t count);
 
+/// Dropout keep flags from Philox blocks first, first+1, … (counter and key as in
+/// `lf_philox_blocks`), eight blocks at a time with AVX2: byte 4i+j of `out` is 1 where word j
+/// of block i is ≥ `threshold`, else 0. Writes the flags of the first 8·⌊blocks/8⌋ blocks and
+/// returns how many blocks it did: 0 without AVX2, where the caller makes them all.
+size_t lf_philox_keep(uint32_t first, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1,
+                      size_t blocks, uint32_t threshold, uint8_t *out);
+
 /// The OpenMP threads that oneDNN uses when called from this thread.
 void lf_set_openmp_threads(int n);
 
