@@ -3,7 +3,8 @@
 # gradient buffers (bench sizes small and paper) between network-namespace "hosts" over TCP, with
 # each host's link limited by tc to each rate in turn.
 #
-#   bench/scaling-netns.sh OUT_DIR
+#   bench/scaling-netns.sh OUT_DIR              (about 10 minutes on 2 cores, more if it waits)
+#   python3 bench/scaling-table.py OUT_DIR      the fits and the tables, as Markdown
 #
 # needs root, iproute2 (tc), Open MPI, iperf3 and ping, and a release build
 # (swift build -c release). Environment (defaults):
