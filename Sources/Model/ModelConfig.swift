@@ -24,6 +24,12 @@ public struct ModelConfig: Equatable, Sendable {
     public enum CDGradient: String, CaseIterable, Sendable { case droppedAndSampled, dropped }
     public enum Posterior: String, CaseIterable, Sendable { case initial, perStep }
     public enum PotentialInput: String, CaseIterable, Sendable { case none, spikes }
+    /// How the potential's stiffness A is made from its kernel: `paper`, A = k(B + Bᵀ) (may be
+    /// indefinite), or `gram`, A = k·BᵀB/b (positive semi-definite for k ≥ 0: an energy).
+    public enum Stiffness: String, CaseIterable, Sendable { case paper, gram }
+    /// The Langevin step's treatment of the force: `explicit` (the spec's) or `midpoint` (the
+    /// implicit midpoint rule, stable at every dt for a positive semi-definite stiffness).
+    public enum Integrator: String, CaseIterable, Sendable { case explicit, midpoint }
 
     // Architecture
     public var hidden = 280
@@ -35,6 +41,8 @@ public struct ModelConfig: Equatable, Sendable {
     public var encoder = Encoder.forward
     public var potential = Potential.allPairs
     public var potentialInput = PotentialInput.none
+    public var stiffness = Stiffness.paper
+    public var integrator = Integrator.explicit
     public var posterior = Posterior.initial
     public var dynamics = Dynamics.secondOrder
     public var decoder = Decoder.transformer
@@ -85,6 +93,8 @@ extension ModelConfig {
         .choice("potential", \.potential, "allPairs: U = k·Σ_i Σ_j <V_i, Z_j> (released code); diagonal: U = k·Σ_i <V_i, Z_i> (paper's zᵀWz)."),
         .choice("potentialInput", \.potentialInput, "none: U(z) alone (spec); spikes: the paper's input-dependent potential U(z, x_t) = U(z) + φ(x_t)·z, so the force at Langevin step t gains φ(x_t), a map of the spikes the encoder reads at step t (the same bin, by encoderInput, after coordinated dropout): φ = KernelNormalizedLinear(Nin→H) → ReLU → KernelNormalizedLinear(H→H) (each weight row scaled to unit norm, as the released code's commented layer_x; parameters potential.layer_x.0.* and potential.layer_x.2.*)."),
         .choice("posterior", \.posterior, "initial: the posterior sets z_0 and v_0 only, and every later step adds Langevin noise no data informs (spec); perStep: the encoder state h_t also infers each step's innovation, an input u_t entering v_t (z_t in first order) in place of the Langevin noise, v_t = μ_t + s·u_t with s² = 2·damping·temperature (2·temperature·dt in first order) and q(u_t | h_t) = N(a_t, b_t²) from two Linear(H→H) heads (linear_u_means, linear_u_logvar; LFADS's controller output, Pandarinath et al. 2018). The transition KL is then KL(q(v_t | ·) ‖ p(v_t | ·)) = KL(N(a_t, b_t²) ‖ N(0, 1)) per step: what the data adds to the Langevin prior, zero where the posterior follows the physics (velocityPriorVar is not used). Needs Langevin noise: damping > 0 (second order) and temperature > 0."),
+        .choice("stiffness", \.stiffness, "How the force matrix A (f = A·z) comes from the potential's kernel, with B the conv1d map of the normalised kernel (potential): paper = A = k·(B + Bᵀ), U = k·zᵀBz (spec; indefinite for some kernels, so some modes grow); gram = A = k·BᵀB/b, U = k/2·‖Bz‖²/b with b = groups²·√K′ (allPairs) or groups·√K′ (diagonal), K′ = min(kernelSize, 2L − 1), the bound on ‖B‖: positive semi-definite for coupling ≥ 0, so every mode oscillates or decays, with stiffness between 0 and k·b (needs coupling ≥ 0)."),
+        .choice("integrator", \.integrator, "The Langevin step's deterministic part: explicit = z_t = z + dt·v, v' = v − dt·f(z)/m (spec; first order z − dt·f(z)), stable only while dt²·stiffness/mass < damping/(1 − damping); midpoint = the implicit midpoint rule for the linear force, z_t = z + dt·(v + v')/2, v' = v − dt·f((z + z_t)/2)/m (first order: the trapezoid rule), solved exactly through (I + c·A)⁻¹ once per pass: with stiffness gram no mode grows at any dt, damping or coupling. Damping and noise are the same in both."),
         .choice("dynamics", \.dynamics, "secondOrder: underdamped Langevin in (z, v); firstOrder: overdamped, no velocity (ablation)."),
         .choice("decoder", \.decoder, "transformer: one post-norm Transformer encoder layer; linear: readout straight from S_t (ablation)."),
         .choice("decoderInput", \.decoderInput, "What the decoder reads: zvh = S_t = [z_t, v_t, h_t] (spec); zv = [z_t, v_t] only, without the encoder state, so every rate must come through the Langevin latents (ablation)."),
@@ -141,6 +151,8 @@ extension ModelConfig {
             need(temperature > 0 && (dynamics == .firstOrder || damping > 0),
                  "posterior perStep needs Langevin noise, the prior of each step's innovation: temperature > 0" + (dynamics == .secondOrder ? " and damping > 0" : "") + " (got temperature \(temperature)" + (dynamics == .secondOrder ? ", damping \(damping)" : "") + "); or set posterior=initial")
         }
+        need(stiffness == .paper || coupling >= 0,
+             "stiffness gram makes the force matrix k·BᵀB/b, an energy only for coupling ≥ 0 (got coupling \(coupling)); set coupling=\(abs(coupling)) or stiffness=paper")
         need(velocityPriorVar > 0, "velocityPriorVar must be > 0 (got \(velocityPriorVar))")
         need(cdKeep > 0 && cdKeep <= 1, "cdKeep must be in (0, 1] (got \(cdKeep)); 1 disables coordinated dropout")
         need(dropout >= 0 && dropout < 1, "dropout must be in [0, 1) (got \(dropout))")

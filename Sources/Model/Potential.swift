@@ -7,12 +7,18 @@ import Kernels
 /// U = κ Σ_o Σ_j ⟨V_o, Z_j⟩ (`allPairs`) or κ Σ_o ⟨V_o, Z_o⟩ (`diagonal`).
 ///
 /// U = κ zᵀ B z with B[(j,l),(i,l')] = Σ_o Ŵ[o,i,l'-l+P] (allPairs; the same for every j) or
-/// Ŵ[j,i,l'-l+P] (diagonal), so the force f = ∂U/∂z = A z with A = κ (B + Bᵀ), symmetric H×H.
+/// Ŵ[j,i,l'-l+P] (diagonal), so the force f = ∂U/∂z = A z with A = κ (B + Bᵀ), symmetric H×H
+/// (`stiffness: paper`, the spec's). `stiffness: gram` makes it an energy instead:
+/// U = κ/2 ‖B z‖²/b, A = κ BᵀB/b, positive semi-definite for κ ≥ 0, with b = `gramScale` the
+/// bound on ‖B‖, so A's eigenvalues lie in [0, κ b].
 /// A is built once per forward pass and applied with one GEMM per Langevin step.
 public final class CoupledOscillatorPotential<S: Scalar> {
     let groups: Int, taps: Int, length: Int, hidden: Int
     let form: ModelConfig.Potential
     let coupling: S
+    let gram: Bool
+    /// With `gram`: B itself, the scratch dA + dAᵀ, and d loss / dB.   (H, H) each
+    let bMatrix: Buffer<S>, dASymmetric: Buffer<S>, dB: Buffer<S>
     public let forceMatrix: Buffer<S>     // A (H, H), symmetric
     let normalised: Buffer<S>            // Ŵ (G, G, K)
     let norms: Buffer<S>                 // max(‖W_oi‖, 1e-8) (G, G)
@@ -20,6 +26,18 @@ public final class CoupledOscillatorPotential<S: Scalar> {
     let kernel: ParameterSlot
 
     static var normFloor: S { 1e-8 }
+
+    /// b, the bound on ‖B‖ that scales the gram stiffness: groups²·√K′ (allPairs) or
+    /// groups·√K′ (diagonal), K′ = min(K, 2L − 1) the taps that reach within a group.
+    public static func gramScale(_ c: ModelConfig) -> Double {
+        let taps = Double(min(c.kernelSize, 2 * max(c.groupLength, 1) - 1)).squareRoot()
+        let g = Double(c.groups)
+        return (c.potential == .allPairs ? g * g : g) * taps
+    }
+    var gramScale: S {
+        let taps = S(min(taps, 2 * max(length, 1) - 1)).squareRoot()
+        return (form == .allPairs ? S(groups * groups) : S(groups)) * taps
+    }
 
     public init(config: ModelConfig, layout: ParameterLayout) {
         kernel = layout.slot("potential.conv_z")
@@ -29,6 +47,10 @@ public final class CoupledOscillatorPotential<S: Scalar> {
         hidden = config.hidden
         form = config.potential
         coupling = S(config.coupling)
+        gram = config.stiffness == .gram
+        bMatrix = Buffer(count: gram ? hidden * hidden : 0)
+        dASymmetric = Buffer(count: gram ? hidden * hidden : 0)
+        dB = Buffer(count: gram ? hidden * hidden : 0)
         forceMatrix = Buffer(count: hidden * hidden)
         normalised = Buffer(count: groups * groups * taps)
         norms = Buffer(count: groups * groups)
@@ -37,7 +59,7 @@ public final class CoupledOscillatorPotential<S: Scalar> {
 
     /// Overwrites `forceMatrix` from `potential.conv_z`.
     public func build(params: ParameterSet<S>) {
-        let g = groups, k = taps, l = length, h = hidden, pad = taps / 2
+        let g = groups, k = taps, h = hidden
         let w = params.value(kernel)
         for pair in 0..<(g * g) {
             var sq: S = 0
@@ -48,7 +70,27 @@ public final class CoupledOscillatorPotential<S: Scalar> {
         }
         let a = forceMatrix.ptr
         a.update(repeating: 0, count: h * h)
+        if gram {
+            // B, then A = κ BᵀB / b.
+            let bm = bMatrix.ptr
+            bm.update(repeating: 0, count: h * h)
+            forEachEntry { row, col, tapValue in bm[row * h + col] += tapValue }
+            S.gemm(transA: true, transB: false, m: h, n: h, k: h, alpha: coupling / gramScale, a: bm, lda: h, b: bm, ldb: h,
+                   beta: 0, c: a, ldc: h)
+            return
+        }
         // A = κ (B + Bᵀ): add each B entry at (row, col) and at (col, row).
+        forEachEntry { row, col, wHat in
+            let value = coupling * wHat
+            a[row * h + col] += value
+            a[col * h + row] += value
+        }
+    }
+
+    /// Calls `body(row, col, Ŵ entry)` for every kernel entry of B, in the order `build` adds them.
+    @inline(__always)
+    func forEachEntry(_ body: (Int, Int, S) -> Void) {
+        let g = groups, k = taps, l = length, pad = taps / 2
         for j in 0..<g {
             for i in 0..<g {
                 for tap in 0..<k {
@@ -61,13 +103,10 @@ public final class CoupledOscillatorPotential<S: Scalar> {
                     case .diagonal:
                         wHat = normalised[(j * g + i) * k + tap]
                     }
-                    let value = coupling * wHat
                     for pos in 0..<l {
                         let other = pos + tap - pad
                         guard other >= 0 && other < l else { continue }
-                        let row = j * l + pos, col = i * l + other
-                        a[row * h + col] += value
-                        a[col * h + row] += value
+                        body(j * l + pos, i * l + other, wHat)
                     }
                 }
             }
@@ -76,9 +115,27 @@ public final class CoupledOscillatorPotential<S: Scalar> {
 
     /// Accumulates into the `potential.conv_z` gradient from dA (H, H).
     public func backward(dForceMatrix dA: UnsafePointer<S>, params: ParameterSet<S>) {
-        let g = groups, k = taps, l = length, h = hidden, pad = taps / 2
-        // dŴ from dA through A = κ(B + Bᵀ): each B entry receives κ (dA[row,col] + dA[col,row]).
+        let h = hidden
         dNormalised.zero()
+        if gram {
+            // A = s BᵀB, s = κ/b: dB = s B (dA + dAᵀ); each kernel entry gathers its dB entries.
+            let sym = dASymmetric.ptr, gradB = dB.ptr
+            for r in 0..<h { for c in 0..<h { sym[r * h + c] = dA[r * h + c] + dA[c * h + r] } }
+            S.gemm(transA: false, transB: false, m: h, n: h, k: h, alpha: coupling / gramScale, a: bMatrix.ptr, lda: h,
+                   b: sym, ldb: h, beta: 0, c: gradB, ldc: h)
+            gatherIntoKernel(scale: nil) { row, col in gradB[row * h + col] }
+        } else {
+            // dŴ from dA through A = κ(B + Bᵀ): each B entry receives κ (dA[row,col] + dA[col,row]).
+            gatherIntoKernel(scale: coupling) { row, col in dA[row * h + col] + dA[col * h + row] }
+        }
+        normalisationBackward(params: params)
+    }
+
+    /// dŴ from the gradient of each B entry (`entry(row, col)`): per kernel entry the sum over
+    /// the positions it fills, times `scale`, into every Ŵ that made it.
+    @inline(__always)
+    func gatherIntoKernel(scale: S?, _ entry: (Int, Int) -> S) {
+        let g = groups, k = taps, l = length, pad = taps / 2
         for j in 0..<g {
             for i in 0..<g {
                 for tap in 0..<k {
@@ -86,10 +143,9 @@ public final class CoupledOscillatorPotential<S: Scalar> {
                     for pos in 0..<l {
                         let other = pos + tap - pad
                         guard other >= 0 && other < l else { continue }
-                        let row = j * l + pos, col = i * l + other
-                        acc += dA[row * h + col] + dA[col * h + row]
+                        acc += entry(j * l + pos, i * l + other)
                     }
-                    acc *= coupling
+                    if let scale { acc *= scale }
                     switch form {
                     case .allPairs:
                         for o in 0..<g { dNormalised[(o * g + i) * k + tap] += acc }
@@ -99,7 +155,11 @@ public final class CoupledOscillatorPotential<S: Scalar> {
                 }
             }
         }
-        // Through Ŵ = W / max(‖W‖, ε): dW = (dŴ - Ŵ ⟨Ŵ, dŴ⟩) / ‖W‖ above the floor, dŴ / ε below.
+    }
+
+    /// Through Ŵ = W / max(‖W‖, ε): dW = (dŴ - Ŵ ⟨Ŵ, dŴ⟩) / ‖W‖ above the floor, dŴ / ε below.
+    func normalisationBackward(params: ParameterSet<S>) {
+        let g = groups, k = taps
         let dw = params.grad(kernel)
         let w = params.value(kernel)
         for pair in 0..<(g * g) {

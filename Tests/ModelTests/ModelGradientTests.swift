@@ -234,9 +234,9 @@ struct LayerGradientTests {
         #expect(zip(before, after).allSatisfy { abs($0 - $1) < 1e-12 })
     }
 
-    @Test("Potential force matrix: kernel", arguments: ModelConfig.Potential.allCases)
-    func potential(form: ModelConfig.Potential) {
-        let config = tinyConfig { $0.potential = form }
+    @Test("Potential force matrix: kernel", arguments: ModelConfig.Potential.allCases, ModelConfig.Stiffness.allCases)
+    func potential(form: ModelConfig.Potential, stiffness: ModelConfig.Stiffness) {
+        let config = tinyConfig { $0.potential = form; $0.stiffness = stiffness }
         let params = perturbedParameters(config)
         let potential = CoupledOscillatorPotential<Double>(config: config, layout: params.layout)
         let h = config.hidden
@@ -249,7 +249,7 @@ struct LayerGradientTests {
         _ = loss()
         params.grads.zero()
         potential.backward(dForceMatrix: weights.ptr, params: params)
-        expectGradient("potential.conv_z (\(form))", loss: loss, p: params.value("potential.conv_z"),
+        expectGradient("potential.conv_z (\(form), \(stiffness))", loss: loss, p: params.value("potential.conv_z"),
                        analytic: params.grad("potential.conv_z"), count: params.layout["potential.conv_z"]!.count)
     }
 
@@ -301,7 +301,16 @@ struct LayerGradientTests {
 
     @Test("Langevin integrator: z0, v0 and the force matrix", arguments: ModelConfig.Dynamics.allCases, [false, true])
     func dynamics(order: ModelConfig.Dynamics, stochastic: Bool) {
-        let config = tinyConfig { $0.dynamics = order }
+        checkDynamics(order: order, stochastic: stochastic, integrator: .explicit)
+    }
+
+    @Test("Midpoint Langevin integrator: z0, v0 and the force matrix (through (I + cA)⁻¹)", arguments: ModelConfig.Dynamics.allCases, [false, true])
+    func midpointDynamics(order: ModelConfig.Dynamics, stochastic: Bool) {
+        checkDynamics(order: order, stochastic: stochastic, integrator: .midpoint)
+    }
+
+    func checkDynamics(order: ModelConfig.Dynamics, stochastic: Bool, integrator: ModelConfig.Integrator) {
+        let config = tinyConfig { $0.dynamics = order; $0.integrator = integrator }
         let b = 3, h = config.hidden, steps = tinyDims.steps, klScale = 0.29
         let dynamics = LangevinDynamics<Double>(config: config, steps: steps, maxBatch: b)
         let a = Buffer<Double>(count: h * h)
@@ -335,9 +344,9 @@ struct LayerGradientTests {
     }
 
     @Test("Langevin integrator with a drive and per-step innovations: z0, v0, A, the drive and the innovations",
-          arguments: ModelConfig.Dynamics.allCases)
-    func drivenDynamics(order: ModelConfig.Dynamics) {
-        let config = tinyConfig { $0.dynamics = order; $0.posterior = .perStep }
+          arguments: ModelConfig.Dynamics.allCases, ModelConfig.Integrator.allCases)
+    func drivenDynamics(order: ModelConfig.Dynamics, integrator: ModelConfig.Integrator) {
+        let config = tinyConfig { $0.dynamics = order; $0.posterior = .perStep; $0.integrator = integrator }
         let b = 3, h = config.hidden, steps = tinyDims.steps, bins = tinyDims.bins
         let dynamics = LangevinDynamics<Double>(config: config, steps: steps, maxBatch: b)
         let a = Buffer<Double>(count: h * h)
@@ -461,6 +470,14 @@ struct ModelGradientTests {
 
     @Test("Stochastic mode (dropout, coordinated dropout, sampling) with fixed noise", arguments: Variant.all)
     func stochastic(_ variant: Variant) { check(variant, stochastic: true) }
+
+    @Test("An energy potential (stiffness gram) with the midpoint integrator, with the per-step posterior and the input potential",
+          arguments: ModelConfig.Dynamics.allCases, [false, true])
+    func energyMidpoint(order: ModelConfig.Dynamics, stochastic: Bool) {
+        check(Variant(potential: .allPairs, encoderInput: .lagged, dynamics: order, decoder: .linear), stochastic: stochastic) {
+            $0.stiffness = .gram; $0.integrator = .midpoint; $0.dt = 0.5; $0.posterior = .perStep; $0.potentialInput = .spikes
+        }
+    }
 
     @Test("Transformer decoder with the sinusoidal positional encoding", arguments: [false, true])
     func positionalEncoding(_ stochastic: Bool) {

@@ -88,18 +88,24 @@ struct StabilityTests {
         }
     }
 
-    @Test("The modelled growth is the mean path's: an aligned kernel's latent path grows as predicted")
-    func pathGrowth() {
-        // One eigen-direction of A with eigenvalue λ evolves under M(λ); the largest-|λ| repulsive
-        // direction of the aligned kernel's A is checked against the 2×2 recursion directly.
-        var c = ModelConfig()
-        c.hidden = 48; c.groups = 4; c.dt = 0.3; c.damping = 0.2; c.coupling = -1
+    /// The potential of `c` with every kernel tap 1: the kernel the stiffness bound is built from.
+    func alignedPotential(_ c: ModelConfig) -> CoupledOscillatorPotential<Double> {
         let dims = DataDims(bins: 4, forwardBins: 2, heldIn: 3, heldOut: 2)
         let params = ParameterSet<Double>(layout: ParameterLayout(config: c, dims: dims))
         let potential = CoupledOscillatorPotential<Double>(config: c, layout: params.layout)
         let w = params.value("potential.conv_z")
         for i in 0..<params.layout["potential.conv_z"]!.count { w[i] = 1 }
         potential.build(params: params)
+        return potential
+    }
+
+    @Test("The modelled growth is the mean path's: an aligned kernel's latent path grows as predicted")
+    func pathGrowth() {
+        // One eigen-direction of A with eigenvalue λ evolves under M(λ); the largest-|λ| repulsive
+        // direction of the aligned kernel's A is checked against the 2×2 recursion directly.
+        var c = ModelConfig()
+        c.hidden = 48; c.groups = 4; c.dt = 0.3; c.damping = 0.2; c.coupling = -1
+        let potential = alignedPotential(c)
         let h = c.hidden, a = potential.forceMatrix.ptr
         // The mean path, the spec's step without noise: z ← z + Δt·v, v ← (1−γ)(v − Δt·A z_old/m).
         var z = [Double](repeating: 1, count: h), v = [Double](repeating: 0, count: h)
@@ -120,5 +126,80 @@ struct StabilityTests {
         let expected = LangevinStability.log10Norm(c, lambda: -norm, power: steps)
         #expect(abs(observed - expected) < 0.5, "path grew 10^\(observed), its top mode predicts 10^\(expected)")
         #expect(expected >= bound - 1.5, "the top mode's growth 10^\(expected) is far below the bound 10^\(bound): the check is not tight")
+    }
+
+    @Test("stiffness gram: A is positive semi-definite and within its bound for random kernels", arguments: ModelConfig.Potential.allCases)
+    func gramEnergy(form: ModelConfig.Potential) {
+        var config = ModelConfig()
+        config.hidden = 48; config.groups = 4; config.kernelSize = 3; config.coupling = 0.7; config.potential = form
+        config.stiffness = .gram
+        let dims = DataDims(bins: 4, forwardBins: 2, heldIn: 3, heldOut: 2)
+        let params = ParameterSet<Double>(layout: ParameterLayout(config: config, dims: dims))
+        let potential = CoupledOscillatorPotential<Double>(config: config, layout: params.layout)
+        let rho = LangevinStability.stiffness(config), h = config.hidden
+        let w = params.value("potential.conv_z"), count = params.layout["potential.conv_z"]!.count
+        for seed in 0..<4 {
+            fillRandom(w, count: count, seed: 40 + seed, scale: 1)
+            potential.build(params: params)
+            let a = potential.forceMatrix.ptr
+            #expect(spectralNorm(a, h) <= rho * (1 + 1e-9))
+            let x = Buffer<Double>(count: h)
+            for trial in 0..<20 {
+                fillRandom(x.ptr, count: h, seed: 100 * seed + trial, scale: 1)
+                var energy = 0.0
+                for r in 0..<h { for c in 0..<h { energy += x[r] * a[r * h + c] * x[c] } }
+                #expect(energy >= -1e-12, "xᵀAx = \(energy) < 0")
+            }
+        }
+    }
+
+    /// The issue-43 grid at the main job's shape (H=32, 4 groups, 60 steps).
+    static let grid: [(dt: Double, damping: Double, temperature: Double)] =
+        [0.01, 0.1, 0.3, 0.5, 1].flatMap { dt in [0.01, 0.05, 0.2, 0.55].flatMap { g in [0.01, 1].map { (dt, g, $0) } } }
+
+    @Test("The dt × damping × temperature grid: every point is accepted with stiffness gram and the midpoint step; the spec's step refuses most, and names that fix")
+    func physicsGrid() throws {
+        var accepted = 0
+        for point in Self.grid {
+            var c = ModelConfig()
+            c.hidden = 32; c.groups = 4; c.dt = point.dt; c.damping = point.damping; c.temperature = point.temperature
+            if let message = LangevinStability.problem(c, steps: 60) {
+                #expect(message.contains("stiffness=gram integrator=midpoint"), "\(message)")
+            } else {
+                accepted += 1
+            }
+            c.stiffness = .gram; c.integrator = .midpoint
+            #expect(LangevinStability.problem(c, steps: 60) == nil, "dt \(point.dt) damping \(point.damping) refused with gram + midpoint")
+        }
+        #expect(accepted < Self.grid.count, "the spec's explicit step accepted every point: the grid no longer tests anything")
+    }
+
+    @Test("The midpoint step with an energy potential never grows the mean path, at dt 1 and damping 0, over 300 steps",
+          arguments: ModelConfig.Dynamics.allCases)
+    func midpointPath(order: ModelConfig.Dynamics) {
+        var c = ModelConfig()
+        c.hidden = 48; c.groups = 4; c.dt = 1; c.damping = 0; c.temperature = 0; c.coupling = 3
+        c.stiffness = .gram; c.integrator = .midpoint; c.dynamics = order
+        #expect(LangevinStability.problem(c, steps: 300) == nil)
+        let potential = alignedPotential(c)
+        let steps = 300, h = c.hidden
+        let dynamics = LangevinDynamics<Double>(config: c, steps: steps, maxBatch: 1)
+        for i in 0..<h { dynamics.positions[i] = 1 + 0.1 * Double(i % 5) }
+        if order == .secondOrder { for i in 0..<h { dynamics.velocities[i] = 0.5 } }
+        _ = dynamics.forward(forceMatrix: potential.forceMatrix.ptr, batch: 1, noise: .deterministic(batch: 1))
+        // The energy ½|v|² + ½ zᵀAz (second order) or ½|z|² (first order) never rises.
+        func energy(_ t: Int) -> Double {
+            let z = dynamics.positions.ptr + t * h, a = potential.forceMatrix.ptr
+            var e = 0.0
+            if order == .secondOrder {
+                for r in 0..<h { for k in 0..<h { e += 0.5 * z[r] * a[r * h + k] * z[k] } }
+                for i in 0..<h { e += 0.5 * dynamics.velocities[t * h + i] * dynamics.velocities[t * h + i] }
+            } else {
+                for i in 0..<h { e += 0.5 * z[i] * z[i] }
+            }
+            return e
+        }
+        let start = energy(0)
+        for t in 1..<steps { #expect(energy(t) <= start * (1 + 1e-9), "step \(t): energy \(energy(t)) > \(start)") }
     }
 }

@@ -102,6 +102,11 @@ class Potential(nn.Module):
             # shift[pos, other] = 1 where other = pos + tap - pad lies inside the group
             shift = torch.from_numpy(np.eye(l, l, k=tap - pad)).to(dtype=w_hat.dtype, device=w_hat.device)
             b = b + torch.kron(blocks[:, :, tap], shift)
+        if getattr(c, "stiffness", "paper") == "gram":
+            # An energy: A = k B^T B / b_scale, positive semi-definite for k >= 0.
+            taps = math.sqrt(min(k, 2 * max(l, 1) - 1))
+            scale = (g * g if c.potential == "allPairs" else g) * taps
+            return (c.coupling / scale) * (b.t() @ b)
         return c.coupling * (b + b.t())
 
     def drive(self, x: torch.Tensor, linear, input_scale: float = 1.0) -> torch.Tensor:
@@ -373,17 +378,50 @@ class LangevinFlow(nn.Module):
         variance = self._scalar(variance, x)
         scale = math.sqrt(variance) if x.dtype == torch.float64 else float(np.sqrt(np.float32(variance)))
         transition_noise = variance > 0 and c.posterior != "perStep"
+        def step_noise(t):
+            """The noise of step t: the innovation, the Langevin draw, or none."""
+            if innovations is not None:
+                return innovations[t - 1]
+            if eps_l is not None and transition_noise:
+                return eps_l[t]
+            return None
+
+        midpoint = getattr(c, "integrator", "explicit") == "midpoint"
+        if midpoint:
+            # The implicit midpoint rule (first order: the trapezoid rule) through
+            # M = (I + cA)^-1 and N = (I - cA) M, as LangevinDynamics.midpointForward.
+            coefficient = c.dt * c.dt / (4 * c.mass) if c.second_order else c.dt / 2
+            eye = torch.eye(a.shape[0], dtype=torch.float64, device=a.device)
+            a64 = a.to(torch.float64)
+            step_m = torch.linalg.inv(eye + coefficient * a64)
+            step_n = ((eye - coefficient * a64) @ step_m).to(a.dtype)
+            step_m = step_m.to(a.dtype)
         zs, vs, mus = [z], [v], []
         for t in range(1, steps):
+            if midpoint:
+                phi = drive[self._source(t, bins, reverse=False)] if drive is not None else None
+                eps = step_noise(t)
+                if c.second_order:
+                    w = dt * v - (dt * dt / (2 * mass) * phi if phi is not None else 0)
+                    z_new = torch.matmul(z, step_n) + torch.matmul(w, step_m)
+                    f_bar = torch.matmul(z + z_new, a)
+                    v_prime = v - dt / (2 * mass) * f_bar - (dt / mass * phi if phi is not None else 0)
+                    mu = one_minus_damping * v_prime
+                    v = mu + scale * eps if eps is not None else mu
+                    z = z_new
+                else:
+                    mu = torch.matmul(z, step_n)
+                    if phi is not None:
+                        mu = mu - dt * torch.matmul(phi, step_m)
+                    z = mu + scale * eps if eps is not None else mu
+                zs.append(z)
+                vs.append(v)
+                mus.append(mu)
+                continue
             f = torch.matmul(z, a)
             if drive is not None:
                 f = f + drive[self._source(t, bins, reverse=False)]
-            if innovations is not None:
-                eps = innovations[t - 1]
-            elif eps_l is not None and transition_noise:
-                eps = eps_l[t]
-            else:
-                eps = None
+            eps = step_noise(t)
             if c.second_order:
                 z_new = z + dt * v
                 mu = one_minus_damping * (v - dt * f / mass)

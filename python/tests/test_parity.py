@@ -45,6 +45,9 @@ CASES = {
                           "kernelSize=5", "heads=4"],
     "weightAverage": ["weightAverage=0.9", "epochs=3", "encoder=bidirectional", "positionalEncoding=sinusoidal"],
     "bf16": ["precision=bf16", "posterior=perStep", "potentialInput=spikes", "factors=6"],
+    "energy-midpoint": ["stiffness=gram", "integrator=midpoint", "dt=0.5", "damping=0.05", "posterior=perStep",
+                        "potentialInput=spikes"],
+    "energy-midpoint-firstOrder": ["stiffness=gram", "integrator=midpoint", "dynamics=firstOrder", "dt=0.8", "coupling=2"],
 }
 
 PARITY = {}
