@@ -123,6 +123,12 @@ public final class MPICommunicator: Communicator {
         var initialised: Int32 = 0
         MPI_Initialized(&initialised)
         if initialised == 0 {
+            // Open MPI runs the non-blocking in-place allreduce (the watchdog's MPI_Iallreduce,
+            // the trainer's gradient sum) as a binomial tree unless told otherwise: 2⌈log₂ p⌉
+            // whole-buffer transfers where a ring moves 2(p−1)/p of it, 2.9× slower for the paper
+            // gradient on 4 hosts over 1 Gbit/s (docs/performance.md, "Past one node"). Ask for the
+            // ring unless the user chose an algorithm; other MPIs ignore the variable.
+            setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", 0)
             guard MPI_Init(nil, nil) == lf_mpi_success() else { throw CommunicatorError("MPI_Init failed") }
         }
         guard let world = lf_mpi_comm_world() else { throw CommunicatorError("MPI_COMM_WORLD is unavailable") }
