@@ -12,10 +12,12 @@ operation for operation, for every option of its config:
    variances clamped to [ln 1e-4, 5]; with `posterior: perStep` heads `linear_u_*` on h_t give
    the innovation u_t of every step t >= 1;
 4. potential: f(z) = z A with A = kappa (B + B^T) built from the normalised conv kernel
-   (`allPairs` or `diagonal`), plus phi(x_s(t)) with `potentialInput: spikes`;
+   (`allPairs` or `diagonal`; `stiffness: gram`: A = kappa B^T B / b, an energy), plus
+   phi(x_s(t)) with `potentialInput: spikes`;
 5. Langevin steps (second order: z_t = z + dt v, mu = (1-gamma)(v - dt f/m), v_t = mu + s eps;
-   first order: mu = z - dt f, z_t = mu + s eps), eps = the noise, or u_t with a per-step
-   posterior, or 0 on the mean path;
+   first order: mu = z - dt f, z_t = mu + s eps; `integrator: midpoint`: the implicit
+   midpoint rule for the linear force through (I + cA)^-1), eps = the noise, or u_t with a
+   per-step posterior, or 0 on the mean path;
 6. decoder: S_t = [z_t, v_t, h_t] (or without v / without h), plus a sinusoidal positional
    encoding, through the one post-norm Transformer layer (or none: `linear`);
 7. readout: optional bias-free `factors` bottleneck, Linear to log-rates, clamped to [-8, 8].
