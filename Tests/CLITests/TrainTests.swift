@@ -176,8 +176,10 @@ struct BudgetTests {
         #expect(r.stdout.contains("the budget of 4s is spent"), "\(r.stdout)")
         #expect(r.stdout.contains("bit-identical on all 2 ranks"), "every rank stopped at the same step")
         #expect(r.stdout.contains("epochs fit"), "the plan after 3 epochs: \(r.stdout)")
+        // At least the 5 epochs that plan the budget ("epochs fit" above); on a loaded machine
+        // under a sanitizer the budget can run out right at the plan (5 epochs, seen in CI).
         let epochs = try Self.seconds(run).count
-        #expect(epochs < 100000 && epochs > 5)
+        #expect(epochs < 100000 && epochs >= 5, "\(epochs) epochs")
         let final = try Self.state(run)
         #expect(final.epoch == epochs)
         let total = try #require(final.trainingSeconds)
