@@ -436,24 +436,26 @@ public enum LangevinStability {
             let factor = midpoint ? (1 - dt * lambda / 2) / (1 + dt * lambda / 2) : 1 - dt * lambda
             return Double(n) * log10(max(abs(factor), 1e-300))
         }
-        let m: [Double]
+        // M = [[m0, m1], [m2, m3]]; the running product P in four scalars (no arrays: this runs
+        // 400 eigenvalues × the trial's steps per check, and a search's bisections repeat it).
+        let m0, m1, m2, m3: Double
         if midpoint {
             let q = dt * dt * lambda / (4 * c.mass)
-            m = [(1 - q) / (1 + q), dt / (1 + q), -(1 - g) * dt * lambda / c.mass / (1 + q), (1 - g) * (1 - q) / (1 + q)]
+            (m0, m1, m2, m3) = ((1 - q) / (1 + q), dt / (1 + q), -(1 - g) * dt * lambda / c.mass / (1 + q), (1 - g) * (1 - q) / (1 + q))
         } else {
-            m = [1, dt, -(1 - g) * dt * lambda / c.mass, 1 - g]
+            (m0, m1, m2, m3) = (1, dt, -(1 - g) * dt * lambda / c.mass, 1 - g)
         }
-        var p = [1.0, 0, 0, 1]
+        var (p0, p1, p2, p3) = (1.0, 0.0, 0.0, 1.0)
         var scale = 0.0
         for _ in 0..<n {
-            p = [m[0] * p[0] + m[1] * p[2], m[0] * p[1] + m[1] * p[3], m[2] * p[0] + m[3] * p[2], m[2] * p[1] + m[3] * p[3]]
-            let largest = p.map(abs).max()!
+            (p0, p1, p2, p3) = (m0 * p0 + m1 * p2, m0 * p1 + m1 * p3, m2 * p0 + m3 * p2, m2 * p1 + m3 * p3)
+            let largest = max(max(abs(p0), abs(p1)), max(abs(p2), abs(p3)))
             guard largest > 0 else { return -300 }
-            p = p.map { $0 / largest }
+            (p0, p1, p2, p3) = (p0 / largest, p1 / largest, p2 / largest, p3 / largest)
             scale += log10(largest)
         }
         // Spectral norm of the 2×2 remainder: √ of the largest eigenvalue of PᵀP.
-        let a = p[0] * p[0] + p[2] * p[2], d = p[1] * p[1] + p[3] * p[3], b = p[0] * p[1] + p[2] * p[3]
+        let a = p0 * p0 + p2 * p2, d = p1 * p1 + p3 * p3, b = p0 * p1 + p2 * p3
         let top = (a + d) / 2 + (((a - d) / 2) * ((a - d) / 2) + b * b).squareRoot()
         return scale + log10(top.squareRoot())
     }

@@ -159,19 +159,22 @@ struct StabilityTests {
 
     @Test("The dt × damping × temperature grid: every point is accepted with stiffness gram and the midpoint step; the spec's step refuses most, and names that fix")
     func physicsGrid() throws {
-        var accepted = 0
+        var accepted = 0, messages = 0
         for point in Self.grid {
             var c = ModelConfig()
             c.hidden = 32; c.groups = 4; c.dt = point.dt; c.damping = point.damping; c.temperature = point.temperature
-            if let message = LangevinStability.problem(c, steps: 60) {
-                #expect(message.contains("stiffness=gram integrator=midpoint"), "\(message)")
-            } else {
+            if LangevinStability.log10Amplification(c, steps: 60) <= log10(LangevinStability.limit) {
                 accepted += 1
+            } else if messages < 3, let message = LangevinStability.problem(c, steps: 60) {
+                // A few refusals' messages (each searches for the stable dt, coupling and mass).
+                messages += 1
+                #expect(message.contains("stiffness=gram integrator=midpoint"), "\(message)")
             }
             c.stiffness = .gram; c.integrator = .midpoint
             #expect(LangevinStability.problem(c, steps: 60) == nil, "dt \(point.dt) damping \(point.damping) refused with gram + midpoint")
         }
-        #expect(accepted < Self.grid.count, "the spec's explicit step accepted every point: the grid no longer tests anything")
+        #expect(accepted == 10, "the spec's explicit step accepts \(accepted) of 40 (10 when issue 43 was filed)")
+        #expect(messages == 3)
     }
 
     @Test("The midpoint step with an energy potential never grows the mean path, at dt 1 and damping 0, over 300 steps",
