@@ -183,7 +183,8 @@ struct BudgetTests {
         let final = try Self.state(run)
         #expect(final.epoch == epochs)
         let total = try #require(final.trainingSeconds)
-        #expect(total >= 7.99 && total <= 8 + 1.5, "\(total) s of training for an 8 s budget")
+        let longest = try Self.seconds(run).max() ?? 0
+        #expect(total >= 7.99 && total <= 8 + longest + 0.5, "\(total) s of training for an 8 s budget (longest epoch \(longest) s)")
         #expect(FileManager.default.fileExists(atPath: "\(run)/submission.h5") && FileManager.default.fileExists(atPath: "\(run)/validation.json"))
         // Progress lines never count past their total nor show a negative ETA, even when the
         // epochs run faster than planned.
@@ -215,7 +216,10 @@ struct BudgetTests {
         #expect(resumed.status == 0, "\(resumed.output)")
         #expect(resumed.stdout.contains("spent before this session"), "\(resumed.stdout)")
         let total = try #require(try Self.state(run).trainingSeconds)
-        #expect(total >= 6 && total <= 6 + 1.5, "\(total) s of training over both sessions for a 6 s budget")
+        // The run stops at the first epoch's end past the budget: at most one epoch over (under
+        // ASan on a loaded machine an epoch can take more than 1.5 s).
+        let longest = try Self.seconds(run).max() ?? 0
+        #expect(total >= 6 && total <= 6 + longest + 0.5, "\(total) s of training over both sessions for a 6 s budget (longest epoch \(longest) s)")
     }
 }
 
