@@ -56,6 +56,10 @@ public final class LangevinDynamics<S: Scalar> {
     let midpointC: S
     let stepM: Buffer<S>, stepN: Buffer<S>, dStepM: Buffer<S>, dStepN: Buffer<S>
     let work1: Buffer<S>, work2: Buffer<S>
+    /// The backward's (H, H) scratch for dY, dX and Y.
+    let midpointScratch: Buffer<S>
+    /// The forward's Double workspace for I + cA and its inverse.   (2·H·H)
+    var midpointInverse: [Double]
     /// The midpoint forward's drive and its rows, which its backward reads again (φ enters w).
     var midpointDrive: UnsafePointer<S>?
     var midpointDriveRows: [Int] = []
@@ -88,6 +92,8 @@ public final class LangevinDynamics<S: Scalar> {
         let hh = midpoint ? hidden * hidden : 0, bh = midpoint ? maxBatch * hidden : 0
         stepM = Buffer(count: hh); stepN = Buffer(count: hh); dStepM = Buffer(count: hh); dStepN = Buffer(count: hh)
         work1 = Buffer(count: bh); work2 = Buffer(count: bh)
+        midpointScratch = Buffer(count: 3 * hh)
+        midpointInverse = [Double](repeating: 0, count: 2 * hh)
     }
 
     /// The spec's transition KL term (none with innovations: their KL is the posterior head's).
@@ -221,9 +227,13 @@ extension LangevinDynamics {
     /// refuses an indefinite A with c·ρ ≥ 1, where it could be singular).
     func buildStepMatrices(_ a: UnsafePointer<S>) {
         let h = hidden, c = Double(midpointC)
-        var x = [Double](repeating: 0, count: h * h), inv = [Double](repeating: 0, count: h * h)
+        var work = midpointInverse
+        midpointInverse = []
+        defer { midpointInverse = work }
+        work.withUnsafeMutableBufferPointer { buffer in
+        let x = buffer.baseAddress!, inv = x + h * h
         for i in 0..<h {
-            for j in 0..<h { x[i * h + j] = c * Double(a[i * h + j]) }
+            for j in 0..<h { x[i * h + j] = c * Double(a[i * h + j]); inv[i * h + j] = 0 }
             x[i * h + i] += 1
             inv[i * h + i] = 1
         }
@@ -231,7 +241,7 @@ extension LangevinDynamics {
             var pivot = col
             for r in (col + 1)..<max(h, col + 1) where abs(x[r * h + col]) > abs(x[pivot * h + col]) { pivot = r }
             if pivot != col {
-                for j in 0..<h { x.swapAt(col * h + j, pivot * h + j); inv.swapAt(col * h + j, pivot * h + j) }
+                for j in 0..<h { swap(&x[col * h + j], &x[pivot * h + j]); swap(&inv[col * h + j], &inv[pivot * h + j]) }
             }
             let p = x[col * h + col]
             precondition(p != 0 && p.isFinite, "the midpoint step's I + cA is singular (an indefinite potential with c·stiffness ≥ 1)")
@@ -250,6 +260,7 @@ extension LangevinDynamics {
                 for k in 0..<h { sum -= c * Double(a[i * h + k]) * inv[k * h + j] }
                 stepN[i * h + j] = S(sum)
             }
+        }
         }
     }
 
@@ -367,12 +378,12 @@ extension LangevinDynamics {
         // Through N = Y M (Y = I − cA) and M = X⁻¹ (X = I + cA): dY = dN Mᵀ, dM += Yᵀ dN,
         // dX = −Mᵀ dM Mᵀ; dA += c (dX − dY).
         let c = midpointC, m = stepM.ptr, n = h
-        let dY = Buffer<S>(count: n * n), dX = Buffer<S>(count: n * n), y = Buffer<S>(count: n * n)
+        let dY = midpointScratch.ptr, dX = dY + n * n, y = dX + n * n
         for i in 0..<n { for j in 0..<n { y[i * n + j] = (i == j ? 1 : 0) - c * a[i * n + j] } }
-        S.gemm(transA: false, transB: true, m: n, n: n, k: n, alpha: 1, a: dStepN.ptr, lda: n, b: m, ldb: n, beta: 0, c: dY.ptr, ldc: n)
-        S.gemm(transA: true, transB: false, m: n, n: n, k: n, alpha: 1, a: y.ptr, lda: n, b: dStepN.ptr, ldb: n, beta: 1, c: dStepM.ptr, ldc: n)
-        S.gemm(transA: true, transB: false, m: n, n: n, k: n, alpha: 1, a: m, lda: n, b: dStepM.ptr, ldb: n, beta: 0, c: y.ptr, ldc: n)
-        S.gemm(transA: false, transB: true, m: n, n: n, k: n, alpha: -1, a: y.ptr, lda: n, b: m, ldb: n, beta: 0, c: dX.ptr, ldc: n)
+        S.gemm(transA: false, transB: true, m: n, n: n, k: n, alpha: 1, a: dStepN.ptr, lda: n, b: m, ldb: n, beta: 0, c: dY, ldc: n)
+        S.gemm(transA: true, transB: false, m: n, n: n, k: n, alpha: 1, a: y, lda: n, b: dStepN.ptr, ldb: n, beta: 1, c: dStepM.ptr, ldc: n)
+        S.gemm(transA: true, transB: false, m: n, n: n, k: n, alpha: 1, a: m, lda: n, b: dStepM.ptr, ldb: n, beta: 0, c: y, ldc: n)
+        S.gemm(transA: false, transB: true, m: n, n: n, k: n, alpha: -1, a: y, lda: n, b: m, ldb: n, beta: 0, c: dX, ldc: n)
         for i in 0..<(n * n) { dForceMatrix[i] += c * (dX[i] - dY[i]) }
     }
 }
