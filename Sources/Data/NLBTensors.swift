@@ -22,6 +22,8 @@ public struct NLBTensors: Sendable {
     public var trainBehavior: Tensor3?              // (n_train, T, B)
     public var evalHeldIn: Tensor3?                 // (n_eval, T, Nin)
     public var evalHeldOut: Tensor3?                // (n_eval, T, Nho), 'val' phase only
+    /// A spikes file's neurons, units and session windows (`Recording`); nil for NLB files.
+    public var recording: Recording?
 
     public var trainCount: Int { trainHeldIn.count }
     public var evalCount: Int { evalHeldIn?.count ?? 0 }
@@ -38,11 +40,13 @@ public struct NLBTensors: Sendable {
 
     public static func load(path: String) throws -> NLBTensors {
         let file = try open(path)
+        // A lab's spikes file (`spikes` [trials, bins, neurons]) rather than NLB's tensors.
+        if !file.has("train_spikes_heldin") && file.has("spikes") { return try Recording.load(path: path, file: file) }
         func tensor(_ key: String, required: Bool, counts: Bool) throws -> Tensor3? {
             guard file.has(key) else {
                 guard !required else {
                     let found = (try? file.children()) ?? []
-                    throw DataError("'\(path)' has no '\(key)', which an NLB tensor file must have (found: \(found.isEmpty ? "nothing" : found.joined(separator: ", "))). Make it with nlb_tools' make_train_input_tensors and save_to_h5, or use `lflow-dist synth`.")
+                    throw DataError("'\(path)' has no '\(key)', which an NLB tensor file must have (found: \(found.isEmpty ? "nothing" : found.joined(separator: ", "))). Make it with nlb_tools' make_train_input_tensors and save_to_h5, or use `lflow-dist synth`; or give a spikes file ('spikes' [trials, bins, neurons]; `lflow-dist prepare` makes one from NWB; docs/outputs.md).")
                 }
                 return nil
             }
@@ -98,6 +102,11 @@ public struct NLBTensors: Sendable {
     /// alone (no data read): what the recipe's small-data rule looks at before loading.
     public static func trainTrialCount(path: String) throws -> Int {
         let file = try open(path)
+        if !file.has("train_spikes_heldin") && file.has("spikes") {
+            let shape = try file.shape(of: "spikes")
+            guard shape.count == 3 else { throw DataError("'\(path)', 'spikes': expected 3 dimensions (trials, bins, neurons), got shape \(shape)") }
+            return shape[0]
+        }
         guard file.has("train_spikes_heldin") else {
             throw DataError("'\(path)' has no 'train_spikes_heldin', which an NLB tensor file must have. Make it with nlb_tools' make_train_input_tensors and save_to_h5, or use `lflow-dist synth`.")
         }

@@ -12,6 +12,7 @@ import Support
 public enum Submission {
     /// Writes the submission from the rates of every training and eval trial (trial-major
     /// (n, T+F, Nout), as `Predictor.all` returns them), atomically: a kill leaves no half file.
+    /// A spikes file's rates also go in the file's own terms (`RecordingOutputs.writeRates`).
     public static func write(path: String, group: String, trainRates: [Float], evalRates: [Float], dims: DataDims,
                              tensors: NLBTensors) throws {
         let steps = dims.steps, nIn = dims.heldIn, n = dims.outputs, T = dims.bins
@@ -30,6 +31,9 @@ public enum Submission {
                     try write("eval_rates_heldin_forward", evalRates, trials: tensors.evalCount, bins: T..<steps, neurons: 0..<nIn)
                     try write("eval_rates_heldout_forward", evalRates, trials: tensors.evalCount, bins: T..<steps, neurons: nIn..<n)
                 }
+            }
+            if let recording = tensors.recording {
+                try RecordingOutputs.writeRates(trainRates, dims: dims, recording: recording, trials: tensors.trainCount, into: file)
             }
             try file.flush()
         }

@@ -59,19 +59,6 @@ extension Batch {
     }
 }
 
-/// A seeded permutation of 0..<n (Fisher–Yates over keyed Philox uniforms).
-public func seededPermutation(_ n: Int, seed: Int, purpose: NoisePurpose, key: Int) -> [Int] {
-    var order = Array(0..<n)
-    guard n > 1 else { return order }
-    let draws = Buffer<Double>(count: n)
-    NoiseStream(seed: UInt64(seed), purpose: purpose).fillUniform(trial: key, into: draws.ptr, count: n)
-    for i in stride(from: n - 1, to: 0, by: -1) {
-        let j = min(Int(draws[i] * Double(i + 1)), i)
-        order.swapAt(i, j)
-    }
-    return order
-}
-
 /// The seeded split of the training trials into the trials trained on and the validation trials.
 public struct ValidationSplit: Equatable, Sendable {
     public let training: [Int]

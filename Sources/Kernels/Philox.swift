@@ -46,6 +46,8 @@ public enum NoisePurpose: UInt32, Sendable {
     case innovation = 28
     /// A search's own draws (PBT's pairings, perturbations and initial samples).
     case search = 29
+    /// The held-out neurons of a spikes file with no `heldout` mask (`RecordingFile`).
+    case heldOutSplit = 30
 }
 
 /// A keyed random stream: draws are addressed by (seed, purpose, epoch, step, trial, index).
@@ -219,4 +221,17 @@ public struct NoiseStream: Sendable {
             return normals
         }
     }
+}
+
+/// A seeded permutation of 0..<n (Fisher–Yates over keyed Philox uniforms).
+public func seededPermutation(_ n: Int, seed: Int, purpose: NoisePurpose, key: Int) -> [Int] {
+    var order = Array(0..<n)
+    guard n > 1 else { return order }
+    let draws = Buffer<Double>(count: n)
+    NoiseStream(seed: UInt64(seed), purpose: purpose).fillUniform(trial: key, into: draws.ptr, count: n)
+    for i in stride(from: n - 1, to: 0, by: -1) {
+        let j = min(Int(draws[i] * Double(i + 1)), i)
+        order.swapAt(i, j)
+    }
+    return order
 }

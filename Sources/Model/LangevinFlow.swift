@@ -177,6 +177,14 @@ public final class LangevinFlow<S: Scalar> {
     /// Log-rates of the last forward pass                          // (steps, B, Nout)
     public var logRates: Buffer<S> { readout.logRates }
 
+    /// The factors of the last forward pass: what `readout.weight` multiplies, so that every
+    /// neuron's log-rate is a linear map of them (LFADS's factors): the F factors with `factors`
+    /// > 0, else the decoder's output (D wide).                     // (steps, B, width)
+    public var factors: (values: UnsafeMutablePointer<S>, width: Int) {
+        if readout.factors > 0 { return (readout.factorValues.ptr, readout.factors) }
+        return ((layerOutputs.last ?? latents).ptr, config.decoderWidth)
+    }
+
     /// Adds the held-out Poisson NLL terms of the last forward on `batch` to a running `sum`
     /// and `count` (see `PoissonReadout.addHeldOutNLL`): the held-out neurons and the forward bins.
     public func addHeldOutNLL(_ batch: Batch<S>, to sum: inout Double, count: inout Int) {

@@ -30,6 +30,8 @@ public struct RunDirectory: Hashable, Sendable, CustomStringConvertible {
     public var latents: String { file("latents.h5") }
     /// The self-contained HTML report.
     public var report: String { file("report.html") }
+    /// What `export` hands to the Python package to write into NWB (`RecordingOutputs.writeExport`).
+    public var export: String { file("export.h5") }
     /// A search trial's or member's own log (a search's groups print only summaries).
     public var log: String { file("train.log") }
     /// `precision: auto`'s choice for this run and the timings it rests on (made once, kept

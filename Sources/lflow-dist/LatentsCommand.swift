@@ -14,8 +14,12 @@ struct LatentsCommand: ParsableCommand {
         abstract: "Write the posterior-mean latent paths (z, v, h and the force) of every train and eval trial.",
         discussion: """
         For each trial, in the data file's order: z_t, v_t (second-order dynamics), the encoder \
-        state h_t and the potential's force f(z_t) = A z_t, each (trials, T+F, H), under \
-        train/ and eval/ (with train/trials and eval/trials, the indices). --samples 0 (the \
+        state h_t and the potential's force f(z_t) = A z_t, each (trials, T+F, H), and the \
+        factors (what the readout multiplies: the F factors with `factors` > 0, else the \
+        decoder's output), under train/ and eval/ (with train/trials and eval/trials, the \
+        indices). On a continuous session (a spikes file of kind session, from `prepare`) the \
+        windows' paths are also merged onto the session's bins: session/z, session/v, \
+        session/h, session/factors (session bins, width) and session/time (s). --samples 0 (the \
         default) is the deterministic mean path: the posterior means propagated without noise \
         and without dropout, exactly what `inspect` computes (in float32 here); --samples N \
         averages N sampled paths. Attributes name the checkpoint and the data file. It ends by \
@@ -72,7 +76,12 @@ struct LatentsCommand: ParsableCommand {
             "checkpoint": checkpoint, "data": data,
             "samples": samples == 0 ? "0 (deterministic mean path)" : "\(samples) sampled paths averaged",
             "config": config.model.json(),
-        ])
+        ]) { file in
+            // A continuous session's paths, merged from its windows onto its bins.
+            if let recording = tensors.recording, let train = sets.first(where: { $0.name == "train" }) {
+                try RecordingOutputs.writeSessionPaths(train.paths, bins: tensors.bins, recording: recording, into: file)
+            }
+        }
         say(String(format: "wrote %@: latents of %d train and %d eval trials, H=%d, %d steps (%.1f s)", out, tensors.trainCount,
                    tensors.evalCount, config.model.hidden, model.dims.steps, Date().timeIntervalSince(started)))
         // How much z moves: a path the data does not inform after t = 0 stays at z_0.

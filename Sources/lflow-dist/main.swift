@@ -16,14 +16,15 @@ struct LflowDist: ParsableCommand {
           lflow-dist bench                       # training-step speed, against PyTorch if installed
           lflow-dist init --config Configs/tiny.yaml --data data.h5 --out init.h5
           lflow-dist inspect --checkpoint init.h5 --data data.h5 --trials 4 --out state.h5
+          lflow-dist prepare --nwb session.nwb --bin-ms 20 --out session.h5   # a lab's NWB recording in (docs/nwb.md)
         """,
-        subcommands: [Train.self, SearchCommand.self, BenchCommand.self, Predict.self, LatentsCommand.self, ReportCommand.self, Evaluate.self, Synth.self, Init.self, Inspect.self, ConfigCommand.self])
+        subcommands: [Train.self, SearchCommand.self, BenchCommand.self, Predict.self, LatentsCommand.self, ReportCommand.self, Evaluate.self, Prepare.self, Export.self, Synth.self, Init.self, Inspect.self, ConfigCommand.self])
 }
 
 // The preemption handlers are installed when the binary loads (CShims), so that a signal
 // during a rank's start-up is seen at its first step boundary. The commands that never look at
 // the flag (all but these, which run through WorldJob) get the default action back.
-let readsPreemption: [String] = [Train._commandName, SearchCommand._commandName, Predict._commandName, LatentsCommand._commandName]
+let readsPreemption: [String] = [Train._commandName, SearchCommand._commandName, Predict._commandName, LatentsCommand._commandName, Export._commandName]
 if !readsPreemption.contains(CommandLine.arguments.dropFirst().first ?? "") { Preemption.restoreDefaultAction() }
 
 LflowDist.main()
