@@ -104,6 +104,8 @@ public struct BenchResult: Codable, Sendable {
     /// the CPU has no AVX512-BF16).
     public var precision = Precision.float32.rawValue
     public var ranPrecision = Precision.float32.rawValue
+    /// overlapAllreduce of the step.
+    public var overlapAllreduce = true
 }
 
 public enum Bench {
@@ -128,8 +130,13 @@ public enum Bench {
     /// Times full training steps, the trainer's own `TrainingStep`: zero the gradients, forward
     /// and backward on this rank's slice of the global batch, one allreduce, clip, Adam (with a
     /// barrier before the allreduce, so the wait for the slowest rank is timed apart).
-    public static func trainingSteps(size: BenchSize, precision: Precision, steps: Int, warmup: Int, comm: Communicator) throws -> BenchResult {
-        let config = size.config(precision: precision), dims = size.dims
+    /// `overlap`: `overlapAllreduce` (on: no barrier before the reduction, whose buckets are in
+    /// flight by then; the allreduce phase is the wait for the last of them, rank wait included).
+    public static func trainingSteps(size: BenchSize, precision: Precision, steps: Int, warmup: Int, comm: Communicator,
+                                     overlap: Bool = true) throws -> BenchResult {
+        var config = size.config(precision: precision)
+        config.run.overlapAllreduce = overlap ? .on : .off
+        let dims = size.dims
         let global = Array(0..<size.batch)
         let local = comm.share(global)
         let model = LangevinFlow<Float>(config: config.model, dims: dims, maxBatch: max(local.count, 1))

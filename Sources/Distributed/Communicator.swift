@@ -21,6 +21,16 @@ public protocol Communicator: AnyObject {
     /// In place: every rank ends with the element-wise sum over ranks.
     func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws
     func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws
+    /// In place: every rank ends with the element-wise sum over ranks, each element summed in
+    /// rank order, ((g₀ + g₁) + g₂) + …, so that an element's result does not depend on how a
+    /// buffer is cut into calls (MPI's allreduce sums in an order that depends on where the element
+    /// falls). The gradient reduction (GradientReduction.swift).
+    /// `spin`: whether the caller waits for the result now (the wait may then spin on the
+    /// network); false while it could leave the CPU to other work (a communication thread).
+    func allreduceSumInRankOrder(_ buffer: UnsafeMutablePointer<Float>, count: Int, spin: () -> Bool) throws
+    /// Whether another thread may call collectives while this one does not (MPI_THREAD_SERIALIZED
+    /// or more): the overlapped gradient reduction's communication thread needs it.
+    var allowsCommunicationThread: Bool { get }
     /// In place: every rank ends with the element-wise maximum over ranks.
     func allreduceMax(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws
     /// In place: every rank ends with `root`'s values.
@@ -100,6 +110,10 @@ func monotonicSeconds() -> Double {
 extension Communicator {
     public var isRoot: Bool { rank == 0 }
 
+    public func allreduceSumInRankOrder(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
+        try allreduceSumInRankOrder(buffer, count: count, spin: { true })
+    }
+
     /// Sum of a few scalars over ranks.
     public func sum(_ values: [Double]) throws -> [Double] {
         var v = values
@@ -116,6 +130,11 @@ public final class MPICommunicator: Communicator {
     let comm: MPI_Comm
     let ownsWorld: Bool
     public var deadline: CollectiveDeadline?
+    /// The rank-ordered sum's receive buffer (GradientReduction.swift), grown as needed.
+    var orderedScratch: UnsafeMutablePointer<Float>?
+    var orderedScratchCount = 0
+
+    deinit { orderedScratch?.deallocate() }
 
     /// Initialises MPI (once per process) and wraps MPI_COMM_WORLD. Errors return codes
     /// instead of aborting inside MPI, so they become Swift errors with MPI's message.
@@ -129,7 +148,12 @@ public final class MPICommunicator: Communicator {
             // gradient on 4 hosts over 1 Gbit/s (docs/performance.md, "Past one node"). Ask for the
             // ring unless the user chose an algorithm; other MPIs ignore the variable.
             setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", 0)
-            guard MPI_Init(nil, nil) == lf_mpi_success() else { throw CommunicatorError("MPI_Init failed") }
+            // SERIALIZED: the gradient reduction's communication thread calls MPI while the main
+            // thread computes (never both at once); `allowsCommunicationThread` checks what we got.
+            var provided: Int32 = 0
+            guard MPI_Init_thread(nil, nil, lf_mpi_thread_serialized(), &provided) == lf_mpi_success() else {
+                throw CommunicatorError("MPI_Init_thread failed")
+            }
         }
         guard let world = lf_mpi_comm_world() else { throw CommunicatorError("MPI_COMM_WORLD is unavailable") }
         MPI_Comm_set_errhandler(world, lf_mpi_errors_return())
@@ -164,7 +188,7 @@ public final class MPICommunicator: Communicator {
 
     /// With a deadline: starts the non-blocking form of a collective and waits for it with
     /// `wait`; without one: the blocking form.
-    func collective(_ name: @autoclosure () -> String,
+    func collective(_ name: @autoclosure () -> String, spin: () -> Bool = { true },
                     blocking: () -> Int32, start: (UnsafeMutablePointer<MPI_Request?>) -> Int32) throws {
         guard let deadline, deadline.seconds > 0 else {
             try check(blocking(), name())
@@ -172,7 +196,7 @@ public final class MPICommunicator: Communicator {
         }
         var request: MPI_Request?
         try check(start(&request), name())
-        try wait(&request, name(), deadline: deadline)
+        try wait(&request, name(), deadline: deadline, spin: spin)
     }
 
     /// Polls `request` until it completes. For the first `spinSeconds` it tests back to back (a
@@ -181,18 +205,21 @@ public final class MPICommunicator: Communicator {
     /// 50 µs doubling to `maxNap`, so a rank waiting for a slow or lost peer leaves the CPU to
     /// others. Throws `CollectiveTimeout` after `deadline` (nil: waits for ever), or
     /// `CollectiveDeadline.graceAfterSignal` after SIGTERM/SIGUSR1 arrived during the wait.
+    /// `spin` false: sleep between tests from the start (a communication thread while the main
+    /// thread computes: its core is for the computation); the spin begins when it turns true.
     func wait(_ request: inout MPI_Request?, _ name: @autoclosure () -> String, deadline: CollectiveDeadline?,
-              pollingEvery pollInterval: Double? = nil, _ poll: () throws -> Void = {}) throws {
+              pollingEvery pollInterval: Double? = nil, spin: () -> Bool = { true }, _ poll: () throws -> Void = {}) throws {
         let started = monotonicSeconds()
         var nap = 50e-6, lastPoll = started
-        var signalledAt: Double?
+        var signalledAt: Double?, spinningSince: Double?
         while true {
             var done: Int32 = 0
             try check(MPI_Test(&request, &done, lf_mpi_status_ignore()), name())
             if done != 0 { return }
             let now = monotonicSeconds(), waited = now - started
+            if spinningSince == nil && spin() { spinningSince = now }
             // Yield while spinning: with more ranks than cores, the peer may need this core.
-            if waited < Self.spinSeconds { sched_yield(); continue }
+            if let spinningSince, now - spinningSince < Self.spinSeconds { sched_yield(); continue }
             if let pollInterval, now - lastPoll >= pollInterval {
                 try poll()
                 lastPoll = now
@@ -296,6 +323,8 @@ public final class SingleProcess: Communicator {
     public var size: Int { 1 }
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {}
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {}
+    public func allreduceSumInRankOrder(_ buffer: UnsafeMutablePointer<Float>, count: Int, spin: () -> Bool) throws {}
+    public var allowsCommunicationThread: Bool { true }
     public func allreduceMax(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {}
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {}
     public func broadcast(_ buffer: UnsafeMutablePointer<Double>, count: Int, root: Int) throws {}

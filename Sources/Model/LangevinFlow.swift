@@ -172,6 +172,7 @@ public final class LangevinFlow<S: Scalar> {
         dLatents = Buffer(count: transformers.isEmpty ? 0 : steps * maxBatch * d)
         dStates = Buffer(count: steps * maxBatch * h)
         dReverseStates = Buffer(count: reverseEncoder == nil ? 0 : steps * maxBatch * h)
+        gradientGroupStarts = Self.gradientGroups(layout)
     }
 
     /// Log-rates of the last forward pass                          // (steps, B, Nout)
@@ -258,13 +259,16 @@ public final class LangevinFlow<S: Scalar> {
                           observedEntries: observed, trials: b)
     }
 
-    /// Backward of the last `forward`: accumulates d total / d θ into `params.grads`.
-    public func backward() {
+    /// Backward of the last `forward`: accumulates d total / d θ into `params.grads`. As each
+    /// layer group's gradients are complete it calls `gradientsFinal(offset)`: everything from
+    /// `offset` to the end of the flat gradient buffer is final (`gradientGroupStarts`, falling).
+    public func backward(gradientsFinal: ((Int) -> Void)? = nil) {
         let b = lastBatch, steps = dims.steps, rows = steps * b
         let decoderIn = layerOutputs.last?.ptr ?? latents.ptr
         readout.backward(dx: dDecoded.ptr, x: decoderIn, targets: inputs.targets.ptr, gradMask: inputs.gradMask.ptr,
                          scale: lastScale.reconstruction, rows: rows, params: params)
         clock?.mark(.readoutBackward)
+        gradientsFinal?(gradientGroupStarts.readout)
         let dS: UnsafeMutablePointer<S>
         if !transformers.isEmpty {
             // From the last layer down: layer k's input gradient goes into layer k−1's forward
@@ -283,6 +287,7 @@ public final class LangevinFlow<S: Scalar> {
         }
         splitLatentGradient(dS, batch: b)
         clock?.mark(.decoderBackward)
+        if let decoder = gradientGroupStarts.decoder { gradientsFinal?(decoder) }
         if let inputPotential { inputPotential.dDrive.ptr.update(repeating: 0, count: dims.bins * b * config.hidden) }
         dynamics.backward(forceMatrix: potential.forceMatrix.ptr, klScale: lastScale.kl, batch: b,
                           dDrive: inputPotential?.dDrive.ptr, driveRow: driveRow)
@@ -294,6 +299,7 @@ public final class LangevinFlow<S: Scalar> {
         potential.backward(dForceMatrix: dynamics.dForceMatrix.ptr, params: params)
         inputPotential?.backward(x: inputs.input.ptr, inputScale: inputs.inputScale, batch: b, params: params)
         clock?.mark(.dynamicsBackward)
+        gradientsFinal?(gradientGroupStarts.dynamics)
         if let reverseEncoder {
             // h_t = forward_t + reverse_t: both GRUs get d loss / d h_t.
             dReverseStates.ptr.update(from: dStates.ptr, count: rows * config.hidden)
@@ -301,6 +307,33 @@ public final class LangevinFlow<S: Scalar> {
         }
         encoder.backward(dStates: dStates.ptr, dx: nil, x: inputs.input.ptr, inputScale: inputs.inputScale, batch: b, params: params)
         clock?.mark(.encoderBackward)
+        gradientsFinal?(0)
+    }
+
+    /// Where each layer group's gradients begin in the flat buffer, in the order the backward
+    /// completes the groups: the readout (with `factors`), the decoder's Transformer (nil for the
+    /// linear decoder), the dynamics (posterior heads, potential, φ); the encoder begins at 0.
+    /// Each group is a suffix of what is left, so `backward(gradientsFinal:)` hands over suffixes.
+    public let gradientGroupStarts: (readout: Int, decoder: Int?, dynamics: Int)
+
+    /// The groups of `gradientGroupStarts` from the layout's names; checks that the layout keeps
+    /// them contiguous in the order encoder, dynamics, decoder, readout.
+    static func gradientGroups(_ layout: ParameterLayout) -> (readout: Int, decoder: Int?, dynamics: Int) {
+        func group(_ name: String) -> Int {
+            if name.hasPrefix("readout.") || name.hasPrefix("factors.") { return 3 }
+            if name.hasPrefix(TransformerLayer<Double>.prefix) { return 2 }
+            if name.hasPrefix(GRUEncoder<Double>.prefix(reversed: false) + ".")
+                || name.hasPrefix(GRUEncoder<Double>.prefix(reversed: true) + ".") { return 0 }
+            return 1
+        }
+        var starts: [Int: Int] = [:], last = 0
+        for entry in layout.entries {
+            let g = group(entry.name)
+            precondition(g >= last, "parameter \(entry.name) is out of the layout's group order (encoder, dynamics, decoder, readout)")
+            if starts[g] == nil { starts[g] = entry.offset }
+            last = g
+        }
+        return (starts[3]!, starts[2], starts[1] ?? starts[2] ?? starts[3]!)
     }
 
     /// The observed bin whose φ drives Langevin step t: the bin the forward GRU reads at t.

@@ -46,7 +46,7 @@ extension Config {
     /// (more epochs, another checkpoint cadence, a longer watchdog).
     public static let runManagementFields: Set<String> = [
         "epochs", "checkpointEvery", "latentEvery", "keepCheckpoints", "earlyStoppingPatience", "predictionSamples",
-        "collectiveTimeoutSeconds", "maxMinutes",
+        "collectiveTimeoutSeconds", "maxMinutes", "overlapAllreduce",
     ]
 
     /// Sets one field from its text form, as `--set key=value` and config files do.

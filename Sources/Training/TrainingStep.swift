@@ -4,8 +4,10 @@ import Kernels
 import Model
 
 /// One optimiser step, as training takes it and `bench` times it: zero the gradients, forward
-/// and backward on this rank's slice of the global batch, one in-place allreduce of the flat
-/// gradient buffer, clip, Adam (and the weight average). A non-finite gradient norm (the same
+/// and backward on this rank's slice of the global batch, the sum of the flat gradient buffer
+/// over ranks (GradientReduction: in rank order; with `overlapAllreduce: on` bucket by bucket on a
+/// communication thread while the backward goes on, the same bits), clip, Adam (and the weight
+/// average). A non-finite gradient norm (the same
 /// on every rank, since every rank sees the summed gradient) returns before the update, so the
 /// caller can stop with the weights of before the step.
 public final class TrainingStep {
@@ -15,8 +17,10 @@ public final class TrainingStep {
     let comm: Communicator
     let gradClip: Double
     /// Runs between the local backward and the allreduce (bench: a barrier, so the wait for the
-    /// slowest rank is timed apart from the allreduce; in training that wait is inside it).
+    /// slowest rank is timed apart from the allreduce; in training that wait is inside it). Not
+    /// with the overlap: the reduction has begun by then, and no other collective may run beside it.
     public var beforeAllreduce: (() throws -> Void)?
+    public let reduction: GradientReduction
 
     public init(model: LangevinFlow<Float>, config: Config, comm: Communicator) {
         self.model = model
@@ -24,6 +28,10 @@ public final class TrainingStep {
         gradClip = config.train.gradClip
         adam = Adam(count: model.params.layout.totalCount, beta1: config.train.adamBeta1, beta2: config.train.adamBeta2, eps: config.train.adamEps)
         average = config.train.weightAverage > 0 ? WeightAverage(of: model.params.values, decay: config.train.weightAverage) : nil
+        let groups = model.gradientGroupStarts
+        reduction = GradientReduction(comm: comm, buffer: model.params.grads.ptr, count: model.params.grads.count,
+                                      bucketStarts: [groups.readout, groups.decoder ?? 0, groups.dynamics],
+                                      overlap: config.run.overlapAllreduce == .on)
     }
 
     /// Takes step number `step` on `batch` (nil when this rank's slice is empty). Returns the
@@ -33,17 +41,19 @@ public final class TrainingStep {
                      learningRate: Double, weightDecay: Double, step: Int) throws -> (loss: LossValues?, gradNorm: Double) {
         let clock = model.clock
         model.params.grads.zero()
+        try reduction.begin()
         clock?.mark(.optimiser)
         var loss: LossValues?
         if let batch {
             loss = model.forward(batch, noise: noise, klWeight: klWeight, normalisation: normalisation)
-            model.backward()
+            model.backward(gradientsFinal: reduction.final(from:))
         }
-        if let beforeAllreduce {
+        if let beforeAllreduce, !reduction.overlap {
             try beforeAllreduce()
             clock?.mark(.rankWait)
         }
-        try comm.allreduceSum(model.params.grads.ptr, count: model.params.grads.count)
+        // With the overlap: the wait for the buckets still in flight (and for the slowest rank).
+        try reduction.finish()
         clock?.mark(.allreduce)
         let gradNorm = Adam<Float>.clipGradNorm(model.params.grads, maxNorm: gradClip)
         guard gradNorm.isFinite else { return (loss, gradNorm) }

@@ -34,14 +34,23 @@ struct BenchCommand: ParsableCommand {
           mpirun -n 2 lflow-dist bench --allreduce --repeats 20 --json allreduce.json
 
         --allreduce times the communication of a step instead, in this process's own MPI job \
-        (start it under mpirun, across hosts to measure a network): the trainer's allreduce \
-        (Communicator.allreduceSum of a Float buffer, with the collective watchdog) and the same \
-        call blocking, of the flat gradient buffer of each of --sizes (paper: 4,510,422 floats, small 437,094) \
+        (start it under mpirun, across hosts to measure a network): MPI's allreduce as the \
+        trainer called it before the overlap ("trainer": Communicator.allreduceSum of a Float \
+        buffer, with the collective watchdog), the same call blocking, and the gradient reduction \
+        training uses now ("ordered": the rank-ordered sum, whole buffer, with the watchdog), of \
+        the flat gradient buffer of each of --sizes (paper: 4,510,422 floats, small 437,094) \
         and of each --floats count, --warmup + --repeats times each after a barrier. Rank 0 \
         prints the median, min and max of the slowest rank and bytes/median, and writes them to \
         --json. Launch/netns-cluster.sh and bench/scaling-netns.sh use it over TCP between \
         network namespaces with the link limited by tc (docs/performance.md, "Past one node").
           mpirun -n 2 lflow-dist bench --allreduce --sizes small,paper --floats 1,65536 --repeats 20 --json ar.json
+
+        --allreduce --check-buckets checks instead that the trainer's gradient reduction \
+        (GradientReduction: every element summed in rank order) gives the same bits on a buffer \
+        of --floats floats (the first count; 100,003 by default) reduced whole and cut into \
+        buckets several ways, handed to its communication thread, and prints where MPI's own \
+        allreduce differs from the rank-ordered sum. Status 1 when a bit differs.
+          mpirun -n 4 lflow-dist bench --allreduce --check-buckets
 
         --batch B times each size at global batch B instead of its own (the step of one rank \
         of a larger job at per-rank batch B, when run on 1 rank).
@@ -89,6 +98,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: .hidden) var workerOut: String?
     @Option(help: .hidden) var workerWatchdog = RunOptions().collectiveTimeoutSeconds
     @Option(help: .hidden) var workerPrecision = Precision.float32.rawValue
+    @Option(help: .hidden) var workerOverlap = RunOptions.Switch.on.rawValue
+
+    @Flag(help: "With --allreduce: instead of timing, check that the trainer's gradient reduction gives the same bits whether the buffer is reduced whole or cut into buckets (several cuts, by the communication thread), and that it is the rank-ordered sum.")
+    var checkBuckets = false
 
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be >= 1") }
@@ -125,7 +138,8 @@ struct BenchCommand: ParsableCommand {
         guard var size = BenchSize.all.first(where: { $0.name == sizeName }) else { throw ValidationError("unknown size \(sizeName)") }
         if let batch { size.batch = batch }
         try BenchDriver.worker(size: size, threads: workerThreads, watchdog: workerWatchdog,
-                               precision: Precision(rawValue: workerPrecision) ?? .float32, steps: steps, warmup: warmup, out: out)
+                               precision: Precision(rawValue: workerPrecision) ?? .float32, steps: steps, warmup: warmup,
+                               overlap: workerOverlap != RunOptions.Switch.off.rawValue, out: out)
     }
 
     func driver() throws {
@@ -142,6 +156,12 @@ struct BenchCommand: ParsableCommand {
     func allreduceBench() throws {
         let world = try MPICommunicator.world()
         defer { MPICommunicator.finalize() }
+        if checkBuckets {
+            let lines = try Bench.checkBuckets(floats: Int((floats ?? "").split(separator: ",").first ?? "") ?? 100_003, comm: world)
+            if world.isRoot { say(lines.report) }
+            if !lines.ok { throw ExitCode(1) }
+            return
+        }
         var buffers = sizeList().map { (name: $0.name, floats: Bench.gradientFloats($0)) }
         buffers += (floats ?? "").split(separator: ",").compactMap { Int($0) }.map { (name: "floats", floats: $0) }
         let report = try Bench.allreduce(buffers: buffers, repeats: repeats, warmup: warmup, comm: world,

@@ -24,7 +24,7 @@ struct BenchTests {
         #expect(f32 > 0 && bf16 > 0 && r.stdout.contains("precision auto chooses \(bf16 < f32 ? "bf16" : "float32") at this size"))
     }
 
-    @Test("bench --allreduce on 2 ranks times the gradient buffer of a size and a plain --floats buffer on both paths, exactly summed (no timing is asserted)")
+    @Test("bench --allreduce on 2 ranks times the gradient buffer of a size and a plain --floats buffer on the three paths, exactly summed (no timing is asserted)")
     func allreduce() throws {
         let dir = CLI.temporaryDirectory()
         let r = try CLI.run(["bench", "--allreduce", "--sizes", "smoke", "--floats", "1000", "--repeats", "3", "--json", "\(dir)/allreduce.json"], ranks: 2)
@@ -33,9 +33,9 @@ struct BenchTests {
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/allreduce.json"))) as! [String: Any]
         #expect(json["ranks"] as? Int == 2 && json["hosts"] as? Int == 1 && json["repeats"] as? Int == 3)
         let results = try #require(json["results"] as? [[String: Any]])
-        #expect(results.map { $0["name"] as! String } == ["smoke", "smoke", "floats", "floats"])
-        #expect(results.map { $0["path"] as! String } == ["trainer", "blocking", "trainer", "blocking"])
-        #expect(results[2]["floats"] as? Int == 1000 && results[2]["bytes"] as? Int == 4000)
+        #expect(results.map { $0["name"] as! String } == ["smoke", "smoke", "smoke", "floats", "floats", "floats"])
+        #expect(results.map { $0["path"] as! String } == ["trainer", "blocking", "ordered", "trainer", "blocking", "ordered"])
+        #expect(results[3]["floats"] as? Int == 1000 && results[3]["bytes"] as? Int == 4000)
         // The smoke model's flat gradient buffer, as TrainingStep allreduces it: thousands of floats.
         #expect((results[0]["floats"] as! Int) > 1000)
         for result in results {

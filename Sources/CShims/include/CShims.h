@@ -19,6 +19,7 @@ static inline MPI_Op lf_mpi_sum(void) { return MPI_SUM; }
 static inline MPI_Op lf_mpi_max(void) { return MPI_MAX; }
 static inline MPI_Op lf_mpi_min(void) { return MPI_MIN; }
 static inline void *lf_mpi_in_place(void) { return MPI_IN_PLACE; }
+static inline int lf_mpi_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }
 static inline MPI_Errhandler lf_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
 static inline int lf_mpi_success(void) { return MPI_SUCCESS; }
 static inline int lf_mpi_undefined(void) { return MPI_UNDEFINED; }
