@@ -6,7 +6,8 @@ struct Prepare: ParsableCommand {
         abstract: "Make a spikes file that train reads from an NWB file (trials aligned to an event, or a continuous session cut into windows).",
         discussion: """
         Runs `python3 -m lflow_dist.prepare` (pynwb and nlb_tools' NWB reader, in the project's \
-        Python package) with the same arguments; `lflow-dist prepare --help` shows its flags. \
+        Python package) with the same arguments: `lflow-dist prepare -- --help` (or no arguments) \
+        lists its flags. \
         With --align, trials from the NWB trials table aligned to that column over --window; \
         without it, the whole session binned and cut into overlapping windows, which predict, \
         latents and export merge back onto the session's time base. Held-out neurons: the units \
@@ -23,6 +24,6 @@ struct Prepare: ParsableCommand {
     var arguments: [String] = []
 
     func run() throws {
-        try PythonModule.run("lflow_dist.prepare", arguments: arguments)
+        try PythonModule.run("lflow_dist.prepare", arguments: arguments.isEmpty ? ["--help"] : arguments)
     }
 }

@@ -357,3 +357,73 @@ def test_export_trials(trials_nwb, tmp_path):
     r = run("export", "--session", ses, "--nwb", path, "--out", out2)
     assert r.returncode == 2 and "unit_ids" in r.stderr, r.stderr
     assert not out2.exists()
+
+
+# ---------------------------------------------------------------- the round trip through the binary
+
+def rates_r2(pred, true):
+    """Mean over neurons of 1 - SSE/SST over all bins (nlbsynth's "rates R2")."""
+    sse = ((pred - true) ** 2).sum(0)
+    sst = ((true - true.mean(0)) ** 2).sum(0)
+    return float(np.mean(1.0 - sse / sst))
+
+
+# A small model for a few minutes on 2 cores: the two runs differ only in how the session is cut.
+# Configs/lorenz.yaml is the small model that learns fast (the main job's).
+ROUND_TRIP = ["--config", REPO / "Configs/lorenz.yaml", "--set", "epochs=40", "--set", "klWarmupEpochs=8",
+              "--set", "weightDecayWarmupEpochs=8", "--set", "predictionSamples=0", "--set", "latentEvery=0"]
+
+
+def test_session_round_trip(continuous_nwb, lflow_bin, tmp_path):
+    """Issue 44: the 20-minute continuous session, chopped (1000/200 ms), trained, exported to NWB and
+    merged onto the session's bins, has rates whose R2 against the generator's true rates is within
+    0.02 of the same model trained on the session cut into 1 s trials; the merged rates show no step
+    at the windows' seams."""
+    path, info = continuous_nwb
+    truth = np.load(str(path) + ".truth.npz")
+    true = truth["rates"].astype(float)                       # (60000, 182) spikes per 20 ms bin, ascending id
+    data = {"session": tmp_path / "session.h5", "trials": tmp_path / "trials.h5"}
+    prepare("--nwb", path, "--bin-ms", 20, "--out", data["session"])
+    prepare("--nwb", path, "--bin-ms", 20, "--align", "start_time", "--window", "0,1000", "--out", data["trials"])
+    env = dict(os.environ, PYTHONPATH=str(REPO / "python"))
+    scores, merged = {}, {}
+    for name, spikes in data.items():
+        run_dir = tmp_path / f"run-{name}"
+        r = subprocess.run([lflow_bin, "train", "--data", spikes,
+                            "--run-dir", run_dir, *ROUND_TRIP], capture_output=True, text=True, env=env, timeout=1800)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        out = tmp_path / f"{name}-lflow.nwb"
+        r = subprocess.run([lflow_bin, "export", "--run-dir", run_dir, "--nwb", path, "--out", out],
+                           capture_output=True, text=True, env=env, timeout=900)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        with pynwb.NWBHDF5IO(str(out), "r") as io:
+            module = io.read().processing["lflow_dist"]
+            rates = module["rates"].data[()] * 0.020               # Hz -> spikes per bin
+            bins = np.rint(module["rates"].timestamps[()] / 0.020).astype(int)
+            np.testing.assert_array_equal(module["rates_units"]["unit_id"][:], truth["unit_ids"])
+            assert module["z"].data.shape[0] == len(bins)
+        assert len(bins) == 60000 and np.array_equal(bins, np.arange(60000))     # both cover the whole session
+        scores[name] = rates_r2(rates, true)
+        merged[name] = rates
+    print(f"rates R2 against the truth: session {scores['session']:.4f}, trials {scores['trials']:.4f}")
+    assert scores["session"] > 0.3, scores                    # the model learned the rates
+    assert scores["session"] >= scores["trials"] - 0.02, scores
+
+    # Seams: the change from one bin to the next where a window starts or ends, against elsewhere.
+    with h5py.File(data["session"], "r") as f:
+        starts = f["window_start_bin"][()]
+    seams = np.unique(np.concatenate([starts[1:], starts[:-1] + 50]))
+    steps = np.abs(np.diff(merged["session"], axis=0)).mean(1)       # steps[b - 1]: bin b - 1 -> b
+    inside = np.ones(len(steps), bool)
+    inside[seams - 1] = False
+    ratio = steps[seams - 1].mean() / steps[inside].mean()
+    # The same windows spliced without the merge (each bin from the last window that covers it).
+    with h5py.File(tmp_path / "run-session" / "submission.h5", "r") as f:
+        windows = f["rates"][()]
+    spliced = np.empty_like(merged["session"])
+    for w, s in enumerate(starts):
+        spliced[s:s + 50] = windows[w]
+    spliced_steps = np.abs(np.diff(spliced, axis=0)).mean(1)
+    spliced_ratio = spliced_steps[seams - 1].mean() / spliced_steps[inside].mean()
+    print(f"mean step at the seams / elsewhere: merged {ratio:.3f}, spliced without the merge {spliced_ratio:.3f}")
+    assert ratio < 1.2, (ratio, spliced_ratio)
