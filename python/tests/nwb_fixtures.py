@@ -35,9 +35,13 @@ LORENZ_SPEED = 2.0           # Lorenz time units per second (nlbsynth's default)
 
 
 def nlbsynth_dir():
+    """$NLBSYNTH, else shared/tools/nlbsynth beside the checkout, else the workplace's copy."""
     env = os.environ.get("NLBSYNTH")
     if env:
         return Path(env)
+    for candidate in (Path(__file__).resolve().parents[3] / "shared/tools/nlbsynth", Path("/work/shared/tools/nlbsynth")):
+        if (candidate / "make_dataset.py").exists():
+            return candidate
     return Path(__file__).resolve().parents[3] / "shared/tools/nlbsynth"
 
 

@@ -15,6 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nwb_fixtures  # noqa: E402
 
 pynwb = pytest.importorskip("pynwb")
+if not (nwb_fixtures.nlbsynth_dir() / "make_dataset.py").exists():
+    pytest.skip(f"nlbsynth's generator is not at {nwb_fixtures.nlbsynth_dir()}: set NLBSYNTH to its directory "
+                "(the NWB fixtures are written from it)", allow_module_level=True)
 REPO = Path(__file__).resolve().parents[2]
 
 
