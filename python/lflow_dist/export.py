@@ -21,9 +21,10 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 
 import numpy as np
+
+from .files import atomic_output
 
 PROG = "lflow-dist export"
 MODULE = "lflow_dist"
@@ -141,9 +142,7 @@ def export(session, nwb_path, out, force=False):
     arr, t, unit_ids, attrs = read_session(session)
 
     from pynwb import NWBHDF5IO
-    fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=".nwb.tmp", dir=out_dir)
-    os.close(fd)
-    try:
+    with atomic_output(out, ".export-") as tmp:
         shutil.copyfile(nwb_path, tmp)
         try:
             io = NWBHDF5IO(tmp, "a")
@@ -165,14 +164,6 @@ def export(session, nwb_path, out, force=False):
             io.write(nwb)
         finally:
             io.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main(argv=None):

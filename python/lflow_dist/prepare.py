@@ -25,11 +25,12 @@ import json
 import math
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from .files import atomic_output
 
 PROG = "lflow-dist prepare"
 ALIGN_COLUMN = "lflow_align_time"     # the aligned column's name in the normalised file (nlb_tools
@@ -461,23 +462,12 @@ def prepare(args):
 def write(out_path, arrays, attrs):
     """Write to a temp file beside out_path, then rename it into place."""
     import h5py
-    out_dir = os.path.dirname(os.path.abspath(out_path))
-    fd, tmp = tempfile.mkstemp(prefix=".prepare-", suffix=".h5.tmp", dir=out_dir)
-    os.close(fd)
-    try:
+    with atomic_output(out_path, ".prepare-") as tmp:
         with h5py.File(tmp, "w") as f:
             for k, v in arrays.items():
                 f.create_dataset(k, data=v)
             for k, v in attrs.items():
                 f.attrs[k] = v
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main(argv=None):
