@@ -128,8 +128,8 @@ public struct Recording: Sendable, Equatable {
             guard file.has("window_start_bin") else { throw fail("window_start_bin", "missing; a file of kind 'session' must say where each window starts on the session's bins") }
             let (s, v) = try file.readDoubles("window_start_bin")
             guard s == [trials] else { throw fail("window_start_bin", "shape \(s), expected [\(trials)] (one per window of 'spikes')") }
-            for name in ["session_bins"] where !file.hasAttribute(name) {
-                throw DataError("'\(path)': a file of kind 'session' needs the attribute \(name)")
+            guard file.hasAttribute("session_bins") else {
+                throw DataError("'\(path)': a file of kind 'session' needs the attribute session_bins")
             }
             let sessionBins = Int(try file.readAttributeInt("session_bins"))
             let start = file.hasAttribute("session_start_time") ? try file.readAttributeDouble("session_start_time") : 0

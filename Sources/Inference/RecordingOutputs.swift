@@ -29,8 +29,7 @@ public enum RecordingOutputs {
         try file.write("rates", shape: [trials, dims.bins, recording.neurons], floats: rates)
         try file.write("unit_ids", shape: [recording.neurons], int64s: recording.unitIDs)
         if let windows = recording.windows {
-            try file.write("session/rates", shape: [windows.sessionBins, recording.neurons], floats: windows.merge(rates, channels: recording.neurons))
-            try file.write("session/time", shape: [windows.sessionBins], doubles: windows.binTimes)
+            try writeMerged([("rates", rates, recording.neurons)], windows: windows, under: "session/", into: file)
         }
     }
 
@@ -39,12 +38,27 @@ public enum RecordingOutputs {
     /// Nothing for a recording of trials.
     public static func writeSessionPaths(_ paths: LatentPaths.Paths, bins: Int, recording: Recording, into file: H5File) throws {
         guard let windows = recording.windows else { return }
-        for (name, values, width) in [("z", paths.z, paths.hidden), ("v", paths.v, paths.hidden), ("h", paths.h, paths.hidden),
-                                      ("factors", paths.factors, paths.factorCount)] where !values.isEmpty {
-            let seen = observed(values, trials: paths.trials, steps: paths.steps, bins: bins, width: width)
-            try file.write("session/\(name)", shape: [windows.sessionBins, width], floats: windows.merge(seen, channels: width))
+        try writeMerged(observedParts(paths, ["z", "v", "h", "factors"], bins: bins), windows: windows, under: "session/", into: file)
+    }
+
+    /// The named parts of `paths` (z, v, h, factors), each its observed bins (trials, bins, width);
+    /// empty parts (v in first order) left out.
+    static func observedParts(_ paths: LatentPaths.Paths, _ names: [String], bins: Int) -> [(String, [Float], Int)] {
+        let all: [String: ([Float], Int)] = ["z": (paths.z, paths.hidden), "v": (paths.v, paths.hidden), "h": (paths.h, paths.hidden),
+                                             "factors": (paths.factors, paths.factorCount)]
+        return names.compactMap { name in
+            guard let (values, width) = all[name], !values.isEmpty else { return nil }
+            return (name, observed(values, trials: paths.trials, steps: paths.steps, bins: bins, width: width), width)
         }
-        try file.write("session/time", shape: [windows.sessionBins], doubles: windows.binTimes)
+    }
+
+    /// Writes each part (windows, length, width) merged onto the session's bins as `<prefix><name>`
+    /// (session bins, width), and `<prefix>time`.
+    static func writeMerged(_ parts: [(String, [Float], Int)], windows: SessionWindows, under prefix: String, into file: H5File) throws {
+        for (name, values, width) in parts {
+            try file.write(prefix + name, shape: [windows.sessionBins, width], floats: windows.merge(values, channels: width))
+        }
+        try file.write(prefix + "time", shape: [windows.sessionBins], doubles: windows.binTimes)
     }
 
     /// The file `lflow_dist.export` turns into NWB (`lflow-dist export`): top-level `rates`
@@ -57,16 +71,9 @@ public enum RecordingOutputs {
         let rates = rates(trainRates, dims: dims, recording: recording, trials: trials)
         try AtomicFile.write(path) { temporary in
             let file = try H5File.create(temporary)
-            var parts: [(String, [Float], Int)] = [("rates", rates, neurons)]
-            for (name, values, width) in [("z", paths.z, paths.hidden), ("v", paths.v, paths.hidden), ("factors", paths.factors, paths.factorCount)]
-            where !values.isEmpty {
-                parts.append((name, observed(values, trials: trials, steps: paths.steps, bins: bins, width: width), width))
-            }
+            let parts = [("rates", rates, neurons)] + observedParts(paths, ["z", "v", "factors"], bins: bins)
             if let windows = recording.windows {
-                for (name, values, width) in parts {
-                    try file.write(name, shape: [windows.sessionBins, width], floats: windows.merge(values, channels: width))
-                }
-                try file.write("time", shape: [windows.sessionBins], doubles: windows.binTimes)
+                try writeMerged(parts, windows: windows, under: "", into: file)
             } else {
                 for (name, values, width) in parts { try file.write(name, shape: [trials, bins, width], floats: values) }
                 if let starts = recording.trialStartTime { try file.write("trial_start_time", shape: [trials], doubles: starts) }

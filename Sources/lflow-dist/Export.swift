@@ -53,12 +53,12 @@ struct Export: ParsableCommand {
         let checkpoint = checkpoint ?? run.best
         try WorldJob.run(preflight: { _ -> (Config, String) in
             guard FileManager.default.fileExists(atPath: checkpoint) else {
-                throw ExportFailure("'\(checkpoint)' does not exist: export needs a finished run (its best.h5) or --checkpoint")
+                throw RecordingCommandError("'\(checkpoint)' does not exist: export needs a finished run (its best.h5) or --checkpoint")
             }
             let config = try Config.read(checkpoint: checkpoint)
             if let data { return (config, data) }
             guard let file = try? H5File.open(run.latents), let path = try? file.readAttributeString("data") else {
-                throw ExportFailure("cannot tell which data file the run in '\(runDir)' trained on ('\(run.latents)' is missing or has no data attribute); pass --data FILE.h5")
+                throw RecordingCommandError("cannot tell which data file the run in '\(runDir)' trained on ('\(run.latents)' is missing or has no data attribute); pass --data FILE.h5")
             }
             return (config, path)
         }, body: { comm, plan in
@@ -71,7 +71,7 @@ struct Export: ParsableCommand {
         comm.deadline = CollectiveDeadline(seconds: config.run.collectiveTimeoutSeconds)
         let tensors = try NLBTensors.load(path: dataPath)
         guard let recording = tensors.recording else {
-            throw AgreedFailure(reason: ExportFailure("'\(dataPath)' is an NLB tensor file, which holds no session times or unit ids to put rates back into NWB; export works on spikes files (`lflow-dist prepare` makes one from the NWB file). For NLB data, predict writes the submission."))
+            throw AgreedFailure(reason: RecordingCommandError("'\(dataPath)' is an NLB tensor file, which holds no session times or unit ids to put rates back into NWB; export works on spikes files (`lflow-dist prepare` makes one from the NWB file). For NLB data, predict writes the submission."))
         }
         let model = try Predictor.model(checkpoint: checkpoint, tensors: tensors, config: config.model,
                                         chunk: Predictor.chunkSize(batchSize: config.train.batchSize))
@@ -87,9 +87,4 @@ struct Export: ParsableCommand {
         say("wrote \(session): rates, z, v and factors of \(tensors.trainCount) \(recording.kind == .session ? "windows merged onto \(recording.windows!.sessionBins) session bins" : "trials")")
         try PythonModule.run("lflow_dist.export", arguments: ["--session", session, "--nwb", nwb, "--out", out] + (force ? ["--force"] : []))
     }
-}
-
-struct ExportFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

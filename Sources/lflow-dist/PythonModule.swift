@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Support
 
 /// Runs a module of the project's Python package (`lflow_dist`, in python/): what reads and
 /// writes NWB (`prepare`, `export`), on pynwb and nlb_tools, the libraries labs already trust.
@@ -18,7 +19,7 @@ enum PythonModule {
         process.arguments = [interpreter, "-m", module] + arguments
         process.environment = environment
         do { try process.run() } catch {
-            throw PythonFailure("cannot start \(interpreter) for \(module): \(error). Install Python 3 with the package: pip install ./python (in a checkout), or set LFLOW_DIST_PYTHON to an interpreter that has it.")
+            throw RecordingCommandError("cannot start \(interpreter) for \(module): \(error). Install Python 3 with the package: pip install ./python (in a checkout), or set LFLOW_DIST_PYTHON to an interpreter that has it.")
         }
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw ExitCode(process.terminationStatus) }
@@ -38,7 +39,6 @@ enum PythonModule {
     }
 }
 
-struct PythonFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
+/// What `prepare` and `export` say when the Python side cannot run or the run has nothing to export.
+enum RecordingCommandFailure {}
+typealias RecordingCommandError = Failure<RecordingCommandFailure>
