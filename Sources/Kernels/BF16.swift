@@ -36,3 +36,16 @@ public enum BF16 {
                                a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
 }
+
+extension GEMMGrid {
+    /// C_ij ← α·op(A_ij)·op(B_ij) + β·C_ij over the grid (see `BF16.gemm`) on float32 operands,
+    /// in one oneDNN primitive: one call where a loop would make grid.outer·grid.inner small
+    /// ones, each paying oneDNN's dispatch. False when oneDNN cannot run it (the caller loops).
+    public static func gemm(_ grid: GEMMGrid, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+        guard m > 0, n > 0, k > 0, grid.outer > 0, grid.inner > 0 else { return true }
+        return OneDNN.gemmFloat(grid: grid, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                                a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+}

@@ -329,6 +329,19 @@ public enum OneDNN {
                        b: UnsafeRawPointer(b), ldb: ldb, beta: beta, c: c, ldc: ldc, precision: .bf16, grid: grid)
     }
 
+    /// A grid of float32 products in one primitive (see `GEMMGrid.gemm`). False when oneDNN
+    /// cannot do it.
+    static func gemmFloat(grid: GEMMGrid, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                          a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                          beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+        guard available else { return false }
+        pthread_mutex_lock(&state.lock)
+        defer { pthread_mutex_unlock(&state.lock) }
+        lf_set_openmp_threads(Int32(state.threads))
+        return execute(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: UnsafeRawPointer(a), lda: lda,
+                       b: UnsafeRawPointer(b), ldb: ldb, beta: beta, c: c, ldc: ldc, precision: .float32, grid: grid)
+    }
+
     /// Elements an operand of a grid of products spans: the last matrix's offset plus its extent
     /// (strides are non-negative).
     static func extent(rows: Int, columns: Int, ld: Int, grid: GEMMGrid?, steps: KeyPath<GEMMGrid, GEMMGrid.Steps>) -> Int {

@@ -49,7 +49,8 @@ public enum GEMMEngine: String, Sendable {
     /// Below this many multiply-adds a call's fixed cost in oneDNN exceeds its gain.
     nonisolated(unsafe) public static var oneDNNMinimum = 0
 
-    static func useOneDNN(_ m: Int, _ n: Int, _ k: Int) -> Bool {
+    /// Whether a Float product of m·n·k multiply-adds goes to oneDNN under the current choice.
+    public static func useOneDNN(_ m: Int, _ n: Int, _ k: Int) -> Bool {
         switch current {
         case .openBLAS: return false
         case .oneDNN: return OneDNN.available

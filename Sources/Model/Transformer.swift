@@ -157,9 +157,14 @@ public final class TransformerLayer<S: Scalar> {
     var dResidual: Buffer<S> { residual }
     let dx1: Buffer<S>                                          // (steps, B, D)
     /// dQ, dK, dV of one (trial, head), before they replace its Q, K, V.  (3, steps, dh)
+    /// The float32 grids use it for the dQ of a chunk of trials instead.  (steps, chunk, D)
     let headGradients: Buffer<S>
     let dFF: Buffer<S>              // (steps, B, Fff)
-    let dScores: Buffer<S>          // (steps, steps)
+    /// dS of one (trial, head); the float32 grids': of a chunk of trials.  (chunk, heads, steps, steps)
+    let dScores: Buffer<S>
+    /// Float32 attention products as grids over (trial, head), one oneDNN primitive each, where
+    /// oneDNN runs: the backward takes `gridChunkTrials` trials at a time. 0: the loops.
+    let gridChunkTrials: Int
     /// With bf16 (Float, on the hardware or the emulated bf16 path) the attention's products run per chunk of
     /// `chunkTrials` trials on bf16 copies: of the chunk's Q, K, V (steps, chunk, 3D), of its
     /// context gradient (steps, chunk, D) and of its P ⊙ mask or dS (chunk, heads, steps,
@@ -215,11 +220,17 @@ public final class TransformerLayer<S: Scalar> {
         x2InvStd = Buffer(count: steps * maxBatch)
         residual = Buffer(count: rowsD)
         dx1 = Buffer(count: rowsD)
-        headGradients = Buffer(count: 3 * steps * (width / heads))
         dFF = Buffer(count: rowsF)
-        dScores = Buffer(count: steps * steps)
-        bf16Attention = config.precision == .bf16 && S.self == Float.self && OneDNN.bf16Available
+        let bf16Attention = config.precision == .bf16 && S.self == Float.self && OneDNN.bf16Available
             ? BF16Attention(steps: steps, maxBatch: maxBatch, width: width, heads: heads, chunkTrials: attentionChunkTrials) : nil
+        self.bf16Attention = bf16Attention
+        // About 2M values of dQ per chunk, as the bf16 chunks: all the main job's and the small
+        // model's trials, 52 of the paper size's.
+        gridChunkTrials = bf16Attention == nil && S.self == Float.self && OneDNN.available
+            ? max(1, min(maxBatch, attentionChunkTrials ?? (2 << 20) / max(1, steps * width))) : 0
+        let chunk = max(1, gridChunkTrials)
+        headGradients = Buffer(count: max(3 * steps * headWidth, steps * chunk * width))
+        dScores = Buffer(count: chunk * heads * steps * steps)
     }
 
     /// Overwrites `out` (steps, B, D) from `x` (steps, B, D).
@@ -236,7 +247,11 @@ public final class TransformerLayer<S: Scalar> {
         // Self-attention.
         Linear.forward(y: qkv.ptr, x: x, weight: params.value(inProjWeight), bias: params.value(inProjBias),
                        rows: rows, inDim: d, outDim: 3 * d, precision: precision)
-        if let bf16Attention { attentionForwardBF16(bf16Attention, batch: batch) } else { attentionForward(batch: batch) }
+        if let bf16Attention {
+            attentionForwardBF16(bf16Attention, batch: batch)
+        } else if !attentionForwardGrid(batch: batch) {
+            attentionForward(batch: batch)
+        }
         Linear.forward(y: residual.ptr, x: context.ptr, weight: params.value(outProjWeight), bias: params.value(outProjBias),
                        rows: rows, inDim: d, outDim: d, precision: precision)
         // x1 = LayerNorm1(x + drop(attnOut)), in one pass per row.
@@ -347,7 +362,7 @@ public final class TransformerLayer<S: Scalar> {
                         dy: dResidual.ptr, x: context.ptr, weight: params.value(outProjWeight), rows: rows, inDim: d, outDim: d, precision: precision)
         if let bf16Attention {
             attentionBackwardBF16(bf16Attention, batch: batch, dContext: dContext.ptr)
-        } else {
+        } else if !attentionBackwardGrid(batch: batch, dContext: dContext.ptr) {
             attentionBackward(batch: batch, dContext: dContext.ptr)
         }
         let dQKV = qkv                                                           // now dQ, dK, dV
@@ -498,5 +513,77 @@ extension TransformerLayer {
                                  alpha: scale, a: work.scores, lda: steps, b: work.qkv, ldb: l16, beta: 0, c: q + d, ldc: ld)
             precondition(ok, "oneDNN could not run the attention's bf16 products (\(OneDNN.implementation(precision: .bf16)))")
         }
+    }
+
+    /// `attentionForward` in float32 with each product one grid over (trial, head): the same
+    /// products in two oneDNN calls instead of 2·B·heads. False (nothing done) where the loops
+    /// run instead: Double, bf16, oneDNN absent or not chosen (`GEMMEngine`).
+    func attentionForwardGrid(batch: Int) -> Bool {
+        let d = width, dh = headWidth, s2 = steps * steps, ld = batch * 3 * d
+        guard gridChunkTrials > 0, GEMMEngine.useOneDNN(steps, steps, dh) else { return false }
+        let scale = Float(1 / S(dh).squareRoot())
+        let qkvF = UnsafeMutableRawPointer(qkv.ptr).assumingMemoryBound(to: Float.self)
+        let probsF = UnsafeMutableRawPointer(probs.ptr).assumingMemoryBound(to: Float.self)
+        let droppedF = UnsafeMutableRawPointer(probsDropped.ptr).assumingMemoryBound(to: Float.self)
+        let contextF = UnsafeMutableRawPointer(context.ptr).assumingMemoryBound(to: Float.self)
+        let block = GEMMGrid.Steps(outer: heads * s2, inner: s2), inQKV = GEMMGrid.Steps(outer: 3 * d, inner: dh)
+        // scores = Q Kᵀ · scale, into probs.
+        var ok = GEMMGrid.gemm(GEMMGrid(outer: batch, inner: heads, a: inQKV, b: inQKV, c: block), transA: false, transB: true,
+                               m: steps, n: steps, k: dh, alpha: scale, a: qkvF, lda: ld, b: qkvF + d, ldb: ld,
+                               beta: 0, c: probsF, ldc: steps)
+        precondition(ok, "oneDNN could not run the attention's score products (\(OneDNN.implementation(precision: .float32)))")
+        for blockIndex in 0..<(batch * heads) {
+            softmax(probs.ptr + blockIndex * s2, dropped: probsDropped.ptr + blockIndex * s2,
+                    mask: attnMask.kept + blockIndex * s2, keep: attnMask.scale)
+        }
+        // context = (P ⊙ mask) V
+        ok = GEMMGrid.gemm(GEMMGrid(outer: batch, inner: heads, a: block, b: inQKV, c: GEMMGrid.Steps(outer: d, inner: dh)),
+                           transA: false, transB: false, m: steps, n: dh, k: steps, alpha: 1, a: droppedF, lda: steps,
+                           b: qkvF + 2 * d, ldb: ld, beta: 0, c: contextF, ldc: batch * d)
+        precondition(ok, "oneDNN could not run the attention's context products (\(OneDNN.implementation(precision: .float32)))")
+        return true
+    }
+
+    /// `attentionBackward` in float32 with grids over (trial, head), per chunk of
+    /// `gridChunkTrials` trials, overwriting `qkv` with dQ, dK, dV: dPd = dctx Vᵀ (into
+    /// `dScores`), then dV over V, the softmax's backward, dQ into `headGradients` (K is still
+    /// read by it), dK over K, and dQ copied over Q. False where the loops run instead.
+    func attentionBackwardGrid(batch: Int, dContext: UnsafePointer<S>) -> Bool {
+        let d = width, dh = headWidth, s2 = steps * steps, ld = batch * 3 * d, ldc = batch * d
+        guard gridChunkTrials > 0, GEMMEngine.useOneDNN(steps, steps, dh) else { return false }
+        let scale = Float(1 / S(dh).squareRoot())
+        let qkvF = UnsafeMutableRawPointer(qkv.ptr).assumingMemoryBound(to: Float.self)
+        let droppedF = UnsafeMutableRawPointer(probsDropped.ptr).assumingMemoryBound(to: Float.self)
+        let dContextF = UnsafeRawPointer(dContext).assumingMemoryBound(to: Float.self)
+        let dsF = UnsafeMutableRawPointer(dScores.ptr).assumingMemoryBound(to: Float.self)
+        let dqF = UnsafeMutableRawPointer(headGradients.ptr).assumingMemoryBound(to: Float.self)
+        let block = GEMMGrid.Steps(outer: heads * s2, inner: s2), inQKV = GEMMGrid.Steps(outer: 3 * d, inner: dh)
+        let inContext = GEMMGrid.Steps(outer: d, inner: dh)
+        for first in stride(from: 0, to: batch, by: gridChunkTrials) {
+            let n = min(gridChunkTrials, batch - first)
+            let grid = { (a: GEMMGrid.Steps, b: GEMMGrid.Steps, c: GEMMGrid.Steps) in GEMMGrid(outer: n, inner: self.heads, a: a, b: b, c: c) }
+            let q = qkvF + first * 3 * d, dctx = dContextF + first * d, pd = droppedF + first * heads * s2
+            // dPd = dctx Vᵀ, while V is still there.
+            var ok = GEMMGrid.gemm(grid(inContext, inQKV, block), transA: false, transB: true, m: steps, n: steps, k: dh,
+                                   alpha: 1, a: dctx, lda: ldc, b: q + 2 * d, ldb: ld, beta: 0, c: dsF, ldc: steps)
+            // dV = Pdᵀ dctx, over V.
+            ok = ok && GEMMGrid.gemm(grid(block, inContext, inQKV), transA: true, transB: false, m: steps, n: dh, k: steps,
+                                     alpha: 1, a: pd, lda: steps, b: dctx, ldb: ldc, beta: 0, c: q + 2 * d, ldc: ld)
+            for j in 0..<(n * heads) {
+                let blockIndex = first * heads + j
+                softmaxBackward(dScores.ptr + j * s2, probs: probs.ptr + blockIndex * s2, mask: attnMask.kept + blockIndex * s2,
+                                keep: attnMask.scale)
+            }
+            // dQ = scale · dS K, aside (steps, n, D); then dK = scale · dSᵀ Q over K.
+            ok = ok && GEMMGrid.gemm(grid(block, inQKV, inContext), transA: false, transB: false, m: steps, n: dh, k: steps,
+                                     alpha: scale, a: dsF, lda: steps, b: q + d, ldb: ld, beta: 0, c: dqF, ldc: n * d)
+            ok = ok && GEMMGrid.gemm(grid(block, inQKV, inQKV), transA: true, transB: false, m: steps, n: dh, k: steps,
+                                     alpha: scale, a: dsF, lda: steps, b: q, ldb: ld, beta: 0, c: q + d, ldc: ld)
+            precondition(ok, "oneDNN could not run the attention's backward products (\(OneDNN.implementation(precision: .float32)))")
+            for t in 0..<steps {
+                for b in 0..<n { (q + t * ld + b * 3 * d).update(from: dqF + (t * n + b) * d, count: d) }
+            }
+        }
+        return true
     }
 }
