@@ -85,7 +85,7 @@ extension Bench {
             }
         }
         comm.deadline = CollectiveDeadline(seconds: watchdogSeconds)
-        return AllreduceReport(ranks: comm.size, hosts: try distinctHosts(comm), repeats: repeats, warmup: warmup, results: results)
+        return AllreduceReport(ranks: comm.size, hosts: try comm.hostCount(), repeats: repeats, warmup: warmup, results: results)
     }
 
     /// `bench --allreduce --check-buckets`: rank r contributes pseudo-random floats of widely
@@ -164,23 +164,6 @@ extension Bench {
         let ok = flag[0] == 0
         lines.append(ok ? "bitwise equal on every rank: yes" : "bitwise equal on every rank: NO")
         return (ok, lines.joined(separator: "\n"))
-    }
-
-    /// How many distinct host names the ranks run on (a hash of each name, gathered).
-    static func distinctHosts(_ comm: MPICommunicator) throws -> Int {
-        let name = ProcessInfo.processInfo.hostName
-        var hash: UInt32 = 2_166_136_261
-        for byte in name.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
-        let mine = [Float(hash >> 8)]                    // 24 bits: exact in a Float
-        var all = [Float](repeating: 0, count: comm.size)
-        try mine.withUnsafeBufferPointer { m in
-            try all.withUnsafeMutableBufferPointer { a in
-                try comm.gather(m.baseAddress!, count: 1, counts: Array(repeating: 1, count: comm.size), into: a.baseAddress, root: 0)
-            }
-        }
-        var count = [Double(Set(all).count)]
-        try count.withUnsafeMutableBufferPointer { try comm.broadcast($0.baseAddress!, count: 1, root: 0) }
-        return Int(count[0])
     }
 
     /// Rank 0's lines for the report.

@@ -39,14 +39,13 @@ public struct BenchDriver {
 
     /// Inside mpirun: time the steps on MPI_COMM_WORLD; rank 0 writes the result as JSON to `out`.
     public static func worker(size: BenchSize, threads: Int, watchdog: Double, precision: Precision, steps: Int, warmup: Int,
-                              overlap: Bool = true, out: String) throws {
+                              overlap: RunOptions.Overlap = .auto, out: String) throws {
         let world = try MPICommunicator.world()
         defer { MPICommunicator.finalize() }
         world.deadline = CollectiveDeadline(seconds: watchdog)
         setBLASThreads(threads)
         var result = try Bench.trainingSteps(size: size, precision: precision, steps: steps, warmup: warmup, comm: world, overlap: overlap)
         result.threads = threads
-        result.overlapAllreduce = overlap
         result.watchdog = watchdog > 0
         result.precision = precision.rawValue
         result.ranPrecision = precision == .bf16 && OneDNN.bf16Path == .emulated ? "bf16 (emulated)" : precision.rawValue

@@ -104,7 +104,7 @@ public struct BenchResult: Codable, Sendable {
     /// the CPU has no AVX512-BF16).
     public var precision = Precision.float32.rawValue
     public var ranPrecision = Precision.float32.rawValue
-    /// overlapAllreduce of the step.
+    /// Whether the step's gradient reduction overlapped the backward (overlapAllreduce, resolved).
     public var overlapAllreduce = true
 }
 
@@ -133,15 +133,15 @@ public enum Bench {
     /// `overlap`: `overlapAllreduce` (on: no barrier before the reduction, whose buckets are in
     /// flight by then; the allreduce phase is the wait for the last of them, rank wait included).
     public static func trainingSteps(size: BenchSize, precision: Precision, steps: Int, warmup: Int, comm: Communicator,
-                                     overlap: Bool = true) throws -> BenchResult {
+                                     overlap: RunOptions.Overlap = .auto) throws -> BenchResult {
         var config = size.config(precision: precision)
-        config.run.overlapAllreduce = overlap ? .on : .off
+        config.run.overlapAllreduce = overlap
         let dims = size.dims
         let global = Array(0..<size.batch)
         let local = comm.share(global)
         let model = LangevinFlow<Float>(config: config.model, dims: dims, maxBatch: max(local.count, 1))
         model.params.initialise(seed: 0)
-        let step = TrainingStep(model: model, config: config, comm: comm)
+        let step = try TrainingStep(model: model, config: config, comm: comm)
         step.beforeAllreduce = { try comm.barrier() }
         let batch = Batch<Float>(dims: dims, capacity: max(local.count, 1))
         batch.count = local.count
@@ -178,11 +178,13 @@ public enum Bench {
         let med = median(times)
         var phases: [String: Double] = [:]
         for phase in PhaseClock.Phase.allCases { phases[phase.name] = clock.seconds[phase.rawValue] / Double(steps) }
-        return BenchResult(size: size.name, ranks: comm.size, threads: 0, stepSeconds: times, median: med,
-                           min: times.min() ?? 0, max: times.max() ?? 0, trialsPerSecond: Double(size.batch) / med,
-                           gflops: size.flopsPerStep / med / 1e9, phases: phases,
-                           allreduceFraction: clock.seconds[PhaseClock.Phase.allreduce.rawValue] / Double(steps) / med,
-                           peakMemoryMiB: memory[0], parameters: model.params.layout.totalCount)
+        var result = BenchResult(size: size.name, ranks: comm.size, threads: 0, stepSeconds: times, median: med,
+                                 min: times.min() ?? 0, max: times.max() ?? 0, trialsPerSecond: Double(size.batch) / med,
+                                 gflops: size.flopsPerStep / med / 1e9, phases: phases,
+                                 allreduceFraction: clock.seconds[PhaseClock.Phase.allreduce.rawValue] / Double(steps) / med,
+                                 peakMemoryMiB: memory[0], parameters: model.params.layout.totalCount)
+        result.overlapAllreduce = step.reduction.overlap
+        return result
     }
 
     /// GFLOP/s of square n×n products through `Float.gemm` (the engine and precision training

@@ -114,6 +114,17 @@ extension Communicator {
         try allreduceSumInRankOrder(buffer, count: count, spin: { true })
     }
 
+    /// How many distinct hosts the ranks run on: each rank's host name hashed (24 bits, exact
+    /// in a Double) into its own slot of a table summed over ranks. Collective.
+    public func hostCount() throws -> Int {
+        var hash: UInt32 = 2_166_136_261
+        for byte in ProcessInfo.processInfo.hostName.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        var table = [Double](repeating: 0, count: size)
+        table[rank] = Double(hash >> 8)
+        try table.withUnsafeMutableBufferPointer { try allreduceSum($0.baseAddress!, count: $0.count) }
+        return Set(table).count
+    }
+
     /// Sum of a few scalars over ranks.
     public func sum(_ values: [Double]) throws -> [Double] {
         var v = values

@@ -10,7 +10,8 @@ import Glibc
 //  - the summation order: every element is summed in rank order, ((g₀ + g₁) + g₂) + … in Float,
 //    wherever it falls (`allreduceSumInRankOrder`: a reduce-scatter by MPI_Alltoallv, the local sum
 //    in rank order, then MPI_Allgatherv; the bytes a ring moves). So cutting the buffer into
-//    buckets changes no bit. At 2 ranks it is a + b, what any MPI allreduce computes.
+//    buckets changes no bit. At 2 ranks it is a + b, what any MPI allreduce computes, so there it
+//    is MPI_Iallreduce itself.
 //  - the buckets: fixed cuts of the buffer (the layer groups' starts), the same on every rank,
 //    handed over as the backward reports each group complete (`final(from:)`): the buffer is in
 //    Layout order, the backward in reverse layer order (readout, decoder, dynamics, encoder), so
@@ -174,6 +175,14 @@ extension MPICommunicator {
     public func allreduceSumInRankOrder(_ buffer: UnsafeMutablePointer<Float>, count: Int, spin: () -> Bool) throws {
         guard size > 1, count > 0 else { return }
         let p = size
+        // Two ranks: every element is g₀ + g₁ whichever rank adds it (IEEE addition commutes),
+        // so MPI's own allreduce is already the rank-ordered sum, in one collective instead of two.
+        if p == 2 {
+            try polled("MPI_Iallreduce (the rank-ordered sum of 2 ranks) of \(count) floats", spin: spin) {
+                MPI_Iallreduce(lf_mpi_in_place(), buffer, Int32(count), lf_mpi_float(), lf_mpi_sum(), comm, $0)
+            }
+            return
+        }
         let counts = UnsafeMutablePointer<Int32>.allocate(capacity: 4 * p)
         defer { counts.deallocate() }
         let offsets = counts + p, receiveCounts = counts + 2 * p, receiveOffsets = counts + 3 * p

@@ -41,10 +41,11 @@ public struct RunOptions: Equatable, Sendable {
     public var ensemble = 1
     public var collectiveTimeoutSeconds = 60.0
     public var maxMinutes = 0.0
-    public enum Switch: String, CaseIterable, Sendable { case on, off }
+    public enum Overlap: String, CaseIterable, Sendable { case auto, on, off }
     /// Reduce the gradients layer group by layer group on a communication thread while the
-    /// backward goes on (GradientReduction); the same bits either way.
-    public var overlapAllreduce = Switch.on
+    /// backward goes on (GradientReduction); the same bits either way. auto: when the ranks
+    /// span more than one host (`GradientReduction.overlaps`).
+    public var overlapAllreduce = Overlap.auto
 
     public init() {}
 }
@@ -103,7 +104,7 @@ extension RunOptions {
         .int("keepCheckpoints", \.keepCheckpoints, ">= 1", "Resumable checkpoints kept in the run directory (the newest ones); best.h5 is kept besides."),
         .int("ensemble", \.ensemble, "1...16", "Models `train` trains one after another, in member-1, member-2, … of the run directory: seeds seed, seed+1, … (with splitSeed -1 each validates on its own split, so together they learn from every training trial). Under maxMinutes each member gets an equal share of what the members before it left. The submission holds the mean of their rates. 1 = one model (the spec). Measured on small data in docs/small-data.md."),
         .real("collectiveTimeoutSeconds", \.collectiveTimeoutSeconds, ">= 0", "Collective watchdog: a rank that waits longer than this (or 10 times the slowest training step so far, whichever is longer) for the other ranks in a collective prints which collective, step and checkpoint, and exits with status 69 (a lost rank, host or link; requeue and resume). After SIGTERM/SIGUSR1 it waits at most 10 s more. 0 disables it (blocking collectives)."),
-        .choice("overlapAllreduce", \.overlapAllreduce, "on: sum the gradients over ranks layer group by layer group (readout, decoder, dynamics, encoder) on a communication thread while the backward still computes the groups before them, hiding communication behind computation (docs/performance.md, \"Past one node\"); off: all at once after the backward. Every element is summed in rank order either way, so the two give the same bits. Needs MPI_THREAD_SERIALIZED when on."),
+        .choice("overlapAllreduce", \.overlapAllreduce, "auto: on when the ranks run on more than one host, off on one (there the sum is a shared-memory copy of well under a millisecond, and the communication thread's polling cost the main job 10-12% on 2 cores); on: sum the gradients over ranks layer group by layer group (readout, decoder, dynamics, encoder) on a communication thread while the backward still computes the groups before them, hiding communication behind computation (docs/performance.md, \"Past one node\"); off: all at once after the backward. Every element is summed in rank order either way, so the two give the same bits. Needs MPI_THREAD_SERIALIZED when on."),
         .real("maxMinutes", \.maxMinutes, ">= 0", "Wall-clock budget of the training, in minutes, counted across resumes (0 = none). Checked at each epoch end by rank 0 for every rank; the run then ends as if epochs were reached. After 5 epochs the epochs that fit are planned, and the warm-ups (klWarmupEpochs, weightDecayWarmupEpochs) shrink by planned/epochs."),
     ]
 

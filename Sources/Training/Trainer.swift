@@ -103,7 +103,7 @@ public final class Trainer {
         model.params.initialise(seed: config.model.seed)
         run = context.run
         comm = context.comm
-        optimiserStep = TrainingStep(model: model, config: config, comm: comm)
+        optimiserStep = try TrainingStep(model: model, config: config, comm: comm)
         batch = Batch(dims: dims, capacity: config.train.batchSize)
         bestParameters = Buffer(count: model.params.layout.totalCount)
         liveParameters = config.train.weightAverage > 0 ? Buffer(count: model.params.layout.totalCount) : nil

@@ -5,8 +5,8 @@ import Model
 
 /// One optimiser step, as training takes it and `bench` times it: zero the gradients, forward
 /// and backward on this rank's slice of the global batch, the sum of the flat gradient buffer
-/// over ranks (GradientReduction: in rank order; with `overlapAllreduce: on` bucket by bucket on a
-/// communication thread while the backward goes on, the same bits), clip, Adam (and the weight
+/// over ranks (GradientReduction: in rank order; when it overlaps (`overlaps`) bucket by bucket on
+/// a communication thread while the backward goes on, the same bits), clip, Adam (and the weight
 /// average). A non-finite gradient norm (the same
 /// on every rank, since every rank sees the summed gradient) returns before the update, so the
 /// caller can stop with the weights of before the step.
@@ -22,7 +22,8 @@ public final class TrainingStep {
     public var beforeAllreduce: (() throws -> Void)?
     public let reduction: GradientReduction
 
-    public init(model: LangevinFlow<Float>, config: Config, comm: Communicator) {
+    /// Collective (with `overlapAllreduce: auto` it counts the hosts).
+    public init(model: LangevinFlow<Float>, config: Config, comm: Communicator) throws {
         self.model = model
         self.comm = comm
         gradClip = config.train.gradClip
@@ -31,7 +32,21 @@ public final class TrainingStep {
         let groups = model.gradientGroupStarts
         reduction = GradientReduction(comm: comm, buffer: model.params.grads.ptr, count: model.params.grads.count,
                                       bucketStarts: [groups.readout, groups.decoder ?? 0, groups.dynamics],
-                                      overlap: config.run.overlapAllreduce == .on)
+                                      overlap: try Self.overlaps(config.run.overlapAllreduce, comm: comm))
+    }
+
+    /// Whether the gradient reduction runs on its communication thread under `overlapAllreduce`:
+    /// auto overlaps when the ranks span more than one host. On one host the sum is a
+    /// shared-memory copy (main job: 0.07 ms of a 25 ms step, `bench --allreduce`) with little to
+    /// hide, and the thread's polling takes the cores the ranks compute on: the main job on
+    /// 2 ranks and 2 cores ran 10-12% slower with it (docs/performance.md, "The overlap").
+    /// Between hosts a link's transfer is worth hiding. Collective under auto (it counts hosts).
+    public static func overlaps(_ setting: RunOptions.Overlap, comm: Communicator) throws -> Bool {
+        switch setting {
+        case .on: return true
+        case .off: return false
+        case .auto: return comm.size > 1 ? try comm.hostCount() > 1 : false
+        }
     }
 
     /// Takes step number `step` on `batch` (nil when this rank's slice is empty). Returns the

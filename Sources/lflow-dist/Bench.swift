@@ -98,7 +98,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: .hidden) var workerOut: String?
     @Option(help: .hidden) var workerWatchdog = RunOptions().collectiveTimeoutSeconds
     @Option(help: .hidden) var workerPrecision = Precision.float32.rawValue
-    @Option(help: .hidden) var workerOverlap = RunOptions.Switch.on.rawValue
+    @Option(help: .hidden) var workerOverlap = RunOptions.Overlap.auto.rawValue
 
     @Flag(help: "With --allreduce: instead of timing, check that the trainer's gradient reduction gives the same bits whether the buffer is reduced whole or cut into buckets (several cuts, by the communication thread), and that it is the rank-ordered sum.")
     var checkBuckets = false
@@ -139,7 +139,7 @@ struct BenchCommand: ParsableCommand {
         if let batch { size.batch = batch }
         try BenchDriver.worker(size: size, threads: workerThreads, watchdog: workerWatchdog,
                                precision: Precision(rawValue: workerPrecision) ?? .float32, steps: steps, warmup: warmup,
-                               overlap: workerOverlap != RunOptions.Switch.off.rawValue, out: out)
+                               overlap: RunOptions.Overlap(rawValue: workerOverlap) ?? .auto, out: out)
     }
 
     func driver() throws {

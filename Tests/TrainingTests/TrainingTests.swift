@@ -113,7 +113,7 @@ struct TrainingStepTests {
         let norm = LossNormalisation(observedEntries: 4 * Self.dims.steps * Self.dims.outputs, trials: 4)
         let model = LangevinFlow<Float>(config: config.model, dims: Self.dims, maxBatch: 4)
         model.params.initialise(seed: 1)
-        let step = TrainingStep(model: model, config: config, comm: SingleProcess())
+        let step = try TrainingStep(model: model, config: config, comm: SingleProcess())
         let before = (0..<model.params.values.count).map { model.params.values[$0] }
         let noise = NoiseContext(stochastic: true, seed: 1, trialIndices: [0, 1, 2, 3])
         let finite = try step.take(Self.batch(), noise: noise, klWeight: 0.1, normalisation: norm, learningRate: 1e-3, weightDecay: 0, step: 0)
