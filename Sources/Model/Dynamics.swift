@@ -64,7 +64,10 @@ public final class LangevinDynamics<S: Scalar> {
     var midpointDrive: UnsafePointer<S>?
     var midpointDriveRows: [Int] = []
 
-    public init(config: ModelConfig, steps: Int, maxBatch: Int) {
+    /// `scratch`: memory free from the end of the transformer's backward to the end of this
+    /// backward (LangevinFlow lends the decoder's); dPositions, dVelocities and dInnovations live
+    /// there when it is large enough, else in buffers of their own.
+    public init(config: ModelConfig, steps: Int, maxBatch: Int, scratch: Buffer<S>? = nil) {
         hidden = config.hidden
         self.steps = steps
         secondOrder = config.dynamics == .secondOrder
@@ -81,12 +84,19 @@ public final class LangevinDynamics<S: Scalar> {
         means = Buffer(count: n)
         epsilon = Buffer(count: n)
         force = Buffer(count: maxBatch * hidden)
-        dPositions = Buffer(count: n)
-        dVelocities = Buffer(count: secondOrder ? n : 0)
+        perStep = config.posterior == .perStep
+        let nv = secondOrder ? n : 0, nu = perStep ? n : 0
+        if let scratch, scratch.count >= n + nv + nu {
+            dPositions = Buffer(viewing: scratch, count: n)
+            dVelocities = Buffer(viewing: scratch, offset: n, count: nv)
+            dInnovations = Buffer(viewing: scratch, offset: n + nv, count: nu)
+        } else {
+            dPositions = Buffer(count: n)
+            dVelocities = Buffer(count: nv)
+            dInnovations = Buffer(count: nu)
+        }
         dForce = epsilon            // the noise is spent once the forward pass is done
         dForceMatrix = Buffer(count: hidden * hidden)
-        perStep = config.posterior == .perStep
-        dInnovations = Buffer(count: perStep ? n : 0)
         midpoint = config.integrator == .midpoint
         midpointC = secondOrder ? S(config.dt * config.dt / (4 * config.mass)) : S(config.dt / 2)
         let hh = midpoint ? hidden * hidden : 0, bh = midpoint ? maxBatch * hidden : 0

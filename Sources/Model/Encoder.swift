@@ -40,7 +40,12 @@ public final class GRUEncoder<S: Scalar> {
     /// The parameter prefix of the forward GRU (the spec's) and of the reverse one.
     public static func prefix(reversed: Bool) -> String { reversed ? "encoder_reverse" : "encoder" }
 
-    public init(config: ModelConfig, dims: DataDims, maxBatch: Int, layout: ParameterLayout, reversed: Bool = false) {
+    /// `scratch`: memory free from the start of this encoder's forward to the end of the
+    /// transformer's, and from the start of its backward to its end (LangevinFlow lends the
+    /// decoder's); the input gates (forward) and the gates' gradients (backward) live there when it
+    /// is large enough, else in buffers of their own.
+    public init(config: ModelConfig, dims: DataDims, maxBatch: Int, layout: ParameterLayout, reversed: Bool = false,
+                scratch: Buffer<S>? = nil) {
         let p = Self.prefix(reversed: reversed)
         weightIH = layout.slot("\(p).weight_ih")
         weightHH = layout.slot("\(p).weight_hh")
@@ -55,8 +60,17 @@ public final class GRUEncoder<S: Scalar> {
         dropout = config.dropout
         encoderInput = config.encoderInput
         precision = config.precision
-        let h = hidden
-        inputGates = Buffer(count: bins * maxBatch * 3 * h)
+        let h = hidden, inputCount = bins * maxBatch * 3 * h, stepCount = steps * maxBatch * 3 * h
+        if let scratch, scratch.count >= inputCount + stepCount {
+            // The forward's input gates and the backward's input-gate gradients are never live at once.
+            inputGates = Buffer(viewing: scratch, count: inputCount)
+            dInputGates = Buffer(viewing: scratch, count: inputCount)
+            dHiddenGates = Buffer(viewing: scratch, offset: inputCount, count: stepCount)
+        } else {
+            inputGates = Buffer(count: inputCount)
+            dInputGates = Buffer(count: inputCount)
+            dHiddenGates = Buffer(count: stepCount)
+        }
         states = Buffer(count: steps * maxBatch * h)
         resetGate = Buffer(count: steps * maxBatch * h)
         updateGate = Buffer(count: steps * maxBatch * h)
@@ -64,8 +78,6 @@ public final class GRUEncoder<S: Scalar> {
         hiddenCandidate = Buffer(count: steps * maxBatch * h)
         dropMask = DropoutMask(count: steps * maxBatch * h)
         hiddenGates = Buffer(count: maxBatch * 3 * h)
-        dInputGates = Buffer(count: bins * maxBatch * 3 * h)
-        dHiddenGates = Buffer(count: steps * maxBatch * 3 * h)
         noInputGates = Buffer(count: reversed ? maxBatch * 3 * h : 0)
         dNoInputGates = Buffer(count: reversed ? maxBatch * 3 * h : 0)
     }

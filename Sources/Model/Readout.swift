@@ -19,7 +19,10 @@ public final class PoissonReadout<S: Scalar> {
     let weight: ParameterSlot, bias: ParameterSlot
     let precision: Precision
 
-    public init(width: Int, outputs: Int, steps: Int, maxBatch: Int, layout: ParameterLayout, precision: Precision = .float32) {
+    /// `scratch`: memory free during this backward (LangevinFlow lends the decoder's d FF);
+    /// d log-rates live there when it is large enough.
+    public init(width: Int, outputs: Int, steps: Int, maxBatch: Int, layout: ParameterLayout, precision: Precision = .float32,
+                scratch: Buffer<S>? = nil) {
         self.precision = precision
         weight = layout.slot("readout.weight")
         bias = layout.slot("readout.bias")
@@ -32,7 +35,12 @@ public final class PoissonReadout<S: Scalar> {
         logRatesRaw = Buffer(count: steps * maxBatch * outputs)
         logRates = Buffer(count: steps * maxBatch * outputs)
         rates = Buffer(count: steps * maxBatch * outputs)
-        dLogRates = Buffer(count: steps * maxBatch * outputs)
+        let rows = steps * maxBatch * outputs
+        if let scratch, scratch.count >= rows {
+            dLogRates = Buffer(viewing: scratch, count: rows)
+        } else {
+            dLogRates = Buffer(count: rows)
+        }
     }
 
     /// Overwrites `logRates` and `rates` from x (rows, D).

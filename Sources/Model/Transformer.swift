@@ -47,9 +47,26 @@ public enum LayerNorm {
         let inv = 1 / (variance + S(eps)).squareRoot()
         for i in 0..<width {
             hr[i] = (xr[i] - mean) * inv
-            yr[i] = hr[i] * weight[i] + bias[i]
+            yr[i] = affine(hr[i], weight[i], bias[i])
         }
         return inv
+    }
+
+    /// y = x̂ γ + β, the forward's last operation.
+    @inlinable @inline(__always)
+    static func affine<S: Scalar>(_ xHat: S, _ weight: S, _ bias: S) -> S { xHat * weight + bias }
+
+    /// Overwrites `y` (rows, width) with x̂ γ + β: the output of the `forward` that left `xHat`,
+    /// bit for bit (the same operation).
+    @inlinable
+    public static func output<S: Scalar>(y: UnsafeMutablePointer<S>, xHat: UnsafePointer<S>, weight: UnsafePointer<S>,
+                                         bias: UnsafePointer<S>, rows: Int, width: Int) {
+        Parallel.ranges(rows, minimum: 32) { range in
+            for r in range {
+                let hr = xHat + r * width, yr = y + r * width
+                for i in 0..<width { yr[i] = affine(hr[i], weight[i], bias[i]) }
+            }
+        }
     }
 
     /// dx = (1/σ)(dx̂ - mean(dx̂) - x̂ · mean(dx̂ ⊙ x̂)), dx̂ = dy ⊙ γ. Accumulates into `dWeight`
@@ -142,6 +159,8 @@ public final class TransformerLayer<S: Scalar> {
     let attnMask: DropoutMask<S>    // attention dropout mask   (B, heads, steps, steps)
     let context: Buffer<S>          // heads concatenated       (steps, B, D)
     let attnOutMask: DropoutMask<S> // (steps, B, D)
+    /// x1 lives in `dx1`'s memory (the backward's scratch): LayerNorm2's backward overwrites it,
+    /// and the backward recomputes it from x̂₁ where it is read (linear1's weight gradient).
     let x1: Buffer<S>, x1Hat: Buffer<S>, x1InvStd: Buffer<S>    // (steps, B, D), (steps·B)
     let ffMask: DropoutMask<S>      // (steps, B, Fff)
     let ffHiddenDropped: Buffer<S>  // ReLU(W1 x1 + b1) ⊙ mask  (steps, B, Fff)
@@ -210,7 +229,6 @@ public final class TransformerLayer<S: Scalar> {
         attnMask = DropoutMask(count: attention)
         context = Buffer(count: rowsD)
         attnOutMask = DropoutMask(count: rowsD)
-        x1 = Buffer(count: rowsD)
         x1Hat = Buffer(count: rowsD)
         x1InvStd = Buffer(count: steps * maxBatch)
         ffMask = DropoutMask(count: rowsF)
@@ -220,6 +238,7 @@ public final class TransformerLayer<S: Scalar> {
         x2InvStd = Buffer(count: steps * maxBatch)
         residual = Buffer(count: rowsD)
         dx1 = Buffer(count: rowsD)
+        x1 = dx1
         dFF = Buffer(count: rowsF)
         let bf16Attention = config.precision == .bf16 && S.self == Float.self && OneDNN.bf16Available
             ? BF16Attention(steps: steps, maxBatch: maxBatch, width: width, heads: heads, chunkTrials: attentionChunkTrials) : nil
@@ -229,8 +248,15 @@ public final class TransformerLayer<S: Scalar> {
         gridChunkTrials = bf16Attention == nil && S.self == Float.self && OneDNN.available
             ? max(1, min(maxBatch, attentionChunkTrials ?? (2 << 20) / max(1, steps * width))) : 0
         let chunk = max(1, gridChunkTrials)
-        headGradients = Buffer(count: max(3 * steps * headWidth, steps * chunk * width))
-        dScores = Buffer(count: chunk * heads * steps * steps)
+        let headCount = max(3 * steps * headWidth, steps * chunk * width), scoresCount = chunk * heads * steps * steps
+        // Both are used only in the attention's backward, after linear1's, when d FF is spent.
+        if dFF.count >= headCount + scoresCount {
+            headGradients = Buffer(viewing: dFF, count: headCount)
+            dScores = Buffer(viewing: dFF, offset: headCount, count: scoresCount)
+        } else {
+            headGradients = Buffer(count: headCount)
+            dScores = Buffer(count: scoresCount)
+        }
     }
 
     /// Overwrites `out` (steps, B, D) from `x` (steps, B, D).
@@ -348,8 +374,13 @@ public final class TransformerLayer<S: Scalar> {
         // exactly where the pre-activation was; where it drops, the gradient is 0 either way.
         let dff = dFF.ptr, ffd = ffHiddenDropped.ptr, ffs = ffMask.scale
         Parallel.ranges(rows * f) { range in for i in range { dff[i] *= ffd[i] > 0 ? ffs : 0 } }
+        // x1 (overwritten by d x1 above) again, into `residual`: d ffOut is spent, and LayerNorm1's
+        // backward is the next to write there.
+        let x1Again = residual
+        LayerNorm.output(y: x1Again.ptr, xHat: x1Hat.ptr, weight: params.value(norm1Weight), bias: params.value(norm1Bias),
+                         rows: rows, width: d)
         Linear.backward(dx: dx1.ptr, dWeight: params.grad(linear1Weight), dBias: params.grad(linear1Bias), dy: dFF.ptr,
-                        x: x1.ptr, weight: params.value(linear1Weight), rows: rows, inDim: d, outDim: f, precision: precision)
+                        x: x1Again.ptr, weight: params.value(linear1Weight), rows: rows, inDim: d, outDim: f, precision: precision)
         // LayerNorm1 and its residual in one pass: dx += d(x + drop(attnOut)), and dResidual =
         // d attnOut = that ⊙ mask.
         LayerNorm.backwardResidual(dx: dx, accumulateInput: true, dAddend: dResidual.ptr,
