@@ -39,21 +39,8 @@ mkdir -p "$OUT"
 HOSTS=0
 for p in $HOSTS_LIST; do [[ $p -gt $HOSTS ]] && HOSTS=$p; done
 
-idle() {
-  local a b c d e f g t1 i1 t2 i2
-  read -r _ a b c d e f g _ </proc/stat; t1=$((a + b + c + d + e + f + g)); i1=$((d + e))
-  sleep 3
-  read -r _ a b c d e f g _ </proc/stat; t2=$((a + b + c + d + e + f + g)); i2=$((d + e))
-  echo $(( 100 * (i2 - i1) / (t2 - t1) ))
-}
-quiet() {
-  local i seen=100
-  [[ $QUIET -gt 0 ]] || { echo "idle not checked"; return; }
-  for i in $(seq 1 $(( (QUIET_WAIT + 2) / 3 ))); do
-    seen=$(idle); [[ $seen -ge $QUIET ]] && break
-  done
-  echo "idle $seen% before it (after $(( i * 3 )) s)"
-}
+# idle, quiet and shape (the token buckets of bench/scaling-netns.sh).
+source "$ROOT/bench/netns-common.sh"
 
 trap 'bash "$NC" down "$NAME"' EXIT
 bash "$NC" up "$NAME" "$HOSTS" >"$OUT/hosts"
@@ -63,14 +50,7 @@ SUBNET=$(bash "$NC" subnet "$NAME")
   echo "mpi: $(mpirun --version | head -1)"; echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
   echo "size $SIZE, rate $RATE, steps $WARMUP + $STEPS, rounds $ROUNDS"; echo "load before: $(uptime)"; } >"$OUT/env.txt"
 
-# The same token buckets as bench/scaling-netns.sh: the host's eth0 (what it sends) and its bridge
-# port (what it receives).
-bits=$(( ${RATE%gbit} * 1000000000 ))
-burst=$(( bits / 8 / 1000 )); [[ $burst -lt 65536 ]] && burst=65536
-for i in $(seq 1 "$HOSTS"); do
-  tc qdisc add dev "$NAME-v$i" root tbf rate "$RATE" burst "$burst" latency 50ms
-  ip netns exec "$NAME-h$i" tc qdisc add dev eth0 root tbf rate "$RATE" burst "$burst" latency 50ms
-done
+shape "$RATE"
 
 for p in $HOSTS_LIST; do
   hostlist=$(printf '%s:1,' "${ADDR[@]:0:$p}"); hostlist=${hostlist%,}

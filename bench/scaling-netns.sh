@@ -59,23 +59,8 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_TH
 
 mkdir -p "$OUT"
 
-# idle: percent of CPU time idle over the next 3 s.
-idle() {
-  local a b c d e f g t1 i1 t2 i2
-  read -r _ a b c d e f g _ </proc/stat; t1=$((a + b + c + d + e + f + g)); i1=$((d + e))
-  sleep 3
-  read -r _ a b c d e f g _ </proc/stat; t2=$((a + b + c + d + e + f + g)); i2=$((d + e))
-  echo $(( 100 * (i2 - i1) / (t2 - t1) ))
-}
-# quiet: wait until idle >= QUIET (at most QUIET_WAIT s); prints what it saw.
-quiet() {
-  local i seen=100
-  [[ $QUIET -gt 0 ]] || { echo "idle not checked"; return; }
-  for i in $(seq 1 $(( (QUIET_WAIT + 2) / 3 ))); do
-    seen=$(idle); [[ $seen -ge $QUIET ]] && break
-  done
-  echo "idle $seen% before it (after $(( i * 3 )) s)"
-}
+# idle, quiet and shape (the token buckets).
+source "$ROOT/bench/netns-common.sh"
 
 if [[ " $PHASES " == *" steps "* ]]; then
   mkdir -p "$OUT/steps"
@@ -101,24 +86,6 @@ SUBNET=$(bash "$NC" subnet "$NAME")
 { echo "date: $(date -u +%FT%TZ)"; echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"; echo "cores: $(nproc)"
   echo "kernel: $(uname -r)"; echo "mpi: $(mpirun --version | head -1)"; echo "load before: $(uptime)"
   echo "hosts: ${ADDR[*]} ($SUBNET)"; } >"$OUT/env.txt"
-
-# shape RATE: a tbf of RATE on both ends of every host's veth (none: no qdisc of ours).
-shape() {
-  local rate=$1 i bits burst
-  for i in $(seq 1 "$HOSTS"); do
-    tc qdisc del dev "$NAME-v$i" root 2>/dev/null || true
-    ip netns exec "$NAME-h$i" tc qdisc del dev eth0 root 2>/dev/null || true
-  done
-  [[ $rate == none ]] && return 0
-  bits=$(( ${rate%gbit} * 1000000000 ))
-  # 1 ms at the rate (at least 64 KiB, one GSO packet): larger than the timer tick's worth, so
-  # the bucket and not the timer sets the rate; the queue holds 50 ms more.
-  burst=$(( bits / 8 / 1000 )); [[ $burst -lt 65536 ]] && burst=65536
-  for i in $(seq 1 "$HOSTS"); do
-    tc qdisc add dev "$NAME-v$i" root tbf rate "$rate" burst "$burst" latency 50ms
-    ip netns exec "$NAME-h$i" tc qdisc add dev eth0 root tbf rate "$rate" burst "$burst" latency 50ms
-  done
-}
 
 # allreduce P LABEL [mpirun options]: 1 rank on each of hosts 1..P.
 allreduce() {
