@@ -237,6 +237,7 @@ public final class Trainer {
         log("training on \(split.training.count) trials" + (evalInputs > 0 ? " and the held-in spikes of \(evalInputs) eval trials" : "")
             + ", validating on \(split.validation.count); \(model.params.layout.totalCount) parameters, global batch \(config.train.batchSize) over \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(config.train.epochs) epochs"
             + (config.run.maxMinutes > 0 ? " or \(formatDuration(config.run.maxMinutes * 60)) of training, whichever comes first" : "") + spent)
+        if let note = optimiserStep.reductionNote { log(note) }
         if let note = SmallData.note(trainTrials: tensors.trainCount, trainingTrials: split.training.count,
                                      parameters: model.params.layout.totalCount, config: config) {
             log(note)

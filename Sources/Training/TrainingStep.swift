@@ -21,6 +21,8 @@ public final class TrainingStep {
     /// with the overlap: the reduction has begun by then, and no other collective may run beside it.
     public var beforeAllreduce: (() throws -> Void)?
     public let reduction: GradientReduction
+    /// How the gradient sum runs and why, for the run's log (nil on one rank: nothing to sum).
+    public let reductionNote: String?
 
     /// Collective (with `overlapAllreduce: auto` it counts the hosts).
     public init(model: LangevinFlow<Float>, config: Config, comm: Communicator) throws {
@@ -30,9 +32,14 @@ public final class TrainingStep {
         adam = Adam(count: model.params.layout.totalCount, beta1: config.train.adamBeta1, beta2: config.train.adamBeta2, eps: config.train.adamEps)
         average = config.train.weightAverage > 0 ? WeightAverage(of: model.params.values, decay: config.train.weightAverage) : nil
         let groups = model.gradientGroupStarts
+        let setting = config.run.overlapAllreduce, overlap = try Self.overlaps(setting, comm: comm)
         reduction = GradientReduction(comm: comm, buffer: model.params.grads.ptr, count: model.params.grads.count,
-                                      bucketStarts: [groups.readout, groups.decoder ?? 0, groups.dynamics],
-                                      overlap: try Self.overlaps(config.run.overlapAllreduce, comm: comm))
+                                      bucketStarts: [groups.readout, groups.decoder ?? 0, groups.dynamics], overlap: overlap)
+        let why = setting != .auto ? "overlapAllreduce: \(setting.rawValue)"
+            : "overlapAllreduce: auto, the ranks on \(overlap ? "more than one host" : "one host")"
+        reductionNote = comm.size > 1
+            ? "gradient sum over ranks: \(overlap ? "overlapped with the backward, on a communication thread" : "after the backward") (\(why))"
+            : nil
     }
 
     /// Whether the gradient reduction runs on its communication thread under `overlapAllreduce`:

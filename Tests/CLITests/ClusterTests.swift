@@ -87,6 +87,10 @@ struct ClusterTests {
             let remote = try CLI.mpirun(cluster.mpirunOptions(slots: slots), Self.trainArgs + ["--data", data, "--run-dir", "\(dir)/hosts\(ranks)"])
             #expect(remote.status == 0, "\(remote.output)")
             #expect(remote.stdout.contains("bit-identical on all \(ranks) ranks"), "\(remote.stdout)")
+            // overlapAllreduce: auto overlaps across hosts and not on one: the same bits either way.
+            #expect(remote.stdout.contains("overlapped with the backward, on a communication thread (overlapAllreduce: auto, the ranks on more than one host)"),
+                    "\(remote.stdout)")
+            #expect(local.stdout.contains("after the backward (overlapAllreduce: auto, the ranks on one host)"), "\(local.stdout)")
             #expect(try ResumeTests.finalState("\(dir)/hosts\(ranks)") == ResumeTests.finalState("\(dir)/local\(ranks)"),
                     "\(slots.count) hosts differ from one host at \(ranks) ranks")
         }

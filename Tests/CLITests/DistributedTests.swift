@@ -47,6 +47,10 @@ struct DistributedTests {
             #expect(r.status == 0, "\(r.output)")
             #expect(r.stdout.contains("bit-identical on all \(ranks) rank"), "\(r.stdout)")
             #expect(r.stdout.components(separatedBy: "epoch    1/2").count == 2, "only rank 0 prints")
+            // overlapAllreduce: auto keeps the sum on the main thread on one host.
+            #expect(ranks == 1 ? !r.stdout.contains("gradient sum over ranks")
+                        : r.stdout.contains("gradient sum over ranks: after the backward (overlapAllreduce: auto, the ranks on one host)"),
+                    "\(r.stdout)")
             let p = try parameters("\(dir)/n\(ranks)/last.h5")
             let r2 = try #require(try latentR2("\(dir)/n\(ranks)"))
             #expect(ranks == 1 ? r2 == referenceR2 : abs(r2 - referenceR2) <= 1e-3, "-n \(ranks): latent R² \(r2) vs \(referenceR2)")
