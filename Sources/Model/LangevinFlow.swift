@@ -140,7 +140,7 @@ public final class LangevinFlow<S: Scalar> {
         // encoders' gate scratch (the reverse GRU's backward is done before the forward GRU's
         // begins), its context the dynamics' gradients, its x̂₁ the gradient of h, its d FF the
         // readout's d log-rates (the readout's backward precedes the layer's). The decoder's output
-        // lives in dLatents (below). At paper size this is 220 MiB less per rank (986 -> 765 MiB
+        // lives in dLatents (below). At paper size this is 222 MiB less per rank (986 -> 764 MiB
         // peak, `bench`); every value is the same (the digests are).
         let lender = transformers.first
         encoder = GRUEncoder(config: config, dims: dims, maxBatch: maxBatch, layout: layout, scratch: lender?.qkv)
