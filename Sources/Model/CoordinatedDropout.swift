@@ -62,27 +62,35 @@ public final class CoordinatedDropout<S: Scalar> {
         let folded = !(dropping && scaleAfterProduct)
         inputScale = folded ? 1 : 1 / p
         var observed = 0
+        let keepCut = p, passCut = 1 - p
         for t in 0..<steps {
             for b in 0..<batch {
+                // Each row in two branch-free passes the compiler vectorises: targets and masks,
+                // then the held-in input and where coordinated dropout removes the gradient.
                 let row = (t * batch + b) * outputs
+                let y = rawTargets + row, clean = targets.ptr + row, loss = lossMask.ptr + row, grad = gradMask.ptr + row
+                var present = 0
                 for n in 0..<outputs {
-                    let y = rawTargets[row + n]
-                    let present = !y.isNaN
-                    let clean: S = present ? y : 0
-                    targets[row + n] = clean
-                    lossMask[row + n] = present ? 1 : 0
-                    gradMask[row + n] = present ? 1 : 0
-                    if present { observed += 1 }
-                    guard t < bins && n < heldIn else { continue }
-                    let i = (t * batch + b) * heldIn + n
-                    if dropping {
-                        let kept = keep[i] < p
-                        let passes = keptPass && pass[i] < 1 - p
-                        input[i] = kept ? (folded ? clean / p : clean) : 0
-                        if kept && !passes { gradMask[row + n] = 0 }
-                    } else {
-                        input[i] = clean
+                    let here = !y[n].isNaN
+                    clean[n] = here ? y[n] : 0
+                    loss[n] = here ? 1 : 0
+                    grad[n] = here ? 1 : 0
+                    present &+= here ? 1 : 0
+                }
+                observed += present
+                guard t < bins else { continue }
+                let i0 = (t * batch + b) * heldIn
+                let x = input.ptr + i0
+                if dropping {
+                    let k = keep.ptr + i0, q = pass.ptr + i0
+                    for n in 0..<heldIn {
+                        let kept = k[n] < keepCut
+                        let passes = keptPass && q[n] < passCut
+                        x[n] = kept ? (folded ? clean[n] / p : clean[n]) : 0
+                        grad[n] = kept && !passes ? 0 : grad[n]
                     }
+                } else {
+                    x.update(from: clean, count: heldIn)
                 }
             }
         }
