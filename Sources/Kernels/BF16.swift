@@ -32,8 +32,8 @@ public enum BF16 {
                             a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
         guard m > 0, n > 0, k > 0, grid.outer > 0, grid.inner > 0 else { return true }
-        return OneDNN.gemmBF16(grid: grid, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                               a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        return OneDNN.gemm(grid: grid, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                           a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, precision: .bf16)
     }
 }
 
@@ -45,7 +45,7 @@ extension GEMMGrid {
                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
         guard m > 0, n > 0, k > 0, grid.outer > 0, grid.inner > 0 else { return true }
-        return OneDNN.gemmFloat(grid: grid, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                                a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        return OneDNN.gemm(grid: grid, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                           a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, precision: .float32)
     }
 }

@@ -316,30 +316,18 @@ public enum OneDNN {
         return true
     }
 
-    /// A grid of products on operands already in bfloat16, float32 output, in one primitive
-    /// (see `BF16.gemm`). False when oneDNN cannot do it.
-    static func gemmBF16(grid: GEMMGrid, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
-                         a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
-                         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
-        guard bf16Available else { return false }
-        pthread_mutex_lock(&state.lock)
-        defer { pthread_mutex_unlock(&state.lock) }
-        lf_set_openmp_threads(Int32(state.threads))
-        return execute(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: UnsafeRawPointer(a), lda: lda,
-                       b: UnsafeRawPointer(b), ldb: ldb, beta: beta, c: c, ldc: ldc, precision: .bf16, grid: grid)
-    }
-
-    /// A grid of float32 products in one primitive (see `GEMMGrid.gemm`). False when oneDNN
+    /// A grid of products in one primitive, float32 output: operands already in bfloat16
+    /// (`BF16.gemm`) or float32 (`GEMMGrid.gemm`), as `precision` says. False when oneDNN
     /// cannot do it.
-    static func gemmFloat(grid: GEMMGrid, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
-                          a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                          beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
-        guard available else { return false }
+    static func gemm(grid: GEMMGrid, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                     a: UnsafeRawPointer, lda: Int, b: UnsafeRawPointer, ldb: Int,
+                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision) -> Bool {
+        guard precision == .bf16 ? bf16Available : available else { return false }
         pthread_mutex_lock(&state.lock)
         defer { pthread_mutex_unlock(&state.lock) }
         lf_set_openmp_threads(Int32(state.threads))
-        return execute(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: UnsafeRawPointer(a), lda: lda,
-                       b: UnsafeRawPointer(b), ldb: ldb, beta: beta, c: c, ldc: ldc, precision: .float32, grid: grid)
+        return execute(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                       b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, precision: precision, grid: grid)
     }
 
     /// Elements an operand of a grid of products spans: the last matrix's offset plus its extent
