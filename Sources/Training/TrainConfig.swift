@@ -44,7 +44,7 @@ public struct RunOptions: Equatable, Sendable {
     public enum Overlap: String, CaseIterable, Sendable { case auto, on, off }
     /// Reduce the gradients layer group by layer group on a communication thread while the
     /// backward goes on (GradientReduction); the same bits either way. auto: when the ranks
-    /// span more than one host (`GradientReduction.overlaps`).
+    /// span more than one host (`TrainingStep.overlaps`).
     public var overlapAllreduce = Overlap.auto
 
     public init() {}

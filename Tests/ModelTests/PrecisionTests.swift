@@ -128,31 +128,13 @@ struct PrecisionTests {
           .enabled(if: OneDNN.available, "oneDNN does not run here"))
     func attentionChunks() {
         // 7 trials in chunks of 3 (the last one short) against one chunk of 7, and float32.
-        var config = tinyConfig { $0.decoderDropout = 0.2 }
-        config.hidden = 48
-        config.heads = 4
-        let steps = 9, batch = 7
-        config.precision = .bf16
-        let params = ParameterSet<Float>(layout: ParameterLayout(config: config, dims: DataDims(bins: 7, forwardBins: 2, heldIn: 5, heldOut: 3)))
+        let fixture = AttentionFixture()
+        let params = ParameterSet<Float>(layout: fixture.layout)
         params.initialise(seed: 5)
-        let d = config.decoderWidth, n = steps * batch * d
-        let x = Buffer<Float>(count: n), weights = Buffer<Float>(count: n)
-        for i in 0..<n { x[i] = Float(sin(Double(i) * 0.37)) * 2; weights[i] = Float(cos(Double(i) * 0.11)) }
-        let noise = NoiseContext(stochastic: true, seed: 3, epoch: 1, step: 2, trialIndices: Array(0..<batch))
-        func run(_ precision: Precision, chunk: Int?) -> (out: [Float], dx: [Float], grads: [Float]) {
-            var c = config
-            c.precision = precision
-            let layer = TransformerLayer<Float>(config: c, steps: steps, maxBatch: batch, layout: params.layout, attentionChunkTrials: chunk)
-            #expect((layer.bf16Attention?.chunkTrials) == (precision == .bf16 ? chunk ?? batch : nil))
-            let out = Buffer<Float>(count: n), dx = Buffer<Float>(count: n), dOut = Buffer<Float>(count: n)
-            layer.forward(x: x.ptr, out: out.ptr, batch: batch, params: params, noise: noise)
-            dOut.ptr.update(from: weights.ptr, count: n)
-            params.grads.zero()
-            layer.backward(dOut: dOut.ptr, dx: dx.ptr, x: x.ptr, batch: batch, params: params)
-            return (Array(UnsafeBufferPointer(start: out.ptr, count: n)), Array(UnsafeBufferPointer(start: dx.ptr, count: n)),
-                    Array(UnsafeBufferPointer(start: params.grads.ptr, count: params.grads.count)))
-        }
-        let chunked = run(.bf16, chunk: 3), whole = run(.bf16, chunk: nil), f32 = run(.float32, chunk: nil)
+        let chunked = fixture.run(params, precision: .bf16, chunk: 3), whole = fixture.run(params, precision: .bf16, chunk: nil)
+        let f32 = fixture.run(params, precision: .float32, chunk: nil)
+        #expect(chunked.layer.bf16Attention?.chunkTrials == 3 && whole.layer.bf16Attention?.chunkTrials == fixture.batch
+                    && f32.layer.bf16Attention == nil)
         #expect(chunked.out == whole.out && chunked.dx == whole.dx && chunked.grads == whole.grads)
         let errors = [Self.relative(whole.out, f32.out), Self.relative(whole.dx, f32.dx), Self.relative(whole.grads, f32.grads)]
         // The layer's six products (q/k/v projection, scores, context, out-projection, two

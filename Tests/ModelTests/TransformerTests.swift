@@ -100,6 +100,47 @@ struct TransformerLayerTests {
     }
 }
 
+/// The attention tests' layer and inputs (`AttentionGridTests`, `PrecisionTests.attentionChunks`):
+/// 7 trials of 9 steps, hidden 48 (D = 144) over 4 heads, decoder dropout 0.2, fixed inputs and
+/// output weights, stochastic noise.
+struct AttentionFixture {
+    let config: ModelConfig
+    let steps = 9, batch = 7
+    let layout: ParameterLayout
+    let x: [Float], weights: [Float]
+    let noise: NoiseContext
+
+    init() {
+        var config = tinyConfig { $0.decoderDropout = 0.2 }
+        config.hidden = 48
+        config.heads = 4
+        self.config = config
+        layout = ParameterLayout(config: config, dims: DataDims(bins: 7, forwardBins: 2, heldIn: 5, heldOut: 3))
+        let n = steps * batch * config.decoderWidth
+        x = (0..<n).map { Float(sin(Double($0) * 0.37)) * 2 }
+        weights = (0..<n).map { Float(cos(Double($0) * 0.11)) }
+        noise = NoiseContext(stochastic: true, seed: 3, epoch: 1, step: 2, trialIndices: Array(0..<batch))
+    }
+
+    /// One forward and backward of a new layer in `precision` (attention chunks of `chunk`
+    /// trials, nil: its own choice) with `params`: the output, the input gradient and all
+    /// parameter gradients, and the layer.
+    func run<S: Scalar>(_ params: ParameterSet<S>, precision: Precision = .float32, chunk: Int?)
+        -> (out: [S], dx: [S], grads: [S], layer: TransformerLayer<S>) {
+        var c = config
+        c.precision = precision
+        let layer = TransformerLayer<S>(config: c, steps: steps, maxBatch: batch, layout: layout, attentionChunkTrials: chunk)
+        let n = x.count
+        let input = Buffer<S>(count: n), out = Buffer<S>(count: n), dx = Buffer<S>(count: n), dOut = Buffer<S>(count: n)
+        for i in 0..<n { input[i] = S(Double(x[i])); dOut[i] = S(Double(weights[i])) }
+        layer.forward(x: input.ptr, out: out.ptr, batch: batch, params: params, noise: noise)
+        params.grads.zero()
+        layer.backward(dOut: dOut.ptr, dx: dx.ptr, x: input.ptr, batch: batch, params: params)
+        return (Array(UnsafeBufferPointer(start: out.ptr, count: n)), Array(UnsafeBufferPointer(start: dx.ptr, count: n)),
+                Array(UnsafeBufferPointer(start: params.grads.ptr, count: params.grads.count)), layer)
+    }
+}
+
 @Suite("Float32 attention as grids of products")
 struct AttentionGridTests {
     static func relative(_ a: [Float], _ b: [Double]) -> Double {
@@ -112,31 +153,13 @@ struct AttentionGridTests {
           .enabled(if: OneDNN.available, "oneDNN does not run here"))
     func gridAgainstLoops() {
         // 7 trials in chunks of 3 (the last one short) against one chunk of 7, and Double.
-        var config = tinyConfig { $0.decoderDropout = 0.2 }
-        config.hidden = 48
-        config.heads = 4
-        let steps = 9, batch = 7
-        let layout = ParameterLayout(config: config, dims: DataDims(bins: 7, forwardBins: 2, heldIn: 5, heldOut: 3))
-        let wide = ParameterSet<Double>(layout: layout)
+        let fixture = AttentionFixture()
+        let wide = ParameterSet<Double>(layout: fixture.layout)
         wide.initialise(seed: 5)
-        let narrow = ParameterSet<Float>(layout: layout)
-        for i in 0..<layout.totalCount { narrow.values[i] = Float(wide.values[i]) }
-        let d = config.decoderWidth, n = steps * batch * d
-        var x = [Float](repeating: 0, count: n), weights = [Float](repeating: 0, count: n)
-        for i in 0..<n { x[i] = Float(sin(Double(i) * 0.37)) * 2; weights[i] = Float(cos(Double(i) * 0.11)) }
-        let noise = NoiseContext(stochastic: true, seed: 3, epoch: 1, step: 2, trialIndices: Array(0..<batch))
-        func run<S: Scalar>(_ params: ParameterSet<S>, chunk: Int?) -> (out: [S], dx: [S], grads: [S], grid: Int) {
-            let layer = TransformerLayer<S>(config: config, steps: steps, maxBatch: batch, layout: layout, attentionChunkTrials: chunk)
-            let input = Buffer<S>(count: n), out = Buffer<S>(count: n), dx = Buffer<S>(count: n), dOut = Buffer<S>(count: n)
-            for i in 0..<n { input[i] = S(Double(x[i])); dOut[i] = S(Double(weights[i])) }
-            layer.forward(x: input.ptr, out: out.ptr, batch: batch, params: params, noise: noise)
-            params.grads.zero()
-            layer.backward(dOut: dOut.ptr, dx: dx.ptr, x: input.ptr, batch: batch, params: params)
-            return (Array(UnsafeBufferPointer(start: out.ptr, count: n)), Array(UnsafeBufferPointer(start: dx.ptr, count: n)),
-                    Array(UnsafeBufferPointer(start: params.grads.ptr, count: params.grads.count)), layer.gridChunkTrials)
-        }
-        let chunked = run(narrow, chunk: 3), whole = run(narrow, chunk: nil), exact = run(wide, chunk: nil)
-        #expect(chunked.grid == 3 && whole.grid == batch && exact.grid == 0)
+        let narrow = ParameterSet<Float>(layout: fixture.layout)
+        for i in 0..<fixture.layout.totalCount { narrow.values[i] = Float(wide.values[i]) }
+        let chunked = fixture.run(narrow, chunk: 3), whole = fixture.run(narrow, chunk: nil), exact = fixture.run(wide, chunk: nil)
+        #expect(chunked.layer.gridChunkTrials == 3 && whole.layer.gridChunkTrials == fixture.batch && exact.layer.gridChunkTrials == 0)
         #expect(chunked.out == whole.out && chunked.dx == whole.dx && chunked.grads == whole.grads)
         let errors = [Self.relative(whole.out, exact.out), Self.relative(whole.dx, exact.dx), Self.relative(whole.grads, exact.grads)]
         // float32 keeps 24 bits (u = 6e-8); a handful of products and layer norms in a chain
